@@ -1,0 +1,34 @@
+// What the TX and RX engines of one queue pair share: the guest memory
+// snapshot for this drain, the backend and interceptor, the counters, the
+// interrupt sink, and the negotiated features.
+#pragma once
+
+#include <cstdint>
+
+#include "memory/guest_memory.hpp"
+#include "net/net_backend.hpp"
+#include "net/net_counters.hpp"
+#include "virtio/device.hpp"
+
+namespace vnk::net {
+
+struct EngineContext {
+  const GuestMemory* memory = nullptr;
+  NetBackend* backend = nullptr;
+  FrameInterceptor* interceptor = nullptr;  // optional
+  NetCounters* counters = nullptr;
+  virtio::Interrupts* interrupts = nullptr;
+  std::uint64_t features = 0;
+
+  // Anything waiting to go to the guest that can be fetched without polling?
+  [[nodiscard]] bool rx_pending() const { return (interceptor && interceptor->rx_pending()) || backend->rx_pending(); }
+};
+
+// One iovec per descriptor piece; IOV_MAX is what sendmsg/recvmsg accept.
+constexpr std::size_t kMaxChainIovecs = 1024;
+
+// Chains a single process() call completes before yielding, so TX cannot
+// starve RX (and the reverse) on one thread.
+constexpr unsigned kDrainBudget = 256;
+
+}  // namespace vnk::net

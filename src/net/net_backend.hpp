@@ -1,0 +1,71 @@
+// The seam between the virtio-net device and whatever carries its frames.
+//
+// The device knows no concrete backend. TX hands a backend the frame as spans
+// of guest memory (valid only during the call: copy or write them out before
+// returning) plus the parsed virtio-net header. RX hands a backend the
+// guest's posted buffer as spans so it writes (or recv()s) the frame straight
+// into guest memory; the device writes the header afterwards.
+//
+// Backends live in src/backend/ and depend on this file, never the reverse.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "net/net_header.hpp"
+
+namespace vnk::net {
+
+struct TxFrame {
+  const NetHeader& header;
+  std::span<const iovec> data;  // the Ethernet frame, header stripped
+  std::size_t length;           // == iov_length(data)
+};
+
+enum class TxResult { sent, dropped };
+
+enum class RxStatus {
+  frame,  // a frame was written into the buffer
+  empty,  // nothing to deliver now
+  error,  // the backend failed; the buffer's contents are undefined
+};
+
+struct RxResult {
+  RxStatus status = RxStatus::empty;
+  std::size_t frame_len = 0;  // the frame's real length
+  std::size_t written = 0;    // bytes written; < frame_len when the buffer was too small
+  NetHeader header{};         // offload fields for the guest (num_buffers set by the device)
+};
+
+class NetBackend {
+ public:
+  virtual ~NetBackend() = default;
+
+  virtual TxResult transmit(const TxFrame& frame) = 0;
+  // Fills `buffer` (guest memory) with the next frame, if any.
+  virtual RxResult receive(std::span<const iovec> buffer) = 0;
+  // True when receive() can produce a frame without waiting for rx_fd().
+  [[nodiscard]] virtual bool rx_pending() const = 0;
+  // A pollable fd that becomes readable when receive() may produce a frame,
+  // or -1 for in-process backends (use rx_pending()).
+  [[nodiscard]] virtual int rx_fd() const { return -1; }
+  [[nodiscard]] virtual std::string_view name() const = 0;
+};
+
+// Sits in front of any backend: sees each TX frame first and may consume it
+// (the metadata service answers 169.254.169.254 this way), and injects its
+// own RX frames ahead of the backend's.
+class FrameInterceptor {
+ public:
+  virtual ~FrameInterceptor() = default;
+
+  // True when the frame was consumed and must not reach the backend.
+  virtual bool intercept_tx(const TxFrame& frame) = 0;
+  virtual RxResult receive(std::span<const iovec> buffer) = 0;
+  [[nodiscard]] virtual bool rx_pending() const = 0;
+};
+
+}  // namespace vnk::net

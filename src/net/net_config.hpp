@@ -1,0 +1,44 @@
+// User-facing configuration of one virtio-net device.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vnk::net {
+
+struct MacAddress {
+  std::array<std::uint8_t, 6> octets{};
+
+  // "02:00:00:00:00:01" (also '-' separated); nullopt on anything else.
+  static std::optional<MacAddress> parse(std::string_view text);
+  [[nodiscard]] std::string to_string() const;
+  // IEEE 802: bit 0 of the first octet is group (multicast), bit 1 is
+  // "locally administered".
+  [[nodiscard]] bool is_unicast() const noexcept { return (octets[0] & 0x01) == 0; }
+  [[nodiscard]] bool is_locally_administered() const noexcept { return (octets[0] & 0x02) != 0; }
+  friend bool operator==(const MacAddress&, const MacAddress&) = default;
+};
+
+// Locally administered, unicast, the conventional first NIC.
+inline constexpr MacAddress kDefaultMac{{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}};
+
+constexpr std::uint16_t kMinQueuePairs = 1;
+constexpr std::uint16_t kMaxQueuePairs = 256;
+constexpr std::uint16_t kMinMtu = 68;  // RFC 791 minimum; Linux ignores a smaller device MTU
+
+struct NetConfig {
+  MacAddress mac = kDefaultMac;
+  std::optional<std::uint16_t> mtu;  // offered as VIRTIO_NET_F_MTU when set
+  std::uint16_t queue_pairs = 1;     // clamped to [1, 256]
+  bool link_up = true;               // VIRTIO_NET_F_STATUS link state at start
+};
+
+// Clamps queue_pairs and rejects what no guest could use (a multicast MAC, an
+// MTU below 68). The error is a sentence for the user.
+std::expected<NetConfig, std::string> normalize(NetConfig cfg);
+
+}  // namespace vnk::net

@@ -1,0 +1,91 @@
+#include "net/net_device.hpp"
+
+#include <algorithm>
+
+#include "base/byte_order.hpp"
+#include "base/log.hpp"
+#include "net/net_features.hpp"
+#include "virtio/features.hpp"
+
+namespace vnk::net {
+
+using virtio::bit;
+
+NetDevice::NetDevice(const NetConfig& cfg, NetBackend& backend, FrameInterceptor* interceptor)
+    : cfg_(cfg), backend_(backend), interceptor_(interceptor), link_up_(cfg.link_up) {}
+
+std::uint32_t NetDevice::device_id() const { return kDeviceIdNet; }
+
+std::uint64_t NetDevice::device_features() const {
+  std::uint64_t f = bit(virtio::kFeatureVersion1) | bit(virtio::kFeatureRingEventIdx) |
+                    bit(virtio::kFeatureRingIndirectDesc) | bit(kFeatureMac) | bit(kFeatureStatus);
+  if (cfg_.mtu) f |= bit(kFeatureMtu);
+  return f;
+}
+
+std::array<std::byte, kConfigSpaceSize> NetDevice::config_bytes() const {
+  // struct virtio_net_config: u8 mac[6]; le16 status; le16 max_virtqueue_pairs; le16 mtu
+  std::array<std::byte, kConfigSpaceSize> raw{};
+  for (std::size_t i = 0; i < 6; ++i) raw[i] = std::byte{cfg_.mac.octets[i]};
+  store_le<std::uint16_t>(raw.data() + 6, link_up_.load() ? kStatusLinkUp : 0);
+  store_le<std::uint16_t>(raw.data() + 8, 1);
+  store_le<std::uint16_t>(raw.data() + 10, cfg_.mtu.value_or(0));
+  return raw;
+}
+
+void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> out) const {
+  const auto raw = config_bytes();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const std::uint64_t at = offset + i;  // offset < 2^64 - 0x100: no wrap
+    out[i] = at < raw.size() ? raw[at] : std::byte{0};
+  }
+}
+
+void NetDevice::write_config(std::uint64_t, std::span<const std::byte>) {
+  // §5.1.4: every field is read-only for a VERSION_1 driver (the MAC is set
+  // through the control queue, which is not offered).
+  counters_.config_writes_ignored.add();
+}
+
+std::expected<void, virtio::ActivateError> NetDevice::activate(const virtio::Activation& a) {
+  if (a.queues.size() < 2 || !a.queues[0].ready || !a.queues[1].ready)
+    return std::unexpected(virtio::ActivateError::queue_not_ready);
+  const bool event_idx = a.features & bit(virtio::kFeatureRingEventIdx);
+  const bool indirect = a.features & bit(virtio::kFeatureRingIndirectDesc);
+  auto rx = virtio::Virtqueue::create(a.queues[0], kQueueMaxSize, *a.memory, event_idx, indirect);
+  auto tx = virtio::Virtqueue::create(a.queues[1], kQueueMaxSize, *a.memory, event_idx, indirect);
+  if (!rx || !tx) {
+    log::warn("virtio-net: queue configuration refused (rx: {}, tx: {})",
+              rx ? "ok" : virtio::to_string(rx.error()), tx ? "ok" : virtio::to_string(tx.error()));
+    return std::unexpected(virtio::ActivateError::queue_invalid);
+  }
+  interrupts_ = a.interrupts;
+  EngineContext ctx{nullptr, &backend_, interceptor_, &counters_, a.interrupts, a.features};
+  pair_.emplace(a.memory, ctx, std::move(*rx), std::move(*tx), 0);
+  return {};
+}
+
+void NetDevice::queue_notify(std::uint16_t queue) {
+  if (!pair_) return;
+  switch (queue) {
+    case 0: pair_->on_rx_ready(); return;
+    case 1: pair_->on_tx_kick(); return;
+    default: counters_.notify_bad_queue.add(); return;
+  }
+}
+
+void NetDevice::backend_ready() {
+  if (pair_) pair_->on_rx_ready();
+}
+
+void NetDevice::reset() {
+  pair_.reset();
+  interrupts_ = nullptr;
+}
+
+void NetDevice::set_link_up(bool up) {
+  if (link_up_.exchange(up) == up) return;
+  if (interrupts_ != nullptr) interrupts_->config_changed();
+}
+
+}  // namespace vnk::net

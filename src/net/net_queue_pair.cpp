@@ -1,0 +1,33 @@
+#include "net/net_queue_pair.hpp"
+
+namespace vnk::net {
+
+NetQueuePair::NetQueuePair(std::shared_ptr<const GuestMemory> memory, EngineContext ctx, virtio::Virtqueue rx,
+                           virtio::Virtqueue tx, std::uint16_t rx_index)
+    : memory_(std::move(memory)),
+      ctx_(ctx),
+      rx_(std::move(rx), rx_index),
+      tx_(std::move(tx), static_cast<std::uint16_t>(rx_index + 1)) {
+  ctx_.memory = memory_.get();
+}
+
+void NetQueuePair::on_tx_kick() {
+  // Alternate bounded drains so neither direction starves the other.
+  bool tx_more = true;
+  while (tx_more) {
+    tx_more = tx_.process(ctx_);
+    if (ctx_.rx_pending()) rx_.process(ctx_);
+  }
+}
+
+void NetQueuePair::on_rx_ready() {
+  while (rx_.process(ctx_)) {
+  }
+}
+
+void NetQueuePair::set_memory(std::shared_ptr<const GuestMemory> memory) {
+  memory_ = std::move(memory);
+  ctx_.memory = memory_.get();
+}
+
+}  // namespace vnk::net

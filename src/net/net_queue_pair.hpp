@@ -1,0 +1,41 @@
+// One RX/TX queue pair of the net device, independent of any transport.
+//
+// The MMIO transport drives it from QUEUE_NOTIFY on the vCPU thread; the
+// vhost-user server drives the same object from kick eventfds on its I/O
+// thread. Not thread-safe: one thread owns a queue pair at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "net/engine_context.hpp"
+#include "net/rx_engine.hpp"
+#include "net/tx_engine.hpp"
+
+namespace vnk::net {
+
+class NetQueuePair {
+ public:
+  NetQueuePair(std::shared_ptr<const GuestMemory> memory, EngineContext ctx, virtio::Virtqueue rx,
+               virtio::Virtqueue tx, std::uint16_t rx_index);
+
+  // The driver kicked TX: send what it posted, then deliver anything that
+  // became pending (a loopback backend echoes TX straight back).
+  void on_tx_kick();
+  // The driver posted RX buffers, or the backend has frames: deliver them.
+  void on_rx_ready();
+
+  // Swaps the memory layout (vhost-user SET_MEM_TABLE) between drains.
+  void set_memory(std::shared_ptr<const GuestMemory> memory);
+
+  [[nodiscard]] RxEngine& rx() noexcept { return rx_; }
+  [[nodiscard]] TxEngine& tx() noexcept { return tx_; }
+
+ private:
+  std::shared_ptr<const GuestMemory> memory_;
+  EngineContext ctx_;
+  RxEngine rx_;
+  TxEngine tx_;
+};
+
+}  // namespace vnk::net

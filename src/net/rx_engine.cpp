@@ -1,0 +1,104 @@
+#include "net/rx_engine.hpp"
+
+#include "base/log.hpp"
+#include "memory/iovec_ops.hpp"
+#include "virtio/chain_iovecs.hpp"
+
+namespace vnk::net {
+
+// delivered: a frame was written (used_len set); consumed: the chain was
+// unusable and is completed with length 0; nothing: no frame was waiting.
+RxEngine::Fill RxEngine::fill_chain(const EngineContext& ctx, virtio::DescriptorChain& chain,
+                                    std::uint32_t& used_len) {
+  NetCounters& c = *ctx.counters;
+  used_len = 0;
+  auto gathered =
+      virtio::gather_chain(*ctx.memory, chain, virtio::Direction::device_writes, chain_iov_, UINT32_MAX);
+  if (!gathered) {
+    switch (gathered.error()) {
+      case virtio::GatherError::wrong_direction: c.rx_drop_wrong_direction.add(); break;
+      case virtio::GatherError::unmapped: c.rx_drop_unmapped.add(); break;
+      case virtio::GatherError::malformed:
+      case virtio::GatherError::too_large: c.rx_drop_malformed_chain.add(); break;
+    }
+    return Fill::consumed;
+  }
+  if (gathered->bytes < kNetHeaderSize) {
+    c.rx_drop_short_buffer.add();
+    return Fill::consumed;
+  }
+  const std::size_t n = iov_tail(gathered->iov, kNetHeaderSize, payload_iov_);
+  const std::span<const iovec> payload(payload_iov_.data(), n);
+
+  RxResult r;
+  if (ctx.interceptor && ctx.interceptor->rx_pending()) r = ctx.interceptor->receive(payload);
+  if (r.status == RxStatus::empty) r = ctx.backend->receive(payload);
+
+  switch (r.status) {
+    case RxStatus::empty: return Fill::nothing;
+    case RxStatus::error: {
+      // Nothing claims a frame: clear whatever sits where the header goes.
+      static constexpr std::array<std::byte, kNetHeaderSize> kZero{};
+      iov_write(gathered->iov, 0, kZero);
+      c.rx_drop_backend_error.add();
+      return Fill::consumed;
+    }
+    case RxStatus::frame: break;
+  }
+  NetHeader header = r.header;
+  header.num_buffers = 1;
+  iov_write(gathered->iov, 0, header.serialize());
+  if (r.written < r.frame_len) c.rx_truncated.add();
+  c.rx_packets.add();
+  c.rx_bytes.add(r.written);
+  used_len = static_cast<std::uint32_t>(kNetHeaderSize + r.written);  // <= gathered bytes <= 2^32-1
+  return Fill::delivered;
+}
+
+bool RxEngine::process(const EngineContext& ctx) {
+  if (queue_.poisoned()) return false;
+  const GuestMemory& mem = *ctx.memory;
+  NetCounters& c = *ctx.counters;
+  bool used_any = false;
+  bool more = false;
+  for (unsigned budget = kDrainBudget;;) {
+    if (budget == 0) {
+      more = true;
+      break;
+    }
+    auto popped = queue_.pop(mem);
+    if (!popped) {
+      if (queue_.poison()) {
+        c.rx_poisoned.add();
+        log::warn("virtio-net: RX queue {} poisoned ({}); silent until the driver resets the device", index_,
+                  to_string(popped.error()));
+        ctx.interrupts->needs_reset();
+      }
+      break;
+    }
+    if (!*popped) {
+      if (queue_.enable_notification(mem)) continue;
+      if (ctx.rx_pending()) c.rx_no_buffer.add();
+      break;
+    }
+    virtio::DescriptorChain& chain = **popped;
+    std::uint32_t used_len = 0;
+    if (fill_chain(ctx, chain, used_len) == Fill::nothing) {
+      queue_.undo_pop();  // keep the buffer for the next frame
+      break;
+    }
+    --budget;
+    if (queue_.add_used(mem, chain.head(), used_len)) {
+      used_any = true;
+    } else if (c.rx_add_used_failures.add() == 0) {
+      log::warn("virtio-net: RX used ring of queue {} not writable", index_);
+    }
+  }
+  if (used_any && queue_.needs_interrupt(mem)) {
+    c.rx_interrupts.add();
+    ctx.interrupts->queue_used(index_);
+  }
+  return more;
+}
+
+}  // namespace vnk::net

@@ -1,0 +1,98 @@
+#include "net/tx_engine.hpp"
+
+#include "base/log.hpp"
+#include "memory/iovec_ops.hpp"
+#include "virtio/chain_iovecs.hpp"
+
+namespace vnk::net {
+
+void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& chain) {
+  NetCounters& c = *ctx.counters;
+  auto gathered = virtio::gather_chain(*ctx.memory, chain, virtio::Direction::device_reads, chain_iov_,
+                                       kNetHeaderSize + kMaxFrameSize);
+  if (!gathered) {
+    switch (gathered.error()) {
+      case virtio::GatherError::wrong_direction: c.tx_drop_wrong_direction.add(); return;
+      case virtio::GatherError::unmapped: c.tx_drop_unmapped.add(); return;
+      case virtio::GatherError::malformed: c.tx_drop_malformed_chain.add(); return;
+      case virtio::GatherError::too_large: c.tx_drop_oversize.add(); return;
+    }
+  }
+  if (gathered->bytes < kNetHeaderSize) {
+    c.tx_drop_short_header.add();
+    return;
+  }
+  // The header may be split across descriptors (§5.1.6.5 lets the driver lay
+  // the chain out freely), so peel it from the iovec list, not a descriptor.
+  std::array<std::byte, kNetHeaderSize> raw{};
+  iov_read(gathered->iov, 0, raw);
+  const NetHeader header = NetHeader::parse(raw);
+  if (!tx_header_allowed(header, ctx.features)) {
+    c.tx_drop_bad_header.add();
+    return;
+  }
+  const std::size_t frame_len = gathered->bytes - kNetHeaderSize;
+  if (frame_len < kEthernetHeaderSize) {
+    c.tx_drop_runt.add();
+    return;
+  }
+  const std::size_t n = iov_tail(gathered->iov, kNetHeaderSize, frame_iov_);
+  const TxFrame frame{header, std::span<const iovec>(frame_iov_.data(), n), frame_len};
+
+  if (ctx.interceptor && ctx.interceptor->intercept_tx(frame)) {
+    c.tx_intercepted.add();
+    return;
+  }
+  if (ctx.backend->transmit(frame) == TxResult::dropped) {
+    c.tx_drop_backend.add();
+    return;
+  }
+  c.tx_packets.add();
+  c.tx_bytes.add(frame_len);
+}
+
+bool TxEngine::process(const EngineContext& ctx) {
+  if (queue_.poisoned()) return false;
+  const GuestMemory& mem = *ctx.memory;
+  NetCounters& c = *ctx.counters;
+  bool used_any = false;
+  bool more = false;
+  for (unsigned budget = kDrainBudget;;) {
+    if (budget == 0) {
+      more = true;
+      break;
+    }
+    auto popped = queue_.pop(mem);
+    if (!popped) {
+      if (queue_.poison()) {
+        c.tx_poisoned.add();
+        log::warn("virtio-net: TX queue {} poisoned ({}); silent until the driver resets the device", index_,
+                  to_string(popped.error()));
+        ctx.interrupts->needs_reset();
+      }
+      break;
+    }
+    if (!*popped) {
+      // Ask for the next kick, then look once more: a chain posted between
+      // our last pop and that request would otherwise wait for ever.
+      if (queue_.enable_notification(mem)) continue;
+      break;
+    }
+    --budget;
+    virtio::DescriptorChain& chain = **popped;
+    handle_chain(ctx, chain);
+    // TX completions carry no data: len 0 (§5.1.6.2).
+    if (queue_.add_used(mem, chain.head(), 0)) {
+      used_any = true;
+    } else if (c.tx_add_used_failures.add() == 0) {
+      log::warn("virtio-net: TX used ring of queue {} not writable", index_);
+    }
+  }
+  if (used_any && queue_.needs_interrupt(mem)) {
+    c.tx_interrupts.add();
+    ctx.interrupts->queue_used(index_);
+  }
+  return more;
+}
+
+}  // namespace vnk::net

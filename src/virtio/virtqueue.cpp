@@ -1,0 +1,125 @@
+#include "virtio/virtqueue.hpp"
+
+#include <array>
+#include <atomic>
+
+#include "base/byte_order.hpp"
+
+namespace vnk::virtio {
+namespace {
+
+std::expected<std::uint16_t, MemoryError> read_le16(const GuestMemory& mem, GuestAddress at) {
+  std::array<std::byte, 2> raw{};
+  if (auto r = mem.read(at, raw); !r) return std::unexpected(r.error());
+  return load_le<std::uint16_t>(raw.data());
+}
+
+}  // namespace
+
+std::string_view to_string(QueueError e) noexcept {
+  switch (e) {
+    case QueueError::bad_size: return "bad_size";
+    case QueueError::misaligned: return "misaligned";
+    case QueueError::ring_unmapped: return "ring_unmapped";
+    case QueueError::avail_idx_jump: return "avail_idx_jump";
+    case QueueError::head_out_of_range: return "head_out_of_range";
+    case QueueError::used_unmapped: return "used_unmapped";
+  }
+  return "unknown";
+}
+
+std::expected<Virtqueue, QueueError> Virtqueue::create(const QueueConfig& cfg, std::uint16_t max_size,
+                                                       const GuestMemory& mem, bool event_idx, bool indirect) {
+  const std::uint16_t n = cfg.size;
+  if (n == 0 || n > max_size || (n & (n - 1)) != 0) return std::unexpected(QueueError::bad_size);
+  if (!cfg.desc.is_aligned(16) || !cfg.avail.is_aligned(2) || !cfg.used.is_aligned(4))
+    return std::unexpected(QueueError::misaligned);
+  // Sizes include used_event / avail_event, which exist whether or not
+  // EVENT_IDX is negotiated (§2.7.6, §2.7.8).
+  const std::uint64_t desc_len = 16 * std::uint64_t{n};
+  const std::uint64_t avail_len = 6 + 2 * std::uint64_t{n};
+  const std::uint64_t used_len = 6 + 8 * std::uint64_t{n};
+  if (!mem.is_mapped(cfg.desc, desc_len) || !mem.is_mapped(cfg.avail, avail_len) ||
+      !mem.is_mapped(cfg.used, used_len))
+    return std::unexpected(QueueError::ring_unmapped);
+
+  Virtqueue q;
+  q.desc_ = cfg.desc;
+  q.avail_ = cfg.avail;
+  q.used_ = cfg.used;
+  q.size_ = n;
+  q.event_idx_ = event_idx;
+  q.indirect_ = indirect;
+  return q;
+}
+
+std::expected<std::optional<DescriptorChain>, QueueError> Virtqueue::pop(const GuestMemory& mem) {
+  auto idx = mem.load_acquire_u16(avail_idx_addr());
+  if (!idx) return std::unexpected(QueueError::ring_unmapped);
+  const std::uint16_t pending = next_avail_.distance_to(RingIndex(*idx));
+  if (pending == 0) return std::nullopt;
+  // §2.7.13.3: the driver never has more than `size` chains outstanding. An
+  // index further ahead is corrupt or hostile; trusting it would make us walk
+  // stale slots as if they were new.
+  if (pending > size_) return std::unexpected(QueueError::avail_idx_jump);
+
+  const GuestAddress slot{avail_.value + 4 + 2 * std::uint64_t{next_avail_.slot(size_)}};
+  auto head = read_le16(mem, slot);
+  if (!head) return std::unexpected(QueueError::ring_unmapped);
+  const std::uint16_t h = *head;
+  // A head >= size cannot be completed either: the driver would reject the
+  // used element (virtio_ring.c marks the ring broken), so this is structural.
+  if (h >= size_) return std::unexpected(QueueError::head_out_of_range);
+  ++next_avail_;
+  return DescriptorChain(mem, desc_, size_, h, indirect_);
+}
+
+std::expected<void, QueueError> Virtqueue::add_used(const GuestMemory& mem, std::uint16_t head, std::uint32_t len) {
+  std::array<std::byte, 8> elem{};
+  store_le<std::uint32_t>(elem.data(), head);
+  store_le<std::uint32_t>(elem.data() + 4, len);
+  const GuestAddress slot{used_.value + 4 + 8 * std::uint64_t{next_used_.slot(size_)}};
+  if (!mem.write(slot, elem)) return std::unexpected(QueueError::used_unmapped);
+  // Release store: the element above is visible before the new index.
+  if (!mem.store_release_u16(GuestAddress{used_.value + 2}, (next_used_ + 1).value()))
+    return std::unexpected(QueueError::used_unmapped);
+  ++next_used_;
+  return {};
+}
+
+bool Virtqueue::needs_interrupt(const GuestMemory& mem) {
+  // Pairs with the driver's mb() between writing used_event (or the avail
+  // flags) and re-reading used->idx in virtqueue_enable_cb.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!event_idx_) {
+    auto flags = read_le16(mem, avail_);
+    // Unreadable flags: interrupt anyway; a spurious interrupt is harmless.
+    return !flags || (*flags & kAvailFlagNoInterrupt) == 0;
+  }
+  const RingIndex now = next_used_;
+  const std::optional<RingIndex> old = signalled_used_;
+  signalled_used_ = now;
+  if (!old) return true;
+  auto ev = read_le16(mem, used_event_addr());
+  if (!ev) return true;
+  // vring_need_event(): interrupt if used_event lies in [old, now).
+  const RingIndex event(*ev);
+  const auto since_event = static_cast<std::uint16_t>(event.distance_to(now) - 1);
+  return since_event < old->distance_to(now);
+}
+
+bool Virtqueue::enable_notification(const GuestMemory& mem) {
+  if (!event_idx_) return false;
+  // Unwritable avail_event: the driver keeps notifying on every post, which
+  // is safe, so there is nothing to report.
+  std::array<std::byte, 2> raw{};
+  store_le<std::uint16_t>(raw.data(), next_avail_.value());
+  if (!mem.write(avail_event_addr(), raw)) return false;
+  // Pairs with the driver's mb() between publishing avail->idx and reading
+  // avail_event in virtqueue_kick_prepare.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto idx = mem.load_acquire_u16(avail_idx_addr());
+  return idx && RingIndex(*idx) != next_avail_;
+}
+
+}  // namespace vnk::virtio

@@ -1,0 +1,129 @@
+// The device side of one split virtqueue (virtio 1.2 §2.7).
+//
+// Layout in guest memory, all little-endian:
+//   descriptor table  16 * size bytes, 16-byte aligned
+//   avail ring        flags, idx, ring[size], used_event   (2-byte aligned)
+//   used ring         flags, idx, {id, len}[size], avail_event (4-byte aligned)
+//
+// The device keeps two free-running indices: next_avail (the next avail slot
+// it will consume) and next_used (the next used slot it will fill).
+// Structural errors (the avail index jumping more than `size` ahead, a head
+// index >= size, rings that are not readable) mean the driver and device no
+// longer agree on the ring: the queue is poisoned and stays silent until a
+// device reset. A malformed chain is not structural: the engine completes it
+// with length 0 and carries on.
+//
+// Memory ordering, against Linux's virtio_ring.c:
+//   - avail->idx is loaded with acquire before the ring entries it covers;
+//   - used entries are written, then used->idx is stored with release;
+//   - with EVENT_IDX, a full fence separates "used->idx stored" from "read
+//     used_event" (needs_interrupt) and "avail_event stored" from "re-read
+//     avail->idx" (enable_notification). Without these the device and driver
+//     can each decide the other will act and both go to sleep.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string_view>
+
+#include "base/guest_address.hpp"
+#include "base/ring_index.hpp"
+#include "memory/guest_memory.hpp"
+#include "virtio/descriptor_chain.hpp"
+
+namespace vnk::virtio {
+
+// What a transport (MMIO registers, vhost-user messages) configures.
+struct QueueConfig {
+  std::uint16_t size = 0;
+  bool ready = false;
+  GuestAddress desc;
+  GuestAddress avail;  // "driver area"
+  GuestAddress used;   // "device area"
+};
+
+enum class QueueError : std::uint8_t {
+  bad_size,         // zero, not a power of two, or above the maximum
+  misaligned,       // desc not 16-, avail not 2-, used not 4-aligned
+  ring_unmapped,    // a ring is not entirely in guest memory
+  avail_idx_jump,   // avail->idx more than `size` ahead of next_avail
+  head_out_of_range,// avail ring entry >= size
+  used_unmapped,    // a used element or used->idx could not be written
+};
+
+[[nodiscard]] std::string_view to_string(QueueError e) noexcept;
+
+class Virtqueue {
+ public:
+  static constexpr std::uint16_t kAvailFlagNoInterrupt = 1;  // VRING_AVAIL_F_NO_INTERRUPT
+
+  // Validates `cfg` against `max_size` and `mem`. `event_idx` and `indirect`
+  // are the negotiated ring features.
+  static std::expected<Virtqueue, QueueError> create(const QueueConfig& cfg, std::uint16_t max_size,
+                                                     const GuestMemory& mem, bool event_idx, bool indirect);
+
+  [[nodiscard]] std::uint16_t size() const noexcept { return size_; }
+  [[nodiscard]] bool event_idx() const noexcept { return event_idx_; }
+
+  // Next available chain, nullopt when the driver has posted nothing new, or
+  // a structural error (the caller poisons the queue).
+  std::expected<std::optional<DescriptorChain>, QueueError> pop(const GuestMemory& mem);
+  // Gives back the chain pop() just returned (RX found nothing to deliver).
+  void undo_pop() noexcept { --next_avail_; }
+
+  // Publishes {head, len} to the used ring. Failure is counted by the caller
+  // but does not poison: the used ring might become writable again.
+  std::expected<void, QueueError> add_used(const GuestMemory& mem, std::uint16_t head, std::uint32_t len);
+
+  // After a drain that added used entries: should the driver be interrupted?
+  // Honours used_event (EVENT_IDX) or VRING_AVAIL_F_NO_INTERRUPT, and counts
+  // from the last interrupt so one drain raises at most one.
+  [[nodiscard]] bool needs_interrupt(const GuestMemory& mem);
+
+  // With EVENT_IDX: asks the driver to notify once it posts past next_avail,
+  // then reports whether chains arrived meanwhile (the caller drains again).
+  // Without EVENT_IDX the driver always notifies; returns false.
+  [[nodiscard]] bool enable_notification(const GuestMemory& mem);
+
+  // Poison state: a structural error was seen. Returns true only on the
+  // false -> true transition, so the caller signals exactly once.
+  bool poison() noexcept {
+    const bool was = poisoned_;
+    poisoned_ = true;
+    return !was;
+  }
+  [[nodiscard]] bool poisoned() const noexcept { return poisoned_; }
+
+  // vhost-user SET_VRING_BASE / GET_VRING_BASE.
+  [[nodiscard]] RingIndex next_avail() const noexcept { return next_avail_; }
+  void set_next_avail(RingIndex i) noexcept { next_avail_ = i; }
+  [[nodiscard]] RingIndex next_used() const noexcept { return next_used_; }
+  void set_next_used(RingIndex i) noexcept { next_used_ = i; }
+
+ private:
+  Virtqueue() = default;
+
+  [[nodiscard]] GuestAddress avail_idx_addr() const noexcept { return GuestAddress{avail_.value + 2}; }
+  [[nodiscard]] GuestAddress used_event_addr() const noexcept {
+    return GuestAddress{avail_.value + 4 + 2 * std::uint64_t{size_}};
+  }
+  [[nodiscard]] GuestAddress avail_event_addr() const noexcept {
+    return GuestAddress{used_.value + 4 + 8 * std::uint64_t{size_}};
+  }
+
+  GuestAddress desc_;
+  GuestAddress avail_;
+  GuestAddress used_;
+  std::uint16_t size_ = 0;
+  bool event_idx_ = false;
+  bool indirect_ = false;
+  bool poisoned_ = false;
+  RingIndex next_avail_;
+  RingIndex next_used_;
+  // used->idx at the last interrupt we raised (EVENT_IDX bookkeeping as in
+  // vhost's vhost_notify): nullopt until the first one.
+  std::optional<RingIndex> signalled_used_;
+};
+
+}  // namespace vnk::virtio
