@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus for the fuzz targets (tests/fuzz/corpus/<target>/).
+
+Seeds are well-formed starting points the fuzzer mutates: a driver that
+probes and sends a frame, one that uses an indirect table, a looping chain,
+an avail-index jump. Run it again after changing an input format.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BASE = 0x10000
+
+
+def desc(addr, length, flags=0, nxt=0):
+    return struct.pack("<QIHH", addr, length, flags, nxt)
+
+
+def poke(offset, data):
+    out = b""
+    for i in range(0, len(data), 255):  # one poke carries at most 255 bytes
+        chunk = data[i:i + 255]
+        out += bytes([2]) + struct.pack("<HB", offset + i, len(chunk)) + chunk
+    return out
+
+
+def probe(features=0xFFFFFFFFFFFFFFFF, exp=8):
+    return bytes([7]) + struct.pack("<QB", features, exp)
+
+
+FRAME = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x88\xb5" + bytes(range(46))
+HDR = bytes(12)
+
+
+def rx_buffer():
+    return poke(0x0000, desc(BASE + 0xA000, 2048, 2)) + poke(0x1000, struct.pack("<HHH", 0, 1, 0))
+
+
+def mmio_seeds():
+    tx_avail = poke(0x5000, struct.pack("<HHH", 0, 1, 0))
+    frame = poke(0x8000, HDR + FRAME)
+    yield "send_one", probe() + rx_buffer() + frame + poke(0x4000, desc(BASE + 0x8000, 72)) + tx_avail + bytes([3])
+    yield "split_header", (probe() + rx_buffer() + frame +
+                           poke(0x4000, desc(BASE + 0x8000, 5, 1, 1) + desc(BASE + 0x8005, 67)) + tx_avail + bytes([3]))
+    yield "indirect", (probe() + rx_buffer() + frame + poke(0x4000, desc(BASE + 0x9000, 32, 4)) +
+                       poke(0x9000, desc(BASE + 0x8000, 12, 1, 1) + desc(BASE + 0x800C, 60)) + tx_avail + bytes([3]))
+    yield "loop", (probe() + frame + poke(0x4000, desc(BASE + 0x8000, 12, 1, 1) + desc(BASE + 0x800C, 60, 1, 0)) +
+                   tx_avail + bytes([3]))
+    yield "avail_jump", probe() + poke(0x5000, struct.pack("<HH", 0, 700)) + bytes([3, 4])
+    yield "no_version1_then_reset", (bytes([0]) + struct.pack("<HI", 0x70, 1) + bytes([0]) + struct.pack("<HI", 0x70, 3) +
+                                     bytes([0]) + struct.pack("<HI", 0x70, 11) + bytes([0]) + struct.pack("<HI", 0x70, 0))
+    yield "link_and_config", probe() + bytes([6, 1]) + struct.pack("<HB", 0x100, 8) + bytes([6, 1]) + struct.pack("<HB", 0xFC, 4)
+    yield "notify_early", bytes([3, 4, 8]) + struct.pack("<I", 0xFFFFFFFF)
+
+
+def chain_seeds():
+    def seed(exp, flags, head, table):
+        return bytes([exp, flags]) + struct.pack("<H", head) + table
+    yield "single", seed(8, 1, 0, desc(BASE + 0x8000, 100))
+    yield "chain3", seed(8, 1, 0, desc(BASE + 0x8000, 12, 1, 1) + desc(BASE + 0x800C, 100, 1, 2) + desc(BASE + 0x9000, 2048, 2))
+    yield "indirect", seed(8, 1, 0, desc(BASE + 0x8000, 48, 4) + b"\0" * (0x8000 - 32) +
+                           desc(BASE + 0x9000, 12, 1, 1) + desc(BASE + 0x900C, 60, 1, 2) + desc(BASE + 0xA000, 1500, 2))
+    yield "loop", seed(4, 0, 0, desc(BASE + 0x8000, 1, 1, 1) + desc(BASE + 0x8000, 1, 1, 0))
+    yield "nested", seed(8, 1, 0, desc(BASE + 0x8000, 16, 4) + b"\0" * (0x8000 - 16) + desc(BASE + 0x8000, 16, 4))
+
+
+for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds())):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for name, data in seeds:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+print("corpus written")
