@@ -1,6 +1,7 @@
 #include "memory/mapped_region.hpp"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,6 +35,17 @@ std::expected<std::shared_ptr<MappedRegion>, MemoryError> MappedRegion::map_fd(i
   std::uint64_t end = 0;
   if (size == 0 || __builtin_add_overflow(offset, size, &end) || offset > static_cast<std::uint64_t>(INT64_MAX))
     return std::unexpected(MemoryError::bad_layout);
+  // A file shorter than the mapping would SIGBUS on the first access past its
+  // end; a frontend must not be able to arrange that.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    log::error("fstat of fd {} failed: {}", fd, std::strerror(errno));
+    return std::unexpected(MemoryError::map_failed);
+  }
+  if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < end) {
+    log::error("fd {} holds {} bytes, fewer than the {} the region needs", fd, st.st_size, end);
+    return std::unexpected(MemoryError::bad_layout);
+  }
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
     log::error("mmap of fd {} (offset {}, {} bytes) failed: {}", fd, offset, size, std::strerror(errno));

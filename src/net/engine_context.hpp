@@ -5,6 +5,9 @@
 
 #include <cstdint>
 
+#include <string_view>
+
+#include "base/log.hpp"
 #include "memory/guest_memory.hpp"
 #include "net/net_backend.hpp"
 #include "net/net_counters.hpp"
@@ -23,6 +26,12 @@ struct EngineContext {
   // Anything waiting to go to the guest that can be fetched without polling?
   [[nodiscard]] bool rx_pending() const { return (interceptor && interceptor->rx_pending()) || backend->rx_pending(); }
 };
+
+// Counts a guest violation or drop and logs only its first occurrence, so a
+// hostile guest cannot flood the log.
+inline void note(Counter& counter, std::string_view what) {
+  if (counter.add() == 0) log::warn("virtio-net: {} (first occurrence; further ones are only counted)", what);
+}
 
 // One iovec per descriptor piece; IOV_MAX is what sendmsg/recvmsg accept.
 constexpr std::size_t kMaxChainIovecs = 1024;

@@ -36,8 +36,8 @@ std::array<std::byte, kConfigSpaceSize> NetDevice::config_bytes() const {
 void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> out) const {
   const auto raw = config_bytes();
   for (std::size_t i = 0; i < out.size(); ++i) {
-    const std::uint64_t at = offset + i;  // offset < 2^64 - 0x100: no wrap
-    out[i] = at < raw.size() ? raw[at] : std::byte{0};
+    // Written so a huge offset cannot wrap around to a populated byte.
+    out[i] = offset < raw.size() && i < raw.size() - offset ? raw[offset + i] : std::byte{0};
   }
 }
 

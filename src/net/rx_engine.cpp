@@ -16,15 +16,15 @@ RxEngine::Fill RxEngine::fill_chain(const EngineContext& ctx, virtio::Descriptor
       virtio::gather_chain(*ctx.memory, chain, virtio::Direction::device_writes, chain_iov_, UINT32_MAX);
   if (!gathered) {
     switch (gathered.error()) {
-      case virtio::GatherError::wrong_direction: c.rx_drop_wrong_direction.add(); break;
-      case virtio::GatherError::unmapped: c.rx_drop_unmapped.add(); break;
+      case virtio::GatherError::wrong_direction: note(c.rx_drop_wrong_direction, "RX chain with a device-readable descriptor"); break;
+      case virtio::GatherError::unmapped: note(c.rx_drop_unmapped, "RX descriptor outside guest memory"); break;
       case virtio::GatherError::malformed:
-      case virtio::GatherError::too_large: c.rx_drop_malformed_chain.add(); break;
+      case virtio::GatherError::too_large: note(c.rx_drop_malformed_chain, "malformed RX descriptor chain"); break;
     }
     return Fill::consumed;
   }
   if (gathered->bytes < kNetHeaderSize) {
-    c.rx_drop_short_buffer.add();
+    note(c.rx_drop_short_buffer, "RX buffer smaller than the virtio-net header");
     return Fill::consumed;
   }
   const std::size_t n = iov_tail(gathered->iov, kNetHeaderSize, payload_iov_);

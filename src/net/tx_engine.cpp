@@ -12,14 +12,14 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
                                        kNetHeaderSize + kMaxFrameSize);
   if (!gathered) {
     switch (gathered.error()) {
-      case virtio::GatherError::wrong_direction: c.tx_drop_wrong_direction.add(); return;
-      case virtio::GatherError::unmapped: c.tx_drop_unmapped.add(); return;
-      case virtio::GatherError::malformed: c.tx_drop_malformed_chain.add(); return;
-      case virtio::GatherError::too_large: c.tx_drop_oversize.add(); return;
+      case virtio::GatherError::wrong_direction: note(c.tx_drop_wrong_direction, "TX chain with a device-writable descriptor"); return;
+      case virtio::GatherError::unmapped: note(c.tx_drop_unmapped, "TX descriptor outside guest memory"); return;
+      case virtio::GatherError::malformed: note(c.tx_drop_malformed_chain, "malformed TX descriptor chain"); return;
+      case virtio::GatherError::too_large: note(c.tx_drop_oversize, "TX frame over 65557 bytes dropped"); return;
     }
   }
   if (gathered->bytes < kNetHeaderSize) {
-    c.tx_drop_short_header.add();
+    note(c.tx_drop_short_header, "TX chain shorter than the virtio-net header");
     return;
   }
   // The header may be split across descriptors (§5.1.6.5 lets the driver lay
@@ -28,12 +28,12 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
   iov_read(gathered->iov, 0, raw);
   const NetHeader header = NetHeader::parse(raw);
   if (!tx_header_allowed(header, ctx.features)) {
-    c.tx_drop_bad_header.add();
+    note(c.tx_drop_bad_header, "TX header asks for an offload that was not negotiated");
     return;
   }
   const std::size_t frame_len = gathered->bytes - kNetHeaderSize;
   if (frame_len < kEthernetHeaderSize) {
-    c.tx_drop_runt.add();
+    note(c.tx_drop_runt, "TX frame shorter than an Ethernet header");
     return;
   }
   const std::size_t n = iov_tail(gathered->iov, kNetHeaderSize, frame_iov_);

@@ -114,6 +114,18 @@ TEST(GuestMemory, RegionsFromFdsShareBytesWithTheFrontend) {
   ::munmap(front, 0x3000);
 }
 
+TEST(GuestMemory, FdShorterThanTheRegionIsRefusedNotMapped) {
+  // Mapping past the end of a file would SIGBUS on first touch.
+  const int fd = ::memfd_create("short", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 0x1000), 0);
+  const FdRegionSpec spec{fd, GuestAddress{0x10000}, 0x2000, 0, 0};
+  EXPECT_EQ(GuestMemory::from_fds(std::span(&spec, 1)).error(), MemoryError::bad_layout);
+  const FdRegionSpec offset_past{fd, GuestAddress{0x10000}, 0x1000, 0, 0x1000};
+  EXPECT_EQ(GuestMemory::from_fds(std::span(&offset_past, 1)).error(), MemoryError::bad_layout);
+  ::close(fd);
+}
+
 TEST(IovecOps, CopyReadWriteAndTailAcrossPieces) {
   std::array<std::byte, 4> a{}, b{}, c{};
   std::array<iovec, 3> iov{iovec{a.data(), 4}, iovec{b.data(), 4}, iovec{c.data(), 4}};
