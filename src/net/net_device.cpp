@@ -16,29 +16,35 @@ NetDevice::NetDevice(const NetConfig& cfg, NetBackend& backend, FrameInterceptor
 
 std::uint32_t NetDevice::device_id() const { return kDeviceIdNet; }
 
-std::uint64_t NetDevice::device_features() const {
+std::uint64_t offered_features(const NetConfig& cfg) noexcept {
   std::uint64_t f = bit(virtio::kFeatureVersion1) | bit(virtio::kFeatureRingEventIdx) |
                     bit(virtio::kFeatureRingIndirectDesc) | bit(kFeatureMac) | bit(kFeatureStatus);
-  if (cfg_.mtu) f |= bit(kFeatureMtu);
+  if (cfg.mtu) f |= bit(kFeatureMtu);
   return f;
 }
 
-std::array<std::byte, kConfigSpaceSize> NetDevice::config_bytes() const {
+std::array<std::byte, kConfigSpaceSize> config_space(const NetConfig& cfg, bool link_up) noexcept {
   // struct virtio_net_config: u8 mac[6]; le16 status; le16 max_virtqueue_pairs; le16 mtu
   std::array<std::byte, kConfigSpaceSize> raw{};
-  for (std::size_t i = 0; i < 6; ++i) raw[i] = std::byte{cfg_.mac.octets[i]};
-  store_le<std::uint16_t>(raw.data() + 6, link_up_.load() ? kStatusLinkUp : 0);
+  for (std::size_t i = 0; i < 6; ++i) raw[i] = std::byte{cfg.mac.octets[i]};
+  store_le<std::uint16_t>(raw.data() + 6, link_up ? kStatusLinkUp : 0);
   store_le<std::uint16_t>(raw.data() + 8, 1);
-  store_le<std::uint16_t>(raw.data() + 10, cfg_.mtu.value_or(0));
+  store_le<std::uint16_t>(raw.data() + 10, cfg.mtu.value_or(0));
   return raw;
 }
 
-void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> out) const {
-  const auto raw = config_bytes();
+void read_config_space(const NetConfig& cfg, bool link_up, std::uint64_t offset, std::span<std::byte> out) noexcept {
+  const auto raw = config_space(cfg, link_up);
   for (std::size_t i = 0; i < out.size(); ++i) {
     // Written so a huge offset cannot wrap around to a populated byte.
     out[i] = offset < raw.size() && i < raw.size() - offset ? raw[offset + i] : std::byte{0};
   }
+}
+
+std::uint64_t NetDevice::device_features() const { return offered_features(cfg_); }
+
+void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> out) const {
+  read_config_space(cfg_, link_up_.load(), offset, out);
 }
 
 void NetDevice::write_config(std::uint64_t, std::span<const std::byte>) {

@@ -25,6 +25,13 @@ namespace vnk::net {
 constexpr std::uint16_t kQueueMaxSize = 256;
 constexpr std::size_t kConfigSpaceSize = 12;  // mac, status, max_virtqueue_pairs, mtu
 
+// What the device offers for `cfg`, whatever the transport.
+[[nodiscard]] std::uint64_t offered_features(const NetConfig& cfg) noexcept;
+// struct virtio_net_config up to `mtu`, little-endian.
+[[nodiscard]] std::array<std::byte, kConfigSpaceSize> config_space(const NetConfig& cfg, bool link_up) noexcept;
+// Copies `out.size()` config bytes from `offset`; bytes past the layout are 0.
+void read_config_space(const NetConfig& cfg, bool link_up, std::uint64_t offset, std::span<std::byte> out) noexcept;
+
 class NetDevice final : public virtio::VirtioDevice {
  public:
   // `cfg` must have been through normalize(). The backend and interceptor
@@ -56,8 +63,6 @@ class NetDevice final : public virtio::VirtioDevice {
   [[nodiscard]] NetQueuePair* queue_pair() noexcept { return pair_ ? &*pair_ : nullptr; }
 
  private:
-  [[nodiscard]] std::array<std::byte, kConfigSpaceSize> config_bytes() const;
-
   NetConfig cfg_;
   NetBackend& backend_;
   FrameInterceptor* interceptor_;
