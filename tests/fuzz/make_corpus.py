@@ -64,7 +64,30 @@ def chain_seeds():
     yield "nested", seed(8, 1, 0, desc(BASE + 0x8000, 16, 4) + b"\0" * (0x8000 - 16) + desc(BASE + 0x8000, 16, 4))
 
 
-for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds())):
+def vu_msg(req, payload=b"", need_reply=False, fd=False):
+    return bytes([req, (1 if need_reply else 0) | (2 if fd else 0)]) + struct.pack("<H", len(payload)) + payload
+
+
+def vhost_user_seeds():
+    uva = 0x7F0000000000
+    table = struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 1 << 20, uva, 0)
+    start = (vu_msg(1) + vu_msg(2, struct.pack("<Q", (1 << 32) | (1 << 30) | (1 << 29) | (1 << 28) | (1 << 5))) +
+             vu_msg(15) + vu_msg(16, struct.pack("<Q", 0x22B)) + vu_msg(3) + vu_msg(5, table, fd=True))
+    for q in (0, 1):
+        base = uva + 0x10000 * (q + 1)
+        start += vu_msg(8, struct.pack("<II", q, 256))
+        start += vu_msg(9, struct.pack("<IIQQQQ", q, 0, base, base + 0x2000, base + 0x1000, 0))
+        start += vu_msg(10, struct.pack("<II", q, 0))
+        start += vu_msg(12, struct.pack("<Q", q), fd=True) + vu_msg(13, struct.pack("<Q", q), fd=True)
+        start += vu_msg(18, struct.pack("<II", q, 1))
+    yield "qemu_start", start + bytes([0xF1, 0, 0, 0])
+    yield "get_config", vu_msg(24, struct.pack("<III", 0, 6, 0) + bytes(6))
+    yield "reply_ack", vu_msg(16, struct.pack("<Q", 8)) + vu_msg(8, struct.pack("<II", 9, 256), need_reply=True)
+    yield "stop", start + vu_msg(11, struct.pack("<II", 1, 0))
+
+
+for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
+                      ("fuzz_vhost_user", vhost_user_seeds())):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds:
