@@ -1,6 +1,6 @@
 #include "net/rx_engine.hpp"
 
-#include "base/log.hpp"
+#include "net/queue_drain.hpp"
 #include "memory/iovec_ops.hpp"
 #include "virtio/chain_iovecs.hpp"
 
@@ -57,47 +57,27 @@ RxEngine::Fill RxEngine::fill_chain(const EngineContext& ctx, virtio::Descriptor
 
 bool RxEngine::process(const EngineContext& ctx) {
   if (queue_.poisoned()) return false;
-  const GuestMemory& mem = *ctx.memory;
   NetCounters& c = *ctx.counters;
-  bool used_any = false;
+  QueueDrain drain{queue_, ctx, index_, "RX", c.rx_poisoned, c.rx_add_used_failures, c.rx_interrupts};
   bool more = false;
-  for (unsigned budget = kDrainBudget;;) {
+  for (unsigned budget = kDrainBudget;; --budget) {
     if (budget == 0) {
       more = true;
       break;
     }
-    auto popped = queue_.pop(mem);
-    if (!popped) {
-      if (queue_.poison()) {
-        c.rx_poisoned.add();
-        log::warn("virtio-net: RX queue {} poisoned ({}); silent until the driver resets the device", index_,
-                  to_string(popped.error()));
-        ctx.interrupts->needs_reset();
-      }
+    auto chain = drain.next();
+    if (!chain) {
+      if (!queue_.poisoned() && ctx.rx_pending()) c.rx_no_buffer.add();
       break;
     }
-    if (!*popped) {
-      if (queue_.enable_notification(mem)) continue;
-      if (ctx.rx_pending()) c.rx_no_buffer.add();
-      break;
-    }
-    virtio::DescriptorChain& chain = **popped;
     std::uint32_t used_len = 0;
-    if (fill_chain(ctx, chain, used_len) == Fill::nothing) {
+    if (fill_chain(ctx, *chain, used_len) == Fill::nothing) {
       queue_.undo_pop();  // keep the buffer for the next frame
       break;
     }
-    --budget;
-    if (queue_.add_used(mem, chain.head(), used_len)) {
-      used_any = true;
-    } else if (c.rx_add_used_failures.add() == 0) {
-      log::warn("virtio-net: RX used ring of queue {} not writable", index_);
-    }
+    drain.complete(chain->head(), used_len);
   }
-  if (used_any && queue_.needs_interrupt(mem)) {
-    c.rx_interrupts.add();
-    ctx.interrupts->queue_used(index_);
-  }
+  drain.finish();
   return more;
 }
 

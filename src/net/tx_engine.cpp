@@ -1,6 +1,6 @@
 #include "net/tx_engine.hpp"
 
-#include "base/log.hpp"
+#include "net/queue_drain.hpp"
 #include "memory/iovec_ops.hpp"
 #include "virtio/chain_iovecs.hpp"
 
@@ -53,45 +53,21 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
 
 bool TxEngine::process(const EngineContext& ctx) {
   if (queue_.poisoned()) return false;
-  const GuestMemory& mem = *ctx.memory;
   NetCounters& c = *ctx.counters;
-  bool used_any = false;
+  QueueDrain drain{queue_, ctx, index_, "TX", c.tx_poisoned, c.tx_add_used_failures, c.tx_interrupts};
   bool more = false;
-  for (unsigned budget = kDrainBudget;;) {
+  for (unsigned budget = kDrainBudget;; --budget) {
     if (budget == 0) {
       more = true;
       break;
     }
-    auto popped = queue_.pop(mem);
-    if (!popped) {
-      if (queue_.poison()) {
-        c.tx_poisoned.add();
-        log::warn("virtio-net: TX queue {} poisoned ({}); silent until the driver resets the device", index_,
-                  to_string(popped.error()));
-        ctx.interrupts->needs_reset();
-      }
-      break;
-    }
-    if (!*popped) {
-      // Ask for the next kick, then look once more: a chain posted between
-      // our last pop and that request would otherwise wait for ever.
-      if (queue_.enable_notification(mem)) continue;
-      break;
-    }
-    --budget;
-    virtio::DescriptorChain& chain = **popped;
-    handle_chain(ctx, chain);
+    auto chain = drain.next();
+    if (!chain) break;
+    handle_chain(ctx, *chain);
     // TX completions carry no data: len 0 (§5.1.6.2).
-    if (queue_.add_used(mem, chain.head(), 0)) {
-      used_any = true;
-    } else if (c.tx_add_used_failures.add() == 0) {
-      log::warn("virtio-net: TX used ring of queue {} not writable", index_);
-    }
+    drain.complete(chain->head(), 0);
   }
-  if (used_any && queue_.needs_interrupt(mem)) {
-    c.tx_interrupts.add();
-    ctx.interrupts->queue_used(index_);
-  }
+  drain.finish();
   return more;
 }
 
