@@ -5,7 +5,7 @@
 namespace vnk::backend {
 
 LoopbackBackend::LoopbackBackend(std::size_t capacity) : slots_(capacity == 0 ? 1 : capacity) {
-  for (Slot& s : slots_) s.bytes.reserve(net::kMaxFrameSize);
+  for (Slot& s : slots_) s.bytes = std::make_unique_for_overwrite<std::byte[]>(net::kMaxFrameSize);
 }
 
 net::TxResult LoopbackBackend::transmit(const net::TxFrame& frame) {
@@ -14,8 +14,7 @@ net::TxResult LoopbackBackend::transmit(const net::TxFrame& frame) {
     return net::TxResult::dropped;
   }
   Slot& s = slots_[(head_ + count_) % slots_.size()];
-  s.bytes.resize(frame.length);  // within the reserved capacity: no allocation
-  iov_read(frame.data, 0, s.bytes);
+  s.length = iov_read(frame.data, 0, std::span(s.bytes.get(), frame.length));
   ++count_;
   counters_.frames_queued.add();
   return net::TxResult::sent;
@@ -26,8 +25,8 @@ net::RxResult LoopbackBackend::receive(std::span<const iovec> buffer) {
   Slot& s = slots_[head_];
   net::RxResult r;
   r.status = net::RxStatus::frame;
-  r.frame_len = s.bytes.size();
-  r.written = iov_write(buffer, 0, s.bytes);
+  r.frame_len = s.length;
+  r.written = iov_write(buffer, 0, std::span(s.bytes.get(), s.length));
   head_ = (head_ + 1) % slots_.size();
   --count_;
   counters_.frames_delivered.add();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "base/counter_set.hpp"
@@ -40,7 +41,8 @@ class LoopbackBackend final : public net::NetBackend {
 
  private:
   struct Slot {
-    std::vector<std::byte> bytes;  // capacity kMaxFrameSize, reserved up front
+    std::unique_ptr<std::byte[]> bytes;  // kMaxFrameSize, allocated once, never zero-filled
+    std::size_t length = 0;
   };
   std::vector<Slot> slots_;
   std::size_t head_ = 0;   // oldest frame

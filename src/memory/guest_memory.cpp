@@ -107,10 +107,11 @@ std::expected<void, MemoryError> GuestMemory::write(GuestAddress addr, std::span
 }
 
 std::expected<void, MemoryError> GuestMemory::fill(GuestAddress addr, std::uint64_t len, std::byte value) const {
-  return for_each_span(addr, len, [&](std::byte* host, std::uint64_t, std::uint64_t n) -> std::expected<void, MemoryError> {
-    std::memset(host, std::to_integer<int>(value), n);
-    return {};
-  });
+  return for_each_span(addr, len,
+                       [&](std::byte* host, std::uint64_t, std::uint64_t n) -> std::expected<void, MemoryError> {
+                         std::memset(host, std::to_integer<int>(value), n);
+                         return {};
+                       });
 }
 
 std::expected<std::uint16_t, MemoryError> GuestMemory::load_acquire_u16(GuestAddress addr) const {
@@ -146,17 +147,17 @@ std::expected<std::size_t, MemoryError> GuestMemory::translate(GuestAddress addr
 }
 
 bool GuestMemory::is_mapped(GuestAddress addr, std::uint64_t len) const {
-  return for_each_span(addr, len, [](std::byte*, std::uint64_t, std::uint64_t) -> std::expected<void, MemoryError> {
-           return {};
-         }).has_value();
+  return for_each_span(addr, len,
+                       [](std::byte*, std::uint64_t, std::uint64_t) -> std::expected<void, MemoryError> { return {}; })
+      .has_value();
 }
 
 std::expected<GuestAddress, MemoryError> GuestMemory::user_to_guest(std::uint64_t uva, std::uint64_t len) const {
   std::uint64_t last = 0;
   if (__builtin_add_overflow(uva, len == 0 ? 0 : len - 1, &last)) return std::unexpected(MemoryError::overflow);
   for (const Region& r : regions_) {
-    if (uva >= r.user_addr && last - r.user_addr < r.size && uva - r.user_addr < r.size)
-      return GuestAddress{r.gpa.value + (uva - r.user_addr)};
+    // last >= uva, so "last inside" and "uva >= start" put the whole range inside.
+    if (uva >= r.user_addr && last - r.user_addr < r.size) return GuestAddress{r.gpa.value + (uva - r.user_addr)};
   }
   return std::unexpected(MemoryError::unmapped);
 }

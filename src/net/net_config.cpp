@@ -1,9 +1,9 @@
 #include "net/net_config.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
-
-#include <fmt/format.h>
 
 namespace vnk::net {
 
@@ -22,13 +22,14 @@ std::optional<MacAddress> MacAddress::parse(std::string_view text) {
 }
 
 std::string MacAddress::to_string() const {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2], octets[3],
-                     octets[4], octets[5]);
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", octets[0], octets[1], octets[2], octets[3], octets[4],
+                     octets[5]);
 }
 
 std::expected<NetConfig, std::string> normalize(NetConfig cfg) {
   if (!cfg.mac.is_unicast())
-    return std::unexpected(fmt::format("MAC {} is a multicast address; a NIC needs a unicast one", cfg.mac.to_string()));
+    return std::unexpected(
+        fmt::format("MAC {} is a multicast address; a NIC needs a unicast one", cfg.mac.to_string()));
   if (cfg.mtu && *cfg.mtu < kMinMtu)
     return std::unexpected(fmt::format("MTU {} is below the minimum of {}", *cfg.mtu, kMinMtu));
   cfg.queue_pairs = std::clamp(cfg.queue_pairs, kMinQueuePairs, kMaxQueuePairs);

@@ -1,7 +1,5 @@
 #include "net/net_device.hpp"
 
-#include <algorithm>
-
 #include "base/byte_order.hpp"
 #include "base/log.hpp"
 #include "net/net_features.hpp"

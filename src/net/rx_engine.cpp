@@ -1,22 +1,22 @@
 #include "net/rx_engine.hpp"
 
-#include "net/queue_drain.hpp"
 #include "memory/iovec_ops.hpp"
+#include "net/queue_drain.hpp"
 #include "virtio/chain_iovecs.hpp"
 
 namespace vnk::net {
 
 // delivered: a frame was written (used_len set); consumed: the chain was
 // unusable and is completed with length 0; nothing: no frame was waiting.
-RxEngine::Fill RxEngine::fill_chain(const EngineContext& ctx, virtio::DescriptorChain& chain,
-                                    std::uint32_t& used_len) {
+RxEngine::Fill RxEngine::fill_chain(const EngineContext& ctx, virtio::DescriptorChain& chain, std::uint32_t& used_len) {
   NetCounters& c = *ctx.counters;
   used_len = 0;
-  auto gathered =
-      virtio::gather_chain(*ctx.memory, chain, virtio::Direction::device_writes, chain_iov_, UINT32_MAX);
+  auto gathered = virtio::gather_chain(*ctx.memory, chain, virtio::Direction::device_writes, chain_iov_, UINT32_MAX);
   if (!gathered) {
     switch (gathered.error()) {
-      case virtio::GatherError::wrong_direction: note(c.rx_drop_wrong_direction, "RX chain with a device-readable descriptor"); break;
+      case virtio::GatherError::wrong_direction:
+        note(c.rx_drop_wrong_direction, "RX chain with a device-readable descriptor");
+        break;
       case virtio::GatherError::unmapped: note(c.rx_drop_unmapped, "RX descriptor outside guest memory"); break;
       case virtio::GatherError::malformed:
       case virtio::GatherError::too_large: note(c.rx_drop_malformed_chain, "malformed RX descriptor chain"); break;

@@ -1,7 +1,7 @@
 #include "net/tx_engine.hpp"
 
-#include "net/queue_drain.hpp"
 #include "memory/iovec_ops.hpp"
+#include "net/queue_drain.hpp"
 #include "virtio/chain_iovecs.hpp"
 
 namespace vnk::net {
@@ -12,7 +12,9 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
                                        kNetHeaderSize + kMaxFrameSize);
   if (!gathered) {
     switch (gathered.error()) {
-      case virtio::GatherError::wrong_direction: note(c.tx_drop_wrong_direction, "TX chain with a device-writable descriptor"); return;
+      case virtio::GatherError::wrong_direction:
+        note(c.tx_drop_wrong_direction, "TX chain with a device-writable descriptor");
+        return;
       case virtio::GatherError::unmapped: note(c.tx_drop_unmapped, "TX descriptor outside guest memory"); return;
       case virtio::GatherError::malformed: note(c.tx_drop_malformed_chain, "malformed TX descriptor chain"); return;
       case virtio::GatherError::too_large: note(c.tx_drop_oversize, "TX frame over 65557 bytes dropped"); return;

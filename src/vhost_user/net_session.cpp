@@ -69,13 +69,11 @@ std::expected<std::optional<Reply>, ProtocolError> NetSession::handle(Message& m
     }
     // With REPLY_ACK the frontend waits for a status: tell it we failed and
     // keep the session; without it, a malformed message ends the session.
-    if (m.needs_reply_ack() && (acked_protocol_features_ & bit(protocol_feature::kReplyAck)))
-      return u64_reply(1);
+    if (m.needs_reply_ack() && (acked_protocol_features_ & bit(protocol_feature::kReplyAck))) return u64_reply(1);
     if (r.error() == ProtocolError::unknown_request) return std::nullopt;
     return std::unexpected(r.error());
   }
-  if (!*r && m.needs_reply_ack() && (acked_protocol_features_ & bit(protocol_feature::kReplyAck)))
-    return u64_reply(0);
+  if (!*r && m.needs_reply_ack() && (acked_protocol_features_ & bit(protocol_feature::kReplyAck))) return u64_reply(0);
   return r;
 }
 
@@ -213,8 +211,8 @@ std::expected<void, ProtocolError> NetSession::set_mem_table(Message& m) {
   std::array<FdRegionSpec, kMaxMemRegions> specs{};
   for (std::uint32_t i = 0; i < t->count; ++i) {
     const MemRegion& r = t->regions[i];
-    specs[i] = FdRegionSpec{m.fds[i].get(), GuestAddress{r.guest_phys_addr}, r.memory_size, r.userspace_addr,
-                            r.mmap_offset};
+    specs[i] =
+        FdRegionSpec{m.fds[i].get(), GuestAddress{r.guest_phys_addr}, r.memory_size, r.userspace_addr, r.mmap_offset};
   }
   auto mem = GuestMemory::from_fds(std::span(specs.data(), t->count));
   if (!mem) return std::unexpected(ProtocolError::bad_region);
@@ -281,7 +279,9 @@ std::expected<Reply, ProtocolError> NetSession::get_config(const Message& m) {
   return r;
 }
 
-bool NetSession::ring_ready(const Ring& r) const noexcept { return r.kicked && r.enabled && r.num != 0 && r.addr; }
+bool NetSession::ring_ready(const Ring& r) const noexcept {
+  return r.kicked && r.enabled && r.num != 0 && r.addr;
+}
 
 void NetSession::maybe_start() {
   if (pair_ || !memory_ || !ring_ready(rings_[0]) || !ring_ready(rings_[1])) return;
@@ -292,25 +292,24 @@ void NetSession::maybe_start() {
     const Ring& r = rings_[i];
     // Ring addresses are the frontend's virtual addresses (vhost-user.rst,
     // "Vring address description"): translate each whole ring.
-    auto desc = memory_->user_to_guest(r.addr->desc, 16ull * r.num);
-    auto avail = memory_->user_to_guest(r.addr->avail, 6 + 2ull * r.num);
-    auto used = memory_->user_to_guest(r.addr->used, 6 + 8ull * r.num);
+    using virtio::Virtqueue;
+    auto desc = memory_->user_to_guest(r.addr->desc, Virtqueue::desc_table_size(r.num));
+    auto avail = memory_->user_to_guest(r.addr->avail, Virtqueue::avail_ring_size(r.num));
+    auto used = memory_->user_to_guest(r.addr->used, Virtqueue::used_ring_size(r.num));
     if (!desc || !avail || !used) {
       log::warn("vhost-user: ring {} addresses are outside the memory table", i);
       counters_.rejected.add();
       return;
     }
-    auto q = virtio::Virtqueue::create(virtio::QueueConfig{r.num, true, *desc, *avail, *used}, kMaxQueueSize,
-                                       *memory_, event_idx, indirect);
-    if (!q) {
-      log::warn("vhost-user: ring {} refused: {}", i, virtio::to_string(q.error()));
+    auto q = Virtqueue::create(virtio::QueueConfig{r.num, true, *desc, *avail, *used}, kMaxQueueSize, *memory_,
+                               event_idx, indirect);
+    std::expected<void, virtio::QueueError> resumed;
+    if (q) resumed = q->resume(*memory_, RingIndex(r.base));
+    if (!q || !resumed) {
+      log::warn("vhost-user: ring {} refused: {}", i, virtio::to_string(q ? resumed.error() : q.error()));
       counters_.rejected.add();
       return;
     }
-    q->set_next_avail(RingIndex(r.base));
-    // The used index continues from what the ring already holds.
-    std::array<std::byte, 2> raw{};
-    if (memory_->read(GuestAddress{used->value + 2}, raw)) q->set_next_used(RingIndex(load_le<std::uint16_t>(raw.data())));
     queues[i] = std::move(*q);
   }
   net::EngineContext ctx{nullptr, &backend_, interceptor_, &net_counters_, this, acked_features_};

@@ -34,13 +34,8 @@ std::expected<Virtqueue, QueueError> Virtqueue::create(const QueueConfig& cfg, s
   if (n == 0 || n > max_size || (n & (n - 1)) != 0) return std::unexpected(QueueError::bad_size);
   if (!cfg.desc.is_aligned(16) || !cfg.avail.is_aligned(2) || !cfg.used.is_aligned(4))
     return std::unexpected(QueueError::misaligned);
-  // Sizes include used_event / avail_event, which exist whether or not
-  // EVENT_IDX is negotiated (§2.7.6, §2.7.8).
-  const std::uint64_t desc_len = 16 * std::uint64_t{n};
-  const std::uint64_t avail_len = 6 + 2 * std::uint64_t{n};
-  const std::uint64_t used_len = 6 + 8 * std::uint64_t{n};
-  if (!mem.is_mapped(cfg.desc, desc_len) || !mem.is_mapped(cfg.avail, avail_len) ||
-      !mem.is_mapped(cfg.used, used_len))
+  if (!mem.is_mapped(cfg.desc, desc_table_size(n)) || !mem.is_mapped(cfg.avail, avail_ring_size(n)) ||
+      !mem.is_mapped(cfg.used, used_ring_size(n)))
     return std::unexpected(QueueError::ring_unmapped);
 
   Virtqueue q;
@@ -51,6 +46,14 @@ std::expected<Virtqueue, QueueError> Virtqueue::create(const QueueConfig& cfg, s
   q.event_idx_ = event_idx;
   q.indirect_ = indirect;
   return q;
+}
+
+std::expected<void, QueueError> Virtqueue::resume(const GuestMemory& mem, RingIndex next_avail) {
+  auto used_idx = read_le16(mem, GuestAddress{used_.value + 2});
+  if (!used_idx) return std::unexpected(QueueError::ring_unmapped);
+  next_avail_ = next_avail;
+  next_used_ = RingIndex(*used_idx);
+  return {};
 }
 
 std::expected<std::optional<DescriptorChain>, QueueError> Virtqueue::pop(const GuestMemory& mem) {

@@ -58,6 +58,12 @@ class Virtqueue {
  public:
   static constexpr std::uint16_t kAvailFlagNoInterrupt = 1;  // VRING_AVAIL_F_NO_INTERRUPT
 
+  // Bytes each ring of `n` entries occupies, used_event / avail_event
+  // included: they exist whether or not EVENT_IDX is negotiated (§2.7.6, §2.7.8).
+  static constexpr std::uint64_t desc_table_size(std::uint16_t n) noexcept { return 16 * std::uint64_t{n}; }
+  static constexpr std::uint64_t avail_ring_size(std::uint16_t n) noexcept { return 6 + 2 * std::uint64_t{n}; }
+  static constexpr std::uint64_t used_ring_size(std::uint16_t n) noexcept { return 6 + 8 * std::uint64_t{n}; }
+
   // Validates `cfg` against `max_size` and `mem`. `event_idx` and `indirect`
   // are the negotiated ring features.
   static std::expected<Virtqueue, QueueError> create(const QueueConfig& cfg, std::uint16_t max_size,
@@ -98,8 +104,9 @@ class Virtqueue {
   // vhost-user SET_VRING_BASE / GET_VRING_BASE.
   [[nodiscard]] RingIndex next_avail() const noexcept { return next_avail_; }
   void set_next_avail(RingIndex i) noexcept { next_avail_ = i; }
-  [[nodiscard]] RingIndex next_used() const noexcept { return next_used_; }
-  void set_next_used(RingIndex i) noexcept { next_used_ = i; }
+  // Picks up a ring another device model was serving (vhost-user restart):
+  // consume from `next_avail`, fill used slots from the ring's own used->idx.
+  std::expected<void, QueueError> resume(const GuestMemory& mem, RingIndex next_avail);
 
  private:
   Virtqueue() = default;
