@@ -60,6 +60,7 @@ bool RxEngine::process(const EngineContext& ctx) {
   NetCounters& c = *ctx.counters;
   QueueDrain drain{queue_, ctx, index_, "RX", c.rx_poisoned, c.rx_add_used_failures, c.rx_interrupts};
   bool more = false;
+  starved_ = false;
   for (unsigned budget = kDrainBudget;; --budget) {
     if (budget == 0) {
       more = true;
@@ -67,7 +68,8 @@ bool RxEngine::process(const EngineContext& ctx) {
     }
     auto chain = drain.next();
     if (!chain) {
-      if (!queue_.poisoned() && ctx.rx_pending()) c.rx_no_buffer.add();
+      starved_ = !queue_.poisoned();
+      if (starved_ && ctx.rx_pending()) c.rx_no_buffer.add();
       break;
     }
     std::uint32_t used_len = 0;

@@ -27,6 +27,9 @@ class RxEngine {
   bool process(const EngineContext& ctx);
 
   [[nodiscard]] virtio::Virtqueue& queue() noexcept { return queue_; }
+  // True when the last process() stopped because the guest had no buffer
+  // posted: an fd-driven backend should not be polled until the guest kicks.
+  [[nodiscard]] bool starved() const noexcept { return starved_; }
 
  private:
   enum class Fill { delivered, consumed, nothing };
@@ -34,6 +37,7 @@ class RxEngine {
 
   virtio::Virtqueue queue_;
   std::uint16_t index_;
+  bool starved_ = false;
   std::array<iovec, kMaxChainIovecs> chain_iov_{};
   std::array<iovec, kMaxChainIovecs> payload_iov_{};
 };

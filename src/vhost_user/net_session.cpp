@@ -1,5 +1,6 @@
 #include "vhost_user/net_session.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <vector>
@@ -24,6 +25,11 @@ Reply u64_reply(std::uint64_t v) {
   return r;
 }
 
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
 void signal(int fd) {
   if (fd < 0) return;
   const std::uint64_t one = 1;
@@ -34,8 +40,19 @@ void signal(int fd) {
 
 }  // namespace
 
-NetSession::NetSession(const net::NetConfig& cfg, net::NetBackend& backend, net::FrameInterceptor* interceptor)
-    : cfg_(cfg), backend_(backend), interceptor_(interceptor), link_up_(cfg.link_up) {}
+NetSession::NetSession(const net::NetConfig& cfg, net::NetBackend& backend, net::FrameInterceptor* interceptor,
+                       SessionStats* stats)
+    : cfg_(cfg),
+      backend_(backend),
+      interceptor_(interceptor),
+      link_up_(cfg.link_up),
+      own_stats_(stats ? nullptr : std::make_unique<SessionStats>()),
+      net_counters_(stats ? stats->net : own_stats_->net),
+      counters_(stats ? stats->session : own_stats_->session) {}
+
+bool NetSession::wants_backend() const noexcept {
+  return pair_ && !pair_->rx().starved() && !pair_->rx().queue().poisoned();
+}
 
 NetSession::~NetSession() = default;
 
@@ -234,6 +251,9 @@ std::expected<void, ProtocolError> NetSession::set_vring_fd(Message& m, UniqueFd
   if (no_fd != (m.fd_count == 0) || m.fd_count > 1) return std::unexpected(ProtocolError::bad_fd_count);
   Ring& ring = rings_[*i];
   ring.*slot = m.take_fd();
+  // A signal must never block the I/O thread: User-Mode Linux hands over the
+  // write end of a pipe, which fills if the guest stops reading it.
+  if (slot != &Ring::kick && (ring.*slot).valid()) set_nonblocking((ring.*slot).get());
   if (slot == &Ring::kick) {
     // Polling mode (no kick fd) is not offered: a ring without one never starts.
     ring.kicked = !no_fd;

@@ -45,6 +45,13 @@ struct SessionCounters {
   VNK_COUNTER_FOR_EACH(VNK_VHOST_USER_COUNTERS)
 };
 
+// Everything a session counts. The server owns one for its lifetime so the
+// figures survive reconnections; a session without one counts privately.
+struct SessionStats {
+  net::NetCounters net;
+  SessionCounters session;
+};
+
 struct Reply {
   std::array<std::byte, kMaxPayload> storage{};
   std::size_t size = 0;
@@ -56,7 +63,8 @@ class NetSession final : private virtio::Interrupts {
   static constexpr std::uint16_t kNumQueues = 2;  // one pair until multiqueue lands
   static constexpr std::uint16_t kMaxQueueSize = 1024;
 
-  NetSession(const net::NetConfig& cfg, net::NetBackend& backend, net::FrameInterceptor* interceptor = nullptr);
+  NetSession(const net::NetConfig& cfg, net::NetBackend& backend, net::FrameInterceptor* interceptor = nullptr,
+             SessionStats* stats = nullptr);
   ~NetSession();
   NetSession(const NetSession&) = delete;
   NetSession& operator=(const NetSession&) = delete;
@@ -77,6 +85,10 @@ class NetSession final : private virtio::Interrupts {
   [[nodiscard]] std::uint64_t offered_protocol_features() const noexcept;
   [[nodiscard]] int kick_fd(std::uint16_t queue) const noexcept { return rings_[queue].kick.get(); }
   [[nodiscard]] bool running() const noexcept { return pair_ != nullptr; }
+  // Should the backend's rx_fd() be polled? Not while the guest has posted no
+  // RX buffer (its next RX kick says when), nor when nothing is running.
+  [[nodiscard]] bool wants_backend() const noexcept;
+  [[nodiscard]] bool link_up() const noexcept { return link_up_; }
   [[nodiscard]] const net::NetCounters& net_counters() const noexcept { return net_counters_; }
   [[nodiscard]] const SessionCounters& counters() const noexcept { return counters_; }
 
@@ -121,8 +133,9 @@ class NetSession final : private virtio::Interrupts {
   UniqueFd backend_req_;
   std::unique_ptr<net::NetQueuePair> pair_;
 
-  net::NetCounters net_counters_;
-  SessionCounters counters_;
+  std::unique_ptr<SessionStats> own_stats_;  // when no stats were given
+  net::NetCounters& net_counters_;
+  SessionCounters& counters_;
 };
 
 }  // namespace vnk::vhost_user

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Builds the vnetkit test guest's initramfs (a gzip'd cpio "newc" archive).
+
+Contents: busybox (static, from Debian's busybox-static), guest/init, the
+pktcheck probe, and the kernel's own virtio-net modules listed in load order
+in /etc/vnk-modules:
+  --flavour uml   modules of Debian's user-mode-linux package (virtio_uml is
+                  built in; virtio_net and its failover deps are modules)
+  --flavour qemu  modules of the Debian cloud kernel (virtio PCI + virtio_net)
+The archive is written with Python so no cpio tool or root is needed.
+"""
+import argparse
+import glob
+import gzip
+import io
+import os
+import sys
+
+UML_MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko"]
+QEMU_MODULES = [
+    "kernel/drivers/virtio/virtio.ko",
+    "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+    "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+    "kernel/drivers/virtio/virtio_pci.ko",
+] + UML_MODULES
+
+
+class Cpio:
+    def __init__(self):
+        self.out = io.BytesIO()
+        self.ino = 1
+
+    def _entry(self, name, mode, data=b"", nlink=1):
+        name_b = name.encode() + b"\0"
+        hdr = "070701" + "".join(
+            f"{v:08x}"
+            for v in (self.ino, mode, 0, 0, nlink, 0, len(data), 0, 0, 0, 0, len(name_b), 0)
+        )
+        self.ino += 1
+        self.out.write(hdr.encode() + name_b)
+        self.out.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
+        self.out.write(data)
+        self.out.write(b"\0" * ((4 - len(data) % 4) % 4))
+
+    def directory(self, name):
+        self._entry(name, 0o040755, nlink=2)
+
+    def file(self, name, data, mode=0o644):
+        self._entry(name, 0o100000 | mode, data)
+
+    def symlink(self, name, target):
+        self._entry(name, 0o120777, target.encode())
+
+    def finish(self):
+        self._entry("TRAILER!!!", 0)
+        return self.out.getvalue()
+
+
+def module_dir(flavour):
+    if flavour == "uml":
+        dirs = sorted(glob.glob("/usr/lib/uml/modules/*"))
+        hint = "apt-get install user-mode-linux"
+    else:
+        dirs = sorted(d for d in glob.glob("/lib/modules/*-cloud-amd64") if os.path.isdir(d + "/kernel"))
+        hint = "apt-get install linux-image-cloud-amd64"
+    if not dirs:
+        sys.exit(f"build_initramfs: no {flavour} kernel modules found ({hint})")
+    return dirs[-1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--flavour", choices=["uml", "qemu"], required=True)
+    ap.add_argument("--pktcheck", required=True, help="static pktcheck binary")
+    ap.add_argument("--init", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "init"))
+    ap.add_argument("--busybox", default="/bin/busybox")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    with open(args.busybox, "rb") as f:
+        busybox = f.read()
+    if b"GLIBC_" in busybox[:4096] or not busybox.startswith(b"\x7fELF"):
+        sys.exit("build_initramfs: busybox must be the static one (apt-get install busybox-static)")
+
+    mdir = module_dir(args.flavour)
+    modules = UML_MODULES if args.flavour == "uml" else QEMU_MODULES
+    c = Cpio()
+    for d in ["bin", "dev", "etc", "lib", "lib/modules", "proc", "sys", "tmp"]:
+        c.directory(d)
+    c.file("bin/busybox", busybox, 0o755)
+    c.symlink("bin/sh", "busybox")
+    with open(args.init, "rb") as f:
+        c.file("init", f.read(), 0o755)
+    with open(args.pktcheck, "rb") as f:
+        c.file("bin/pktcheck", f.read(), 0o755)
+    names = []
+    for m in modules:
+        path = os.path.join(mdir, m)
+        if not os.path.exists(path):
+            sys.exit(f"build_initramfs: {path} missing")
+        with open(path, "rb") as f:
+            c.file("lib/modules/" + os.path.basename(m), f.read())
+        names.append(os.path.basename(m))
+    c.file("etc/vnk-modules", ("\n".join(names) + "\n").encode())
+
+    tmp = args.out + ".tmp"
+    with gzip.open(tmp, "wb", compresslevel=6) as f:
+        f.write(c.finish())
+    os.replace(tmp, args.out)
+    print(f"build_initramfs: {args.out} ({args.flavour}, modules from {mdir})")
+
+
+if __name__ == "__main__":
+    main()

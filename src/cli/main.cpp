@@ -1,0 +1,25 @@
+// vnetkit: networking for virtual machines.
+#include <CLI/CLI.hpp>
+
+#include "base/log.hpp"
+#include "cli/serve_command.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vnetkit: a hardened virtio-net device and user-mode networking for VMs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("vnetkit ") + VNETKIT_VERSION);
+  std::string level;
+  app.add_option("--log-level", level, "debug, info, warn or error (also VNETKIT_LOG)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.parse_complete_callback([&level] {
+    using vnk::log::Level;
+    if (level == "debug") vnk::log::set_level(Level::debug);
+    if (level == "info") vnk::log::set_level(Level::info);
+    if (level == "warn") vnk::log::set_level(Level::warn);
+    if (level == "error") vnk::log::set_level(Level::error);
+  });
+  int exit_code = 0;
+  vnk::cli::add_serve_command(app, exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}

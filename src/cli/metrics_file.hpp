@@ -1,0 +1,33 @@
+// `--metrics FILE`: the server's counters as one JSON document, rewritten
+// atomically (write to FILE.tmp, rename) so a reader never sees half a file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vnk::cli {
+
+// Visits one group of counters: call emit(name, value) for each.
+using CounterVisitor = std::function<void(const std::function<void(std::string_view, std::uint64_t)>& emit)>;
+
+struct MetricsGroup {
+  std::string name;  // "net", "vhost_user", "backend", ...
+  CounterVisitor visit;
+};
+
+class MetricsFile {
+ public:
+  MetricsFile(std::string path, std::vector<MetricsGroup> groups);
+  // Writes the current values; returns false (and logs once) on an I/O error.
+  bool write() const;
+
+ private:
+  std::string path_;
+  std::vector<MetricsGroup> groups_;
+  mutable bool warned_ = false;
+};
+
+}  // namespace vnk::cli

@@ -1,0 +1,180 @@
+#include "cli/serve_command.hpp"
+
+#include <fcntl.h>
+#include <sys/signalfd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <memory>
+#include <optional>
+
+#include "backend/loopback_backend.hpp"
+#include "backend/socketpair_backend.hpp"
+#include "base/log.hpp"
+#include "cli/metrics_file.hpp"
+#include "vhost_user/server.hpp"
+
+namespace vnk::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string listen_path;
+  std::string connect_path;
+  std::string net = "loopback";
+  std::string mac = net::kDefaultMac.to_string();
+  std::optional<std::uint16_t> mtu;
+  std::uint16_t queue_pairs = 1;
+  bool link_down = false;
+  std::string metrics_path;
+  unsigned metrics_interval_ms = 1000;
+  unsigned max_connections = 0;
+};
+
+// The backend chosen with --net, with its counters for --metrics.
+struct BackendChoice {
+  std::unique_ptr<net::NetBackend> backend;
+  MetricsGroup metrics;
+};
+
+template <typename Counters>
+MetricsGroup group_of(std::string name, const Counters& c) {
+  return {std::move(name), [&c](const auto& emit) { c.for_each(emit); }};
+}
+
+std::expected<BackendChoice, std::string> make_backend(const std::string& spec) {
+  if (spec == "loopback") {
+    auto b = std::make_unique<backend::LoopbackBackend>();
+    auto g = group_of("backend", b->counters());
+    return BackendChoice{std::move(b), std::move(g)};
+  }
+  if (spec.starts_with("socketpair:")) {
+    const std::string num = spec.substr(11);
+    int fd = -1;
+    try {
+      std::size_t used = 0;
+      fd = std::stoi(num, &used);
+      if (used != num.size()) fd = -1;
+    } catch (const std::exception&) {
+      fd = -1;
+    }
+    if (fd < 0) return std::unexpected("--net socketpair:FD needs an inherited file descriptor number, e.g. socketpair:3");
+    if (::fcntl(fd, F_GETFD) < 0) return std::unexpected(fmt::format("--net socketpair:{}: fd {} is not open", fd, fd));
+    auto b = backend::SocketpairBackend::create(UniqueFd(fd));
+    if (!b) return std::unexpected(b.error());
+    auto g = group_of("backend", (*b)->counters());
+    return BackendChoice{std::move(*b), std::move(g)};
+  }
+  if (spec == "user")
+    return std::unexpected("--net user (the user-mode NAT gateway) is not built yet; use loopback or socketpair:FD");
+  return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD or user", spec));
+}
+
+// Signals the server handles are blocked and read from a signalfd, so they
+// arrive in its event loop rather than interrupting it.
+std::expected<UniqueFd, std::string> block_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) sigaddset(&set, s);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return std::unexpected("sigprocmask failed");
+  UniqueFd fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!fd.valid()) return std::unexpected("signalfd failed");
+  std::signal(SIGPIPE, SIG_IGN);
+  return fd;
+}
+
+int run_serve(const ServeArgs& a) {
+  auto fail = [](const std::string& why) {
+    fmt::print(stderr, "vnetkit serve: {}\n", why);
+    return 2;
+  };
+  net::NetConfig cfg;
+  auto mac = net::MacAddress::parse(a.mac);
+  if (!mac) return fail(fmt::format("--mac '{}' is not a MAC address (like 02:00:00:00:00:01)", a.mac));
+  cfg.mac = *mac;
+  cfg.mtu = a.mtu;
+  cfg.queue_pairs = a.queue_pairs;
+  cfg.link_up = !a.link_down;
+  auto normalized = net::normalize(cfg);
+  if (!normalized) return fail(normalized.error());
+  if (normalized->queue_pairs > 1) {
+    log::warn("--queue-pairs {}: multiqueue is not implemented yet; serving one queue pair", normalized->queue_pairs);
+    normalized->queue_pairs = 1;
+  }
+
+  auto choice = make_backend(a.net);
+  if (!choice) return fail(choice.error());
+  auto signals = block_signals();
+  if (!signals) return fail(signals.error());
+
+  vhost_user::ServerOptions opts;
+  opts.connect = !a.connect_path.empty();
+  opts.socket_path = opts.connect ? a.connect_path : a.listen_path;
+  opts.net = *normalized;
+  opts.signal_fd = signals->get();
+  opts.max_connections = a.max_connections;
+  opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
+
+  std::unique_ptr<vhost_user::Server> server;
+  std::unique_ptr<MetricsFile> metrics;
+  if (!a.metrics_path.empty()) {
+    opts.on_metrics = [&metrics] { metrics->write(); };
+  }
+  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice->backend);
+  if (!a.metrics_path.empty()) {
+    const vhost_user::Server& s = *server;
+    metrics = std::make_unique<MetricsFile>(
+        a.metrics_path,
+        std::vector<MetricsGroup>{
+            {"server",
+             [&s](const auto& emit) {
+               s.counters().for_each(emit);
+               emit("link_up", s.link_up() ? 1 : 0);
+             }},
+            group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice->metrics});
+  }
+  if (auto r = server->open(); !r) return fail(r.error());
+  log::info("vnetkit serve: {} backend, MAC {}{}", choice->backend->name(), normalized->mac.to_string(),
+            normalized->mtu ? fmt::format(", MTU {}", *normalized->mtu) : std::string{});
+  if (auto r = server->run(); !r) return fail(r.error());
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the virtio-net device as a vhost-user-net backend");
+  cmd->footer(
+      "One frontend is served at a time; after it disconnects the next one is accepted.\n"
+      "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGINT/SIGTERM stop.\n"
+      "Attach User-Mode Linux with virtio_uml.device=PATH:1, QEMU with\n"
+      "  -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 -device virtio-net-pci,netdev=n0\n"
+      "and shared guest memory (-object memory-backend-memfd,id=m,size=...,share=on -numa node,memdev=m).");
+  auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
+  auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
+                                  "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
+  listen->excludes(connect);
+  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user")
+      ->capture_default_str();
+  cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
+  cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));
+  cmd->add_option("--queue-pairs", args->queue_pairs, "Queue pairs (one is served today)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
+  cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
+  cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")
+      ->check(CLI::Range(10u, 3'600'000u))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
+      ->capture_default_str();
+  cmd->callback([args, cmd, &exit_code] {
+    if (args->listen_path.empty() && args->connect_path.empty())
+      throw CLI::RequiredError("--vhost-user PATH or --vhost-user-connect PATH");
+    (void)cmd;
+    exit_code = run_serve(*args);
+  });
+}
+
+}  // namespace vnk::cli

@@ -1,0 +1,275 @@
+#include "vhost_user/server.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "base/log.hpp"
+#include "vhost_user/channel.hpp"
+#include "vhost_user/endpoint.hpp"
+
+namespace vnk::vhost_user {
+
+namespace {
+
+// epoll_event.data.u64: what became ready.
+enum Tag : std::uint64_t {
+  kTagControl = 1,
+  kTagBackend = 2,
+  kTagSignal = 3,
+  kTagTimer = 4,
+  kTagKick0 = 16,  // + queue index
+};
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+bool epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag;
+  return ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool epoll_mod(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag;
+  return ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void epoll_del(int ep, int fd) {
+  // ENOENT/EBADF are expected: a closed fd has already left the set.
+  (void)::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+// Requests after which the kick fds may have changed.
+bool changes_kicks(Request r) {
+  return r == Request::set_vring_kick || r == Request::get_vring_base || r == Request::reset_owner;
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options, net::NetBackend& backend, net::FrameInterceptor* interceptor)
+    : options_(std::move(options)), backend_(backend), interceptor_(interceptor) {}
+
+Server::~Server() {
+  if (listener_.valid()) ::unlink(options_.socket_path.c_str());
+}
+
+std::expected<void, std::string> Server::open() {
+  epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_.valid()) return std::unexpected("epoll_create1: " + errno_text(errno));
+  if (options_.on_metrics) {
+    timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!timer_.valid()) return std::unexpected("timerfd_create: " + errno_text(errno));
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.metrics_interval).count();
+    itimerspec its{};
+    its.it_interval.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    its.it_interval.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    its.it_value = its.it_interval;
+    ::timerfd_settime(timer_.get(), 0, &its, nullptr);
+    epoll_add(epoll_.get(), timer_.get(), EPOLLIN, kTagTimer);
+  }
+  if (options_.signal_fd >= 0) epoll_add(epoll_.get(), options_.signal_fd, EPOLLIN, kTagSignal);
+  if (!options_.connect) {
+    auto l = listen_unix(options_.socket_path);
+    if (!l) return std::unexpected(l.error());
+    listener_ = std::move(*l);
+  }
+  return {};
+}
+
+void Server::write_metrics() {
+  if (options_.on_metrics) options_.on_metrics();
+}
+
+Server::Wake Server::handle_signals(NetSession* session) {
+  signalfd_siginfo si{};
+  Wake wake = Wake::none;
+  while (::read(options_.signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    switch (si.ssi_signo) {
+      case SIGINT:
+      case SIGTERM:
+        log::info("signal {}: stopping", si.ssi_signo);
+        stopping_ = true;
+        wake = Wake::stop;
+        break;
+      case SIGUSR1:
+      case SIGUSR2: {
+        const bool up = si.ssi_signo == SIGUSR2;
+        options_.net.link_up = up;
+        counters_.link_changes.add();
+        log::info("link {}", up ? "up" : "down");
+        if (session) session->set_link_up(up);
+        break;
+      }
+      default: break;
+    }
+  }
+  return wake;
+}
+
+// Waits for the next frontend: accept() in server mode, connect() with retry
+// in client mode. Signals and metrics ticks are served meanwhile.
+std::expected<UniqueFd, std::string> Server::next_frontend() {
+  const int ep = epoll_.get();
+  if (listener_.valid()) epoll_add(ep, listener_.get(), EPOLLIN, kTagControl);
+  bool announced = false;
+  while (!stopping_) {
+    if (options_.connect) {
+      auto c = try_connect_unix(options_.socket_path);
+      if (!c) return std::unexpected(c.error());
+      if (c->valid()) return std::move(*c);
+      if (!announced) log::info("waiting for a frontend to listen on {}", options_.socket_path);
+      announced = true;
+    } else if (!announced) {
+      log::info("listening on {}", options_.socket_path);
+      announced = true;
+    }
+    std::array<epoll_event, 4> events{};
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), options_.connect ? 100 : -1);
+    if (n < 0 && errno != EINTR) return std::unexpected("epoll_wait: " + errno_text(errno));
+    for (int i = 0; i < n; ++i) {
+      switch (events[i].data.u64) {
+        case kTagSignal: handle_signals(nullptr); break;
+        case kTagTimer: {
+          std::uint64_t ticks = 0;
+          [[maybe_unused]] auto r = ::read(timer_.get(), &ticks, sizeof ticks);
+          write_metrics();
+          break;
+        }
+        case kTagControl: {
+          UniqueFd s(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+          if (s.valid()) {
+            epoll_del(ep, listener_.get());
+            return s;
+          }
+          break;
+        }
+        default: break;
+      }
+    }
+  }
+  if (listener_.valid()) epoll_del(ep, listener_.get());
+  return UniqueFd{};
+}
+
+std::expected<void, std::string> Server::serve(UniqueFd sock) {
+  const int ep = epoll_.get();
+  NetSession session(options_.net, backend_, interceptor_, &stats_);
+  counters_.connections.add();
+  log::info("frontend connected (connection {})", counters_.connections.get());
+
+  epoll_add(ep, sock.get(), EPOLLIN, kTagControl);
+  const int backend_fd = backend_.rx_fd();
+  bool backend_armed = false;
+  if (backend_fd >= 0) epoll_add(ep, backend_fd, EPOLLONESHOT, kTagBackend);  // armed once rings run
+  std::array<int, NetSession::kNumQueues> kick_registered{};
+  kick_registered.fill(-1);
+
+  auto sync_kicks = [&] {
+    for (std::uint16_t q = 0; q < NetSession::kNumQueues; ++q) {
+      if (kick_registered[q] >= 0) epoll_del(ep, kick_registered[q]);
+      kick_registered[q] = session.kick_fd(q);
+      if (kick_registered[q] >= 0 && !epoll_add(ep, kick_registered[q], EPOLLIN, kTagKick0 + q)) {
+        log::warn("vhost-user: kick fd of ring {} cannot be polled: {}", q, errno_text(errno));
+        kick_registered[q] = -1;
+      }
+    }
+  };
+  auto sync_backend = [&] {
+    if (backend_fd < 0 || backend_armed || !session.wants_backend()) return;
+    backend_armed = epoll_mod(ep, backend_fd, EPOLLIN | EPOLLONESHOT, kTagBackend);
+  };
+
+  bool connected = true;
+  bool clean = true;
+  Message msg;
+  while (connected && !stopping_) {
+    std::array<epoll_event, 16> events{};
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected("epoll_wait: " + errno_text(errno));
+    }
+    for (int i = 0; i < n && connected; ++i) {
+      const std::uint64_t tag = events[i].data.u64;
+      if (tag == kTagControl) {
+        auto r = read_message(sock.get(), msg);
+        if (!r) {
+          clean = r.error() == ProtocolError::io;
+          if (!clean) log::warn("vhost-user: malformed message: {}", to_string(r.error()));
+          connected = false;
+          break;
+        }
+        const Request req = msg.request();
+        const std::uint32_t code = msg.header.request;
+        auto reply = session.handle(msg);
+        // Fds the session did not take close here, whatever happened.
+        msg.fds = {};
+        msg.fd_count = 0;
+        if (!reply) {
+          clean = false;
+          connected = false;
+          break;
+        }
+        if (*reply && !write_reply(sock.get(), code, (*reply)->payload())) {
+          connected = false;
+          break;
+        }
+        if (changes_kicks(req)) sync_kicks();
+        sync_backend();
+      } else if (tag >= kTagKick0 && tag < kTagKick0 + NetSession::kNumQueues) {
+        session.on_kick(static_cast<std::uint16_t>(tag - kTagKick0));
+        sync_backend();
+      } else if (tag == kTagBackend) {
+        backend_armed = false;
+        session.backend_ready();
+        sync_backend();
+      } else if (tag == kTagSignal) {
+        handle_signals(&session);
+      } else if (tag == kTagTimer) {
+        std::uint64_t ticks = 0;
+        [[maybe_unused]] auto rr = ::read(timer_.get(), &ticks, sizeof ticks);
+        write_metrics();
+      }
+    }
+  }
+
+  for (int fd : kick_registered)
+    if (fd >= 0) epoll_del(ep, fd);
+  if (backend_fd >= 0) epoll_del(ep, backend_fd);
+  epoll_del(ep, sock.get());
+  (clean ? counters_.disconnects_clean : counters_.disconnects_error).add();
+  log::info("frontend disconnected ({}); {} frames sent, {} received so far", clean ? "closed" : "protocol error",
+            stats_.net.tx_packets.get(), stats_.net.rx_packets.get());
+  write_metrics();
+  return {};
+}
+
+std::expected<void, std::string> Server::run() {
+  while (!stopping_) {
+    auto s = next_frontend();
+    if (!s) return std::unexpected(s.error());
+    if (!s->valid()) break;  // stopping
+    auto r = serve(std::move(*s));
+    if (!r) return r;
+    if (options_.max_connections != 0 && counters_.connections.get() >= options_.max_connections) break;
+    if (options_.connect && !stopping_) {
+      // Do not spin reconnecting to a frontend that accepts and drops us.
+      ::usleep(100'000);
+    }
+  }
+  write_metrics();
+  return {};
+}
+
+}  // namespace vnk::vhost_user

@@ -1,0 +1,82 @@
+// The vhost-user-net server: accepts one frontend at a time, runs its
+// NetSession on an epoll I/O thread, and accepts the next frontend after a
+// disconnect without restarting.
+//
+// Threading: one I/O thread (the caller of run()) owns the control socket,
+// the kick eventfds of the queue pair and the backend's fd. With a single
+// queue pair this is the "thread per queue pair" of docs/DESIGN.md and it
+// makes SET_MEM_TABLE atomic with respect to the rings for free: a memory
+// table is swapped between two drains, never during one.
+//
+// Process signals arrive through a signalfd the caller blocks and passes in:
+// SIGINT/SIGTERM stop the server, SIGUSR1 sets the link down, SIGUSR2 up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <string>
+
+#include "net/net_backend.hpp"
+#include "net/net_config.hpp"
+#include "vhost_user/net_session.hpp"
+
+namespace vnk::vhost_user {
+
+struct ServerOptions {
+  std::string socket_path;
+  bool connect = false;  // client mode: we connect to a listening frontend
+  net::NetConfig net;
+  int signal_fd = -1;                                  // signalfd, or -1
+  std::function<void()> on_metrics;                    // called every metrics_interval and at each disconnect
+  std::chrono::milliseconds metrics_interval{1000};
+  unsigned max_connections = 0;  // stop after this many frontends (0: never); tests use it
+};
+
+struct ServerCounters {
+#define VNK_SERVER_COUNTERS(X)                                          \
+  X(connections)         /* frontends served */                          \
+  X(disconnects_clean)   /* frontend closed the socket */                \
+  X(disconnects_error)   /* dropped for a protocol error */              \
+  X(link_changes)        /* link up/down set from the host */
+  VNK_SERVER_COUNTERS(VNK_COUNTER_FIELD)
+  VNK_COUNTER_FOR_EACH(VNK_SERVER_COUNTERS)
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, net::NetBackend& backend, net::FrameInterceptor* interceptor = nullptr);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Sets up the socket (listening in server mode); errors are for the user.
+  std::expected<void, std::string> open();
+  // Serves frontends until a stop signal (or max_connections). Returns an
+  // error only for failures of the host, never for a frontend's misdeeds.
+  std::expected<void, std::string> run();
+
+  [[nodiscard]] const SessionStats& stats() const noexcept { return stats_; }
+  [[nodiscard]] const ServerCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] bool link_up() const noexcept { return options_.net.link_up; }
+
+ private:
+  enum class Wake { none, stop };
+  std::expected<UniqueFd, std::string> next_frontend();
+  std::expected<void, std::string> serve(UniqueFd sock);
+  Wake handle_signals(NetSession* session);
+  void write_metrics();
+
+  ServerOptions options_;
+  net::NetBackend& backend_;
+  net::FrameInterceptor* interceptor_;
+  UniqueFd listener_;
+  UniqueFd epoll_;
+  UniqueFd timer_;
+  bool stopping_ = false;
+  SessionStats stats_;
+  ServerCounters counters_;
+};
+
+}  // namespace vnk::vhost_user
