@@ -18,8 +18,8 @@ import sys
 
 UML_MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko"]
 QEMU_MODULES = [
-    "kernel/drivers/virtio/virtio.ko",
     "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio.ko",
     "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
     "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
     "kernel/drivers/virtio/virtio_pci.ko",
@@ -103,6 +103,15 @@ def main():
             c.file("lib/modules/" + os.path.basename(m), f.read())
         names.append(os.path.basename(m))
     c.file("etc/vnk-modules", ("\n".join(names) + "\n").encode())
+
+    if args.flavour == "qemu":
+        # The kernel that matches these modules, for the harness to boot.
+        release = os.path.basename(mdir)
+        kernel = f"/boot/vmlinuz-{release}"
+        if not os.path.exists(kernel):
+            sys.exit(f"build_initramfs: {kernel} missing (apt-get install linux-image-cloud-amd64)")
+        with open(args.out + ".kernel", "w") as f:
+            f.write(kernel + "\n")
 
     tmp = args.out + ".tmp"
     with gzip.open(tmp, "wb", compresslevel=6) as f:

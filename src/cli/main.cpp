@@ -1,5 +1,6 @@
 // vnetkit: networking for virtual machines.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 
 #include "base/log.hpp"
 #include "cli/serve_command.hpp"
@@ -9,10 +10,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vnetkit ") + VNETKIT_VERSION);
   std::string level;
-  app.add_option("--log-level", level, "debug, info, warn or error (also VNETKIT_LOG)")
+  app.add_option("--log-level", level, "debug, info (default), warn or error; also VNETKIT_LOG")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.parse_complete_callback([&level] {
     using vnk::log::Level;
+    // A command tells its user what it is doing: info unless asked otherwise.
+    if (level.empty() && std::getenv("VNETKIT_LOG") == nullptr) level = "info";
     if (level == "debug") vnk::log::set_level(Level::debug);
     if (level == "info") vnk::log::set_level(Level::info);
     if (level == "warn") vnk::log::set_level(Level::warn);

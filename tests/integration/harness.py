@@ -1,0 +1,204 @@
+"""Process harness for the real-guest tests: `vnetkit serve` plus a User-Mode
+Linux or QEMU guest running the test initramfs (guest/init).
+
+Every process is started here in its own process group and is ended here by
+that group's id; nothing else on the machine is touched. Traffic stays inside
+the guest and the server (loopback backend) or on Unix sockets.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("VNETKIT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+VNETKIT = os.path.join(BUILD, "vnetkit")
+GUEST_DIR = os.path.join(BUILD, "guest")
+
+
+class Process:
+    """A child in its own process group whose output is collected line by line."""
+
+    def __init__(self, argv, name, env=None, stdin=subprocess.DEVNULL):
+        self.name = name
+        self.argv = argv
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout, start=0):
+        """Waits for a line matching `pattern` (at index >= start); returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for line in self.lines[start:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                start = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError(
+                        f"{self.name}: no line matching {pattern!r} within {timeout}s; output:\n" + self.tail()
+                    )
+                self.cond.wait(min(left, 0.5))
+
+    def tail(self, n=60):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
+
+    def text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout}s; output:\n" + self.tail())
+
+    def kill(self):
+        """SIGKILL to the whole group: UML leaves helper processes that hold its sockets."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.reader.join(5)
+        self.proc.stdout.close()
+
+
+class Serve(Process):
+    """`vnetkit serve` with a metrics file, in a private directory."""
+
+    def __init__(self, *args, connect=None, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="vnk-serve-")
+        self.sock = connect or os.path.join(self.dir, "vhost-user.sock")
+        self.metrics_path = os.path.join(self.dir, "metrics.json")
+        mode = ["--vhost-user-connect", self.sock] if connect else ["--vhost-user", self.sock]
+        argv = [VNETKIT, "serve", *mode, "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
+        super().__init__(argv, "vnetkit serve")
+        if connect:
+            self.wait_for(r"frontend connected", 30)
+        else:
+            self.wait_for(r"listening on", 10)
+
+    def metrics(self):
+        with open(self.metrics_path) as f:
+            return json.load(f)
+
+    def wait_metric(self, section, key, predicate, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.metrics()[section][key]
+                if predicate(value):
+                    return value
+            except (OSError, ValueError, KeyError):
+                value = None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"metrics {section}.{key} = {value}, condition not met in {timeout}s")
+            time.sleep(0.05)
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def stop(self):
+        """SIGTERM and wait: the server must exit cleanly (status 0)."""
+        self.signal(signal.SIGTERM)
+        status = self.wait(10)
+        self.reader.join(5)
+        self.proc.stdout.close()
+        return status
+
+    def cleanup(self):
+        if self.alive():
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def kv(line):
+    """'pktcheck: mode=echo sent=4 ...' or 'VNK: eth0-up mac=..' -> dict of the key=value words."""
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+
+class Guest(Process):
+    """Common scenario plumbing for both guests (see guest/init)."""
+
+    def result(self, mode, timeout=60):
+        return kv(self.wait_for(rf"pktcheck: mode={mode} .*", timeout).group(0))
+
+    def eth0(self, timeout=60, start=0):
+        return kv(self.wait_for(r"VNK: eth0-up .*", timeout, start).group(0))
+
+    def status(self, timeout=60):
+        return int(self.wait_for(r"VNK: done status=(\d+)", timeout).group(1))
+
+
+class Uml(Guest):
+    def __init__(self, sock, test, mem="256M", extra=()):
+        kernel = shutil.which("linux.uml") or "/usr/bin/linux.uml"
+        initrd = os.path.join(GUEST_DIR, "uml-initramfs.cpio.gz")
+        argv = [kernel, f"mem={mem}", f"initrd={initrd}", f"virtio_uml.device={sock}:1", f"vnk.test={test}",
+                "con=null", "con0=null,fd:1", *extra]
+        super().__init__(argv, f"UML ({test})")
+
+
+class Qemu(Guest):
+    """QEMU (TCG unless /dev/kvm boots it) with the cloud kernel, virtio-net-pci over vhost-user."""
+
+    def __init__(self, sock, test, mac, mtu=None, server=False, monitor=None, extra=()):
+        initrd = os.path.join(GUEST_DIR, "qemu-initramfs.cpio.gz")
+        with open(initrd + ".kernel") as f:
+            kernel = f.read().strip()
+        chardev = f"socket,id=vu,path={sock}" + (",server=on,wait=on" if server else "")
+        dev = f"virtio-net-pci,netdev=n0,mac={mac},vectors=0" + (f",host_mtu={mtu}" if mtu else "")
+        argv = ["qemu-system-x86_64", "-accel", os.environ.get("VNETKIT_QEMU_ACCEL", "tcg"), "-m", "256M",
+                "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+                "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem",
+                "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=vu", "-device", dev,
+                "-kernel", kernel, "-initrd", initrd, "-append", f"console=ttyS0 quiet panic=-1 vnk.test={test}"]
+        if monitor:
+            argv += ["-monitor", f"unix:{monitor},server=on,wait=off"]
+        super().__init__(argv + list(extra), f"QEMU ({test})")
+
+    @staticmethod
+    def hmp(monitor, command):
+        """One human-monitor command over the unix socket."""
+        import socket
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        for _ in range(100):
+            try:
+                s.connect(monitor)
+                break
+            except OSError:
+                time.sleep(0.05)
+        s.sendall(command.encode() + b"\n")
+        time.sleep(0.2)
+        s.close()
