@@ -23,13 +23,14 @@ GUEST_DIR = os.path.join(BUILD, "guest")
 class Process:
     """A child in its own process group whose output is collected line by line."""
 
-    def __init__(self, argv, name, env=None, stdin=subprocess.DEVNULL):
+    def __init__(self, argv, name, env=None, stdin=subprocess.DEVNULL, pass_fds=()):
         self.name = name
         self.argv = argv
         self.lines = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            pass_fds=pass_fds,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -95,13 +96,13 @@ class Process:
 class Serve(Process):
     """`vnetkit serve` with a metrics file, in a private directory."""
 
-    def __init__(self, *args, connect=None, workdir=None):
+    def __init__(self, *args, connect=None, workdir=None, pass_fds=()):
         self.dir = workdir or tempfile.mkdtemp(prefix="vnk-serve-")
         self.sock = connect or os.path.join(self.dir, "vhost-user.sock")
         self.metrics_path = os.path.join(self.dir, "metrics.json")
         mode = ["--vhost-user-connect", self.sock] if connect else ["--vhost-user", self.sock]
         argv = [VNETKIT, "serve", *mode, "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
-        super().__init__(argv, "vnetkit serve")
+        super().__init__(argv, "vnetkit serve", pass_fds=pass_fds)
         if connect:
             self.wait_for(r"frontend connected", 30)
         else:
