@@ -68,9 +68,14 @@ bool open_link(const char* ifname, Link& link) {
   // Our own transmissions are not echoes.
   int one = 1;
   setsockopt(link.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-  int big = 8 << 20;
-  setsockopt(link.fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  setsockopt(link.fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  // Room for a whole batch of the largest frames: the guest's rmem_max
+  // (208 KiB) would drop echoes of 9 KiB frames before we read them. The
+  // FORCE variants need CAP_NET_ADMIN, which init has; fall back otherwise.
+  int big = 16 << 20;
+  if (setsockopt(link.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0)
+    setsockopt(link.fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  if (setsockopt(link.fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) != 0)
+    setsockopt(link.fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
   sll.sll_protocol = htons(kEtherType);

@@ -172,7 +172,7 @@ class Uml(Guest):
 class Qemu(Guest):
     """QEMU (TCG unless /dev/kvm boots it) with the cloud kernel, virtio-net-pci over vhost-user."""
 
-    def __init__(self, sock, test, mac, mtu=None, server=False, monitor=None, extra=()):
+    def __init__(self, sock, test, mac, mtu=None, server=False, monitor=None, cmdline=(), extra=()):
         initrd = os.path.join(GUEST_DIR, "qemu-initramfs.cpio.gz")
         with open(initrd + ".kernel") as f:
             kernel = f.read().strip()
@@ -182,7 +182,7 @@ class Qemu(Guest):
                 "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
                 "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem",
                 "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=vu", "-device", dev,
-                "-kernel", kernel, "-initrd", initrd, "-append", f"console=ttyS0 quiet panic=-1 vnk.test={test}"]
+                "-kernel", kernel, "-initrd", initrd, "-append", " ".join(["console=ttyS0 quiet panic=-1", f"vnk.test={test}", *cmdline])]
         if monitor:
             argv += ["-monitor", f"unix:{monitor},server=on,wait=off"]
         super().__init__(argv + list(extra), f"QEMU ({test})")
