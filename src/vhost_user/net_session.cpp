@@ -197,6 +197,8 @@ std::expected<std::optional<Reply>, ProtocolError> NetSession::dispatch(Message&
     case Request::set_backend_req_fd:
       if (m.fd_count != 1) return std::unexpected(ProtocolError::bad_fd_count);
       backend_req_ = m.take_fd();
+      // Our end of the frontend's socketpair: a notice must never block us.
+      set_nonblocking(backend_req_.get());
       return std::nullopt;
     case Request::get_config: {
       auto r = get_config(m);

@@ -168,6 +168,13 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   counters_.connections.add();
   log::info("frontend connected (connection {})", counters_.connections.get());
 
+  // A message is read whole once its first byte arrives, and a reply is
+  // written whole: a frontend that stalls mid-message or stops reading is
+  // dropped after io_timeout instead of holding the I/O thread.
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options_.io_timeout).count();
+  const timeval io_timeout{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
+  ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
+  ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
   epoll_add(ep, sock.get(), EPOLLIN, kTagControl);
   const int backend_fd = backend_.rx_fd();
   bool backend_armed = false;

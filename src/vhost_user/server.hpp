@@ -31,6 +31,9 @@ struct ServerOptions {
   int signal_fd = -1;                                  // signalfd, or -1
   std::function<void()> on_metrics;                    // called every metrics_interval and at each disconnect
   std::chrono::milliseconds metrics_interval{1000};
+  // A frontend that stalls mid-message or stops reading replies is dropped
+  // after this long.
+  std::chrono::milliseconds io_timeout{5000};
   unsigned max_connections = 0;  // stop after this many frontends (0: never); tests use it
 };
 

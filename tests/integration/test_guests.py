@@ -49,6 +49,7 @@ class GuestScenarios:
         drops = {k: v for k, v in m["net"].items() if ("drop" in k or "poison" in k or "failure" in k) and v}
         self.assertEqual(drops, {}, "the real driver must not trip any drop or poison counter")
         self.assertEqual(m["vhost_user"]["rejected"], 0)
+        self.assertEqual(m["vhost_user"]["unknown_requests"], 0, "every request the frontend sent is implemented")
         self.assertEqual(m["backend"].get("drops_ring_full", 0), 0)
 
     def test_probe_mac_mtu_and_byte_exact_echo(self):

@@ -103,6 +103,35 @@ TEST_F(ServerTest, RepliesThenServesTheNextFrontendAfterAMalformedOne) {
   EXPECT_EQ(open_fd_count(), fds_before);
 }
 
+TEST_F(ServerTest, AFrontendThatStallsMidMessageIsDropped) {
+  backend::LoopbackBackend loopback;
+  ServerOptions opts;
+  opts.socket_path = path;
+  opts.max_connections = 2;
+  opts.io_timeout = std::chrono::milliseconds(100);
+  Server server(opts, loopback);
+  ASSERT_TRUE(server.open());
+  std::thread io([&] { EXPECT_TRUE(server.run()); });
+  {
+    // Half a header, then silence with the connection open.
+    UniqueFd s = connect_to(path);
+    const std::uint32_t half = 1;
+    ASSERT_EQ(::write(s.get(), &half, sizeof half), static_cast<ssize_t>(sizeof half));
+    char b;
+    EXPECT_EQ(::read(s.get(), &b, 1), 0) << "the server must hang up on a stalled frontend";
+  }
+  {
+    // The server is free for the next one.
+    UniqueFd s = connect_to(path);
+    ASSERT_TRUE(write_message(s.get(), Header{static_cast<std::uint32_t>(Request::get_queue_num), kVersion, 0}, {}));
+    Message reply;
+    ASSERT_TRUE(read_message(s.get(), reply));
+    EXPECT_EQ(load_le<std::uint64_t>(reply.storage.data()), 1u);
+  }
+  io.join();
+  EXPECT_EQ(server.counters().connections.get(), 2u);
+}
+
 TEST_F(ServerTest, RefusesToReplaceAFileThatIsNotASocket) {
   const std::string file = dir + "/not-a-socket";
   UniqueFd f(::open(file.c_str(), O_CREAT | O_WRONLY, 0600));
