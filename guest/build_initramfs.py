@@ -92,6 +92,8 @@ def main():
     c.symlink("bin/sh", "busybox")
     with open(args.init, "rb") as f:
         c.file("init", f.read(), 0o755)
+    with open(os.path.join(os.path.dirname(args.init), "udhcpc.script"), "rb") as f:
+        c.file("bin/vnk-udhcpc", f.read(), 0o755)
     with open(args.pktcheck, "rb") as f:
         c.file("bin/pktcheck", f.read(), 0o755)
     names = []

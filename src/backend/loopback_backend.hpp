@@ -7,9 +7,8 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <vector>
 
+#include "backend/frame_ring.hpp"
 #include "base/counter_set.hpp"
 #include "net/net_backend.hpp"
 
@@ -33,20 +32,14 @@ class LoopbackBackend final : public net::NetBackend {
 
   net::TxResult transmit(const net::TxFrame& frame) override;
   net::RxResult receive(std::span<const iovec> buffer) override;
-  [[nodiscard]] bool rx_pending() const override { return count_ != 0; }
+  [[nodiscard]] bool rx_pending() const override { return !ring_.empty(); }
   [[nodiscard]] std::string_view name() const override { return "loopback"; }
 
-  [[nodiscard]] std::size_t queued() const noexcept { return count_; }
+  [[nodiscard]] std::size_t queued() const noexcept { return ring_.size(); }
   [[nodiscard]] const LoopbackCounters& counters() const noexcept { return counters_; }
 
  private:
-  struct Slot {
-    std::unique_ptr<std::byte[]> bytes;  // kMaxFrameSize, allocated once, never zero-filled
-    std::size_t length = 0;
-  };
-  std::vector<Slot> slots_;
-  std::size_t head_ = 0;   // oldest frame
-  std::size_t count_ = 0;  // frames waiting
+  FrameRing ring_;
   LoopbackCounters counters_;
 };
 

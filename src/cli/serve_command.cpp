@@ -12,6 +12,7 @@
 #include "backend/socketpair_backend.hpp"
 #include "base/log.hpp"
 #include "cli/metrics_file.hpp"
+#include "usernet/usernet.hpp"
 #include "vhost_user/server.hpp"
 
 namespace vnk::cli {
@@ -65,8 +66,13 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec) 
     auto g = group_of("backend", (*b)->counters());
     return BackendChoice{std::move(*b), std::move(g)};
   }
-  if (spec == "user")
-    return std::unexpected("--net user (the user-mode NAT gateway) is not built yet; use loopback or socketpair:FD");
+  if (spec == "user") {
+    auto cfg = usernet::validate(usernet::UsernetConfig{});
+    if (!cfg) return std::unexpected(cfg.error());
+    auto b = std::make_unique<usernet::UserNet>(*cfg);
+    auto g = group_of("backend", b->counters());
+    return BackendChoice{std::move(b), std::move(g)};
+  }
   return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD or user", spec));
 }
 
@@ -155,7 +161,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
   listen->excludes(connect);
-  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user")
+  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user (gateway 10.0.2.2: ARP and DHCP so far)")
       ->capture_default_str();
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
   cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));

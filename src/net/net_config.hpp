@@ -8,20 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include "base/mac_address.hpp"
+
 namespace vnk::net {
 
-struct MacAddress {
-  std::array<std::uint8_t, 6> octets{};
-
-  // "02:00:00:00:00:01" (also '-' separated); nullopt on anything else.
-  static std::optional<MacAddress> parse(std::string_view text);
-  [[nodiscard]] std::string to_string() const;
-  // IEEE 802: bit 0 of the first octet is group (multicast), bit 1 is
-  // "locally administered".
-  [[nodiscard]] bool is_unicast() const noexcept { return (octets[0] & 0x01) == 0; }
-  [[nodiscard]] bool is_locally_administered() const noexcept { return (octets[0] & 0x02) != 0; }
-  friend bool operator==(const MacAddress&, const MacAddress&) = default;
-};
+using vnk::MacAddress;
 
 // Locally administered, unicast, the conventional first NIC.
 inline constexpr MacAddress kDefaultMac{{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}};

@@ -1,0 +1,42 @@
+// Addressing of the user-mode network. The defaults are QEMU's user
+// networking, which users already know: 10.0.2.0/24, gateway 10.0.2.2, DNS
+// 10.0.2.3, the guest's lease 10.0.2.15.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <string>
+
+#include "base/mac_address.hpp"
+#include "packet/ipv4_address.hpp"
+
+namespace vnk::usernet {
+
+using packet::Ipv4Address;
+
+struct UsernetConfig {
+  Ipv4Address network = Ipv4Address::of(10, 0, 2, 0);
+  unsigned prefix = 24;
+  Ipv4Address gateway = Ipv4Address::of(10, 0, 2, 2);
+  Ipv4Address dns = Ipv4Address::of(10, 0, 2, 3);
+  Ipv4Address guest = Ipv4Address::of(10, 0, 2, 15);
+  // The gateway's (and DNS address's) MAC, as QEMU's slirp uses.
+  MacAddress gateway_mac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
+  // Handed out by DHCP (option 26). Large, so bulk transfers need few frames.
+  std::uint16_t mtu = 65520;
+  std::uint32_t lease_seconds = 86400;
+  std::string hostname;  // DHCP option 12, when set
+  std::string domain;    // DHCP option 15, when set
+
+  [[nodiscard]] Ipv4Address netmask() const noexcept {
+    return Ipv4Address{prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix)};
+  }
+  [[nodiscard]] Ipv4Address broadcast() const noexcept { return Ipv4Address{network.value | ~netmask().value}; }
+};
+
+// Checks that the addresses fit together: prefix 8..30, gateway, DNS and guest
+// distinct, inside the network, and neither its network nor broadcast
+// address; MTU 576..65520. The error is a sentence for the user.
+std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg);
+
+}  // namespace vnk::usernet
