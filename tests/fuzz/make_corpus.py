@@ -86,8 +86,52 @@ def vhost_user_seeds():
     yield "stop", start + vu_msg(11, struct.pack("<II", 1, 0))
 
 
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+GUEST_MAC = bytes([2, 0, 0, 0, 0, 1])
+BCAST = b"\xff" * 6
+
+
+def udp_frame(src, dst, sport, dport, payload):
+    ulen = 8 + len(payload)
+    pseudo = src + dst + struct.pack("!BBH", 0, 17, ulen)
+    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
+    udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xFFFF) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0x4000, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return BCAST + GUEST_MAC + b"\x08\x00" + ip + udp
+
+
+def dhcp_msg(mtype, options=b""):
+    fixed = struct.pack("!BBBBIHH4s4s4s4s", 1, 1, 6, 0, 0x12345678, 0, 0, bytes(4), bytes(4), bytes(4), bytes(4))
+    fixed += GUEST_MAC + bytes(10) + bytes(64) + bytes(128) + struct.pack("!I", 0x63825363)
+    return fixed + bytes([53, 1, mtype]) + options + b"\xff"
+
+
+def usernet_seeds():
+    def frames(*fs):
+        return bytes([40]) + b"".join(struct.pack("<H", len(f)) + f for f in fs)
+
+    arp = BCAST + GUEST_MAC + b"\x08\x06" + struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, GUEST_MAC,
+                                                           bytes([10, 0, 2, 15]), bytes(6), bytes([10, 0, 2, 2]))
+    any_ip, bcast_ip = bytes(4), b"\xff" * 4
+    discover = udp_frame(any_ip, bcast_ip, 68, 67, dhcp_msg(1))
+    request = udp_frame(any_ip, bcast_ip, 68, 67, dhcp_msg(3, bytes([50, 4, 10, 0, 2, 15, 54, 4, 10, 0, 2, 2])))
+    inform = udp_frame(any_ip, bcast_ip, 68, 67, dhcp_msg(8))
+    yield "arp", frames(arp)
+    yield "dhcp_handshake", frames(discover, request)
+    yield "dhcp_inform_release", frames(inform, udp_frame(any_ip, bcast_ip, 68, 67, dhcp_msg(7)))
+
+
 for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
-                      ("fuzz_vhost_user", vhost_user_seeds())):
+                      ("fuzz_vhost_user", vhost_user_seeds()), ("fuzz_usernet", usernet_seeds())):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds:
