@@ -4,6 +4,7 @@
 #include <sys/signalfd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <csignal>
 #include <memory>
 #include <optional>
@@ -30,6 +31,14 @@ struct ServeArgs {
   std::string metrics_path;
   unsigned metrics_interval_ms = 1000;
   unsigned max_connections = 0;
+  // --net user
+  std::string network = "10.0.2.0/24";
+  std::string gateway = "10.0.2.2";
+  std::string dns = "10.0.2.3";
+  std::string guest = "10.0.2.15";
+  std::uint16_t user_mtu = 65520;
+  std::string hostname;
+  std::string domain;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -43,7 +52,34 @@ MetricsGroup group_of(std::string name, const Counters& c) {
   return {std::move(name), [&c](const auto& emit) { c.for_each(emit); }};
 }
 
-std::expected<BackendChoice, std::string> make_backend(const std::string& spec) {
+std::expected<usernet::UsernetConfig, std::string> usernet_config(const ServeArgs& a) {
+  usernet::UsernetConfig cfg;
+  const auto slash = a.network.find('/');
+  auto net = usernet::Ipv4Address::parse(a.network.substr(0, slash));
+  unsigned prefix = 0;
+  const std::string p = slash == std::string::npos ? "" : a.network.substr(slash + 1);
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+  if (!net || p.empty() || ec != std::errc{} || end != p.data() + p.size())
+    return std::unexpected(fmt::format("--network '{}': expected ADDRESS/PREFIX, like 10.0.2.0/24", a.network));
+  cfg.network = *net;
+  cfg.prefix = prefix;
+  const struct {
+    const char* option;
+    const std::string& text;
+    usernet::Ipv4Address& out;
+  } addrs[] = {{"--gateway", a.gateway, cfg.gateway}, {"--dns", a.dns, cfg.dns}, {"--guest-ip", a.guest, cfg.guest}};
+  for (const auto& x : addrs) {
+    auto ip = usernet::Ipv4Address::parse(x.text);
+    if (!ip) return std::unexpected(fmt::format("{} '{}' is not an IPv4 address", x.option, x.text));
+    x.out = *ip;
+  }
+  cfg.mtu = a.user_mtu;
+  cfg.hostname = a.hostname;
+  cfg.domain = a.domain;
+  return usernet::validate(cfg);
+}
+
+std::expected<BackendChoice, std::string> make_backend(const std::string& spec, const ServeArgs& a) {
   if (spec == "loopback") {
     auto b = std::make_unique<backend::LoopbackBackend>();
     auto g = group_of("backend", b->counters());
@@ -67,7 +103,7 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec) 
     return BackendChoice{std::move(*b), std::move(g)};
   }
   if (spec == "user") {
-    auto cfg = usernet::validate(usernet::UsernetConfig{});
+    auto cfg = usernet_config(a);
     if (!cfg) return std::unexpected(cfg.error());
     auto b = std::make_unique<usernet::UserNet>(*cfg);
     auto g = group_of("backend", b->counters());
@@ -108,7 +144,7 @@ int run_serve(const ServeArgs& a) {
     normalized->queue_pairs = 1;
   }
 
-  auto choice = make_backend(a.net);
+  auto choice = make_backend(a.net, a);
   if (!choice) return fail(choice.error());
   auto signals = block_signals();
   if (!signals) return fail(signals.error());
@@ -168,6 +204,14 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--queue-pairs", args->queue_pairs, "Queue pairs (one is served today)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
+  auto* user = cmd->add_option_group("user-mode network", "With --net user");
+  user->add_option("--network", args->network, "Guest network, ADDRESS/PREFIX")->capture_default_str();
+  user->add_option("--gateway", args->gateway, "Gateway address (answers ARP, serves DHCP)")->capture_default_str();
+  user->add_option("--dns", args->dns, "DNS address handed out by DHCP")->capture_default_str();
+  user->add_option("--guest-ip", args->guest, "The address the guest leases")->capture_default_str();
+  user->add_option("--user-mtu", args->user_mtu, "MTU handed out by DHCP (576..65520)")->capture_default_str();
+  user->add_option("--hostname", args->hostname, "Host name handed out by DHCP");
+  user->add_option("--domain", args->domain, "Domain name handed out by DHCP");
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
   cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
   cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")

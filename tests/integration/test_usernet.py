@@ -35,5 +35,19 @@ class UmlTest(unittest.TestCase):
         self.assertEqual(serve.stop(), 0)
 
 
+    def test_addressing_is_configurable(self):
+        serve = Serve("--net", "user", "--network", "192.168.77.0/24", "--gateway", "192.168.77.1",
+                      "--dns", "192.168.77.53", "--guest-ip", "192.168.77.100", "--user-mtu", "9000")
+        self.addCleanup(serve.cleanup)
+        g = Uml(serve.sock, "dhcp")
+        self.addCleanup(g.kill)
+        lease = kv(g.wait_for(r"VNK: lease event=bound .*", 60).group(0))
+        self.assertEqual((lease["ip"], lease["router"], lease["dns"], lease["mtu"]),
+                         ("192.168.77.100", "192.168.77.1", "192.168.77.53", "9000"))
+        g.wait_for(r"VNK: arp gateway=192.168.77.1 ", 10)
+        self.assertEqual(g.status(), 0)
+        self.assertEqual(serve.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
