@@ -219,10 +219,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
       ->capture_default_str();
-  cmd->callback([args, cmd, &exit_code] {
+  cmd->callback([args, &exit_code] {
     if (args->listen_path.empty() && args->connect_path.empty())
       throw CLI::RequiredError("--vhost-user PATH or --vhost-user-connect PATH");
-    (void)cmd;
     exit_code = run_serve(*args);
   });
 }

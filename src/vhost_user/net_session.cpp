@@ -271,18 +271,13 @@ std::expected<Reply, ProtocolError> NetSession::get_vring_base(const Message& m)
   if (!s) return std::unexpected(s.error());
   auto i = ring_index(s->index);
   if (!i) return std::unexpected(i.error());
-  std::uint16_t next = rings_[*i].base;
-  if (pair_) {
-    next = (*i == 0 ? pair_->rx().queue() : pair_->tx().queue()).next_avail().value();
-    stop();
-  }
+  stop();  // records each running ring's next_avail as its base
   Ring& ring = rings_[*i];
   ring.kicked = false;
   ring.kick.reset();
-  ring.base = next;
   Reply r;
   store_le<std::uint32_t>(r.storage.data(), *i);
-  store_le<std::uint32_t>(r.storage.data() + 4, next);
+  store_le<std::uint32_t>(r.storage.data() + 4, ring.base);
   r.size = 8;
   return r;
 }

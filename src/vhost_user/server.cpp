@@ -91,16 +91,20 @@ void Server::write_metrics() {
   if (options_.on_metrics) options_.on_metrics();
 }
 
-Server::Wake Server::handle_signals(NetSession* session) {
+void Server::on_timer() {
+  std::uint64_t ticks = 0;
+  [[maybe_unused]] const ssize_t n = ::read(timer_.get(), &ticks, sizeof ticks);
+  write_metrics();
+}
+
+void Server::handle_signals(NetSession* session) {
   signalfd_siginfo si{};
-  Wake wake = Wake::none;
   while (::read(options_.signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
     switch (si.ssi_signo) {
       case SIGINT:
       case SIGTERM:
         log::info("signal {}: stopping", si.ssi_signo);
         stopping_ = true;
-        wake = Wake::stop;
         break;
       case SIGUSR1:
       case SIGUSR2: {
@@ -114,7 +118,6 @@ Server::Wake Server::handle_signals(NetSession* session) {
       default: break;
     }
   }
-  return wake;
 }
 
 // Waits for the next frontend: accept() in server mode, connect() with retry
@@ -140,12 +143,7 @@ std::expected<UniqueFd, std::string> Server::next_frontend() {
     for (int i = 0; i < n; ++i) {
       switch (events[i].data.u64) {
         case kTagSignal: handle_signals(nullptr); break;
-        case kTagTimer: {
-          std::uint64_t ticks = 0;
-          [[maybe_unused]] auto r = ::read(timer_.get(), &ticks, sizeof ticks);
-          write_metrics();
-          break;
-        }
+        case kTagTimer: on_timer(); break;
         case kTagControl: {
           UniqueFd s(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
           if (s.valid()) {
@@ -244,9 +242,7 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
       } else if (tag == kTagSignal) {
         handle_signals(&session);
       } else if (tag == kTagTimer) {
-        std::uint64_t ticks = 0;
-        [[maybe_unused]] auto rr = ::read(timer_.get(), &ticks, sizeof ticks);
-        write_metrics();
+        on_timer();
       }
     }
   }

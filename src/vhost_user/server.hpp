@@ -65,10 +65,10 @@ class Server {
   [[nodiscard]] bool link_up() const noexcept { return options_.net.link_up; }
 
  private:
-  enum class Wake { none, stop };
   std::expected<UniqueFd, std::string> next_frontend();
   std::expected<void, std::string> serve(UniqueFd sock);
-  Wake handle_signals(NetSession* session);
+  void handle_signals(NetSession* session);
+  void on_timer();
   void write_metrics();
 
   ServerOptions options_;

@@ -103,7 +103,6 @@ class Virtqueue {
 
   // vhost-user SET_VRING_BASE / GET_VRING_BASE.
   [[nodiscard]] RingIndex next_avail() const noexcept { return next_avail_; }
-  void set_next_avail(RingIndex i) noexcept { next_avail_ = i; }
   // Picks up a ring another device model was serving (vhost-user restart):
   // consume from `next_avail`, fill used slots from the ring's own used->idx.
   std::expected<void, QueueError> resume(const GuestMemory& mem, RingIndex next_avail);

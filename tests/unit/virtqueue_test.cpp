@@ -126,7 +126,7 @@ TEST_F(VirtqueueTest, AvailIndexJumpingPastQueueSizeIsStructural) {
 
 TEST_F(VirtqueueTest, AvailIndexWrapsAt65536) {
   Virtqueue q = make();
-  q.set_next_avail(RingIndex(0xffff));
+  ASSERT_TRUE(q.resume(*mem, RingIndex(0xffff)));
   drv->write_desc(0, RawDesc{buf(0).value, 10, 0, 0});
   drv->set_avail_slot(0xffff, 0);
   drv->set_avail_slot(0, 0);
