@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 
@@ -39,6 +41,9 @@ struct ServeArgs {
   std::uint16_t user_mtu = 65520;
   std::string hostname;
   std::string domain;
+  std::vector<std::string> dns_upstreams;
+  std::string resolv_conf = "/etc/resolv.conf";
+  bool no_map_gw = false;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -76,6 +81,17 @@ std::expected<usernet::UsernetConfig, std::string> usernet_config(const ServeArg
   cfg.mtu = a.user_mtu;
   cfg.hostname = a.hostname;
   cfg.domain = a.domain;
+  cfg.map_gateway_to_loopback = !a.no_map_gw;
+  for (const auto& text : a.dns_upstreams) {
+    auto u = usernet::parse_upstream(text);
+    if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));
+    cfg.dns_upstreams.push_back(*u);
+  }
+  if (cfg.dns_upstreams.empty() && !a.resolv_conf.empty()) {
+    std::ifstream in(a.resolv_conf);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    cfg.dns_upstreams = usernet::parse_resolv_conf(text);
+  }
   return usernet::validate(cfg);
 }
 
@@ -135,6 +151,9 @@ int run_serve(const ServeArgs& a) {
   if (!mac) return fail(fmt::format("--mac '{}' is not a MAC address (like 02:00:00:00:00:01)", a.mac));
   cfg.mac = *mac;
   cfg.mtu = a.mtu;
+  // With --net user the device offers the MTU DHCP hands out, so the guest
+  // posts RX buffers big enough for it (Linux sizes them by the device MTU).
+  if (!cfg.mtu && a.net == "user") cfg.mtu = a.user_mtu;
   cfg.queue_pairs = a.queue_pairs;
   cfg.link_up = !a.link_down;
   auto normalized = net::normalize(cfg);
@@ -197,7 +216,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
   listen->excludes(connect);
-  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user (gateway 10.0.2.2: ARP and DHCP so far)")
+  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user (NAT gateway: DHCP, DNS, ICMP, UDP, TCP)")
       ->capture_default_str();
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
   cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));
@@ -212,6 +231,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   user->add_option("--user-mtu", args->user_mtu, "MTU handed out by DHCP (576..65520)")->capture_default_str();
   user->add_option("--hostname", args->hostname, "Host name handed out by DHCP");
   user->add_option("--domain", args->domain, "Domain name handed out by DHCP");
+  user->add_option("--dns-upstream", args->dns_upstreams,
+                   "Resolver for queries to the DNS address, IP[:PORT] (repeatable; default: nameservers in --resolv-conf)");
+  user->add_option("--resolv-conf", args->resolv_conf, "Where to find the host's resolvers")->capture_default_str();
+  user->add_flag("--no-map-gw", args->no_map_gw,
+                 "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
   cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
   cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")

@@ -70,3 +70,19 @@ std::size_t iov_tail(std::span<const iovec> iov, std::size_t offset, std::span<i
 }
 
 }  // namespace vnk
+
+namespace vnk {
+
+std::size_t iov_slice(std::span<const iovec> iov, std::size_t offset, std::size_t len, std::span<iovec> out) noexcept {
+  std::size_t used = iov_tail(iov, offset, out);
+  for (std::size_t i = 0; i < used; ++i) {
+    if (out[i].iov_len >= len) {
+      out[i].iov_len = len;
+      return len == 0 ? i : i + 1;
+    }
+    len -= out[i].iov_len;
+  }
+  return used;
+}
+
+}  // namespace vnk

@@ -28,5 +28,7 @@ std::size_t iov_copy(std::span<const iovec> dst, std::span<const iovec> src) noe
 // Splits `iov` at `offset`: writes the entries for bytes [offset, end) into
 // `out` (adjusting the first) and returns how many it wrote. No data moves.
 std::size_t iov_tail(std::span<const iovec> iov, std::size_t offset, std::span<iovec> out) noexcept;
+// Like iov_tail, but covering at most `len` bytes from `offset`.
+std::size_t iov_slice(std::span<const iovec> iov, std::size_t offset, std::size_t len, std::span<iovec> out) noexcept;
 
 }  // namespace vnk

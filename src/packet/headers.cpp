@@ -72,15 +72,19 @@ void write_arp(std::span<std::byte> out, const Arp& a) {
   store_be<std::uint32_t>(out.data() + 24, a.target_ip.value);
 }
 
-std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b) {
+std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b) { return parse_ipv4(b, b.size()); }
+
+std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b, std::size_t wire_len) {
+  if (wire_len < b.size()) return std::unexpected(ParseError::bad_length);
   if (b.size() < kIpv4HeaderSize) return std::unexpected(ParseError::truncated);
   const auto vihl = static_cast<std::uint8_t>(b[0]);
   if ((vihl >> 4) != 4) return std::unexpected(ParseError::bad_version);
   Ipv4 ip;
   ip.header_len = static_cast<std::uint8_t>((vihl & 0x0f) * 4);
   ip.total_len = load_be<std::uint16_t>(b.data() + 2);
-  if (ip.header_len < kIpv4HeaderSize || ip.total_len < ip.header_len || ip.total_len > b.size())
+  if (ip.header_len < kIpv4HeaderSize || ip.total_len < ip.header_len || ip.total_len > wire_len)
     return std::unexpected(ParseError::bad_length);
+  if (b.size() < ip.header_len) return std::unexpected(ParseError::truncated);
   if (internet_checksum(b.first(ip.header_len)) != 0) return std::unexpected(ParseError::bad_checksum);
   const std::uint16_t frag = load_be<std::uint16_t>(b.data() + 6);
   if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0) return std::unexpected(ParseError::fragment);
@@ -91,7 +95,8 @@ std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b) {
   ip.protocol = static_cast<std::uint8_t>(b[9]);
   ip.src = Ipv4Address{load_be<std::uint32_t>(b.data() + 12)};
   ip.dst = Ipv4Address{load_be<std::uint32_t>(b.data() + 16)};
-  ip.payload = b.subspan(ip.header_len, ip.total_len - ip.header_len);
+  ip.payload_len = static_cast<std::uint16_t>(ip.total_len - ip.header_len);
+  ip.payload = b.subspan(ip.header_len, std::min<std::size_t>(ip.payload_len, b.size() - ip.header_len));
   return ip;
 }
 
@@ -113,15 +118,16 @@ std::expected<Udp, ParseError> parse_udp(const Ipv4& ip) {
   const auto b = ip.payload;
   if (b.size() < kUdpHeaderSize) return std::unexpected(ParseError::truncated);
   const std::uint16_t len = load_be<std::uint16_t>(b.data() + 4);
-  if (len < kUdpHeaderSize || len > b.size()) return std::unexpected(ParseError::bad_length);
-  if (load_be<std::uint16_t>(b.data() + 6) != 0) {
+  if (len < kUdpHeaderSize || len > ip.payload_len) return std::unexpected(ParseError::bad_length);
+  if (load_be<std::uint16_t>(b.data() + 6) != 0 && len <= b.size()) {
     Checksum c;
     add_ipv4_pseudo_header(c, ip.src.value, ip.dst.value, ip_proto::kUdp, len);
     c.add(b.first(len));
     if (c.finish() != 0) return std::unexpected(ParseError::bad_checksum);
   }
   return Udp{load_be<std::uint16_t>(b.data()), load_be<std::uint16_t>(b.data() + 2),
-             b.subspan(kUdpHeaderSize, len - kUdpHeaderSize)};
+             static_cast<std::uint16_t>(len - kUdpHeaderSize),
+             b.subspan(kUdpHeaderSize, std::min<std::size_t>(len, b.size()) - kUdpHeaderSize)};
 }
 
 void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,

@@ -80,11 +80,16 @@ struct Ipv4 {
   std::uint8_t ttl = 0;
   std::uint8_t protocol = 0;
   Ipv4Address src, dst;
-  std::span<const std::byte> payload;  // total_len - header_len bytes (Ethernet padding cut off)
+  std::uint16_t payload_len = 0;       // total_len - header_len (Ethernet padding cut off)
+  std::span<const std::byte> payload;  // the part of those bytes present in the parsed span
 };
 // Checks version, IHL, total length against the bytes, the header checksum,
 // and refuses fragments (MF set or a non-zero offset).
 std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> bytes);
+// The same when `head` holds only the first bytes of a packet of `wire_len`
+// bytes (the rest stays in guest memory): lengths are checked against
+// wire_len, and `payload` is cut to what `head` holds.
+std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> head, std::size_t wire_len);
 struct Ipv4Fields {
   Ipv4Address src, dst;
   std::uint8_t protocol = 0;
@@ -100,9 +105,11 @@ constexpr std::size_t kUdpHeaderSize = 8;
 
 struct Udp {
   std::uint16_t src_port = 0, dst_port = 0;
-  std::span<const std::byte> payload;
+  std::uint16_t payload_len = 0;       // from the UDP length field
+  std::span<const std::byte> payload;  // the part present in ip.payload
 };
-// `ip` supplies the pseudo-header; a zero checksum means "none" (IPv4).
+// `ip` supplies the pseudo-header; a zero checksum means "none" (IPv4). The
+// checksum is verified when the whole datagram is in ip.payload.
 std::expected<Udp, ParseError> parse_udp(const Ipv4& ip);
 // Writes the UDP header for `payload_len` bytes that already follow it in
 // `out`, with the checksum over them.

@@ -1,15 +1,66 @@
 #include "usernet/usernet.hpp"
 
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "base/epoll_ops.hpp"
+#include "base/log.hpp"
 #include "memory/iovec_ops.hpp"
 #include "packet/dhcp.hpp"
 #include "packet/headers.hpp"
+#include "packet/icmp.hpp"
+#include "packet/tcp.hpp"
 
 namespace vnk::usernet {
 
 using namespace packet;
 
+std::uint64_t monotonic_ms() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+namespace {
+
+bool ping_sockets_allowed() {
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (s < 0) return false;
+  ::close(s);
+  return true;
+}
+
+}  // namespace
+
 UserNet::UserNet(UsernetConfig cfg)
-    : cfg_(std::move(cfg)), dhcp_(cfg_, counters_), replies_(kReplyQueueFrames, kWorkBufferSize) {}
+    : cfg_(std::move(cfg)),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+      timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
+      dhcp_(cfg_, counters_),
+      replies_(kReplyQueueFrames, kReplySlot),
+      datagrams_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
+      tcp_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
+      work_(kHeadCopy) {
+  if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
+  epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
+  icmp_available_ = ping_sockets_allowed();
+  if (!icmp_available_) {
+    log::error(
+        "usernet: ping sockets are not permitted for this user (net.ipv4.ping_group_range); ICMP echo from the "
+        "guest is dropped. Allow it with: sysctl -w net.ipv4.ping_group_range='0 2147483647'");
+  }
+  if (cfg_.dns_upstreams.empty())
+    log::warn("usernet: no DNS resolver (none in /etc/resolv.conf and no --dns-upstream); DNS queries are dropped");
+}
+
+UserNet::~UserNet() = default;
 
 template <typename Build>
 void UserNet::queue_reply(Build&& build) {
@@ -24,12 +75,13 @@ void UserNet::queue_reply(Build&& build) {
 
 net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   counters_.frames_from_guest.add();
-  if (frame.length > work_.size()) {
+  if (frame.length > 65535 + kEthernetHeaderSize) {
     counters_.drop_oversize.add();
     return net::TxResult::dropped;
   }
-  const std::span<const std::byte> bytes(work_.data(), iov_read(frame.data, 0, std::span(work_).first(frame.length)));
-  auto eth = parse_ethernet(bytes);
+  const std::size_t head_len = iov_read(frame.data, 0, std::span(work_).first(std::min(frame.length, kHeadCopy)));
+  const std::span<const std::byte> head(work_.data(), head_len);
+  auto eth = parse_ethernet(head);
   if (!eth) {
     counters_.drop_malformed.add();
     return net::TxResult::dropped;
@@ -45,7 +97,7 @@ net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   guest_mac_ = eth->src;
   switch (eth->type) {
     case ethertype::kArp: handle_arp(eth->payload); break;
-    case ethertype::kIpv4: handle_ipv4(eth->payload); break;
+    case ethertype::kIpv4: handle_ipv4(frame, head); break;
     default: counters_.drop_ethertype.add(); break;
   }
   return net::TxResult::sent;
@@ -74,34 +126,132 @@ void UserNet::handle_arp(std::span<const std::byte> payload) {
   });
 }
 
-void UserNet::handle_ipv4(std::span<const std::byte> payload) {
-  auto ip = parse_ipv4(payload);
+void UserNet::handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> head) {
+  const std::size_t wire_len = frame.length - kEthernetHeaderSize;
+  auto ip = parse_ipv4(head.subspan(kEthernetHeaderSize), wire_len);
   if (!ip) {
     counters_.drop_malformed.add();
     return;
   }
-  if (ip->protocol == ip_proto::kUdp) {
-    auto udp = parse_udp(*ip);
-    if (!udp) {
-      counters_.drop_malformed.add();
-      return;
-    }
-    if (udp->dst_port == kDhcpServerPort) {
-      auto msg = parse_dhcp(udp->payload);
-      if (!msg) {
+  if (ip->dst == cfg_.guest || (ip->src.value == 0 && ip->protocol != ip_proto::kUdp)) {
+    counters_.drop_malformed.add();
+    return;
+  }
+  const std::size_t l4_offset = kEthernetHeaderSize + ip->header_len;
+  std::array<iovec, 64> payload{};
+  switch (ip->protocol) {
+    case ip_proto::kUdp: {
+      auto udp = parse_udp(*ip);
+      if (!udp) {
         counters_.drop_malformed.add();
         return;
       }
-      queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, out); });
+      if (udp->dst_port == kDhcpServerPort) {
+        auto msg = parse_dhcp(udp->payload);
+        if (!msg) {
+          counters_.drop_malformed.add();
+          return;
+        }
+        queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, out); });
+        return;
+      }
+      if (ip->dst == kIpv4Broadcast || ip->dst == cfg_.broadcast()) {
+        counters_.drop_no_route.add();
+        return;
+      }
+      const std::size_t n = iov_slice(frame.data, l4_offset + kUdpHeaderSize, udp->payload_len, payload);
+      datagrams_.from_guest(ip_proto::kUdp, ip->src, udp->src_port, ip->dst, udp->dst_port, std::span(payload.data(), n),
+                            udp->payload_len);
       return;
     }
+    case ip_proto::kTcp: {
+      auto tcp = parse_tcp(*ip);
+      if (!tcp) {
+        counters_.drop_malformed.add();
+        return;
+      }
+      const std::size_t n = iov_slice(frame.data, l4_offset + tcp->header_len, tcp->payload_len, payload);
+      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n));
+      return;
+    }
+    case ip_proto::kIcmp: {
+      if (ip->payload.size() < ip->payload_len) {
+        // The whole message is needed for its checksum: copy the rest.
+        work_.resize(frame.length);
+        iov_read(frame.data, 0, work_);
+        ip = parse_ipv4(std::span(work_).subspan(kEthernetHeaderSize), wire_len);
+        if (!ip) {
+          counters_.drop_malformed.add();
+          return;
+        }
+      }
+      auto echo = parse_icmp_echo(*ip);
+      if (!echo) {
+        (echo.error() == ParseError::unsupported ? counters_.drop_unsupported : counters_.drop_malformed).add();
+      } else if (echo->type != icmp_type::kEchoRequest) {
+        counters_.drop_unsupported.add();
+      } else if (!icmp_available_) {
+        counters_.drop_icmp_not_permitted.add();
+      } else {
+        const std::size_t n = iov_slice(frame.data, l4_offset, ip->payload_len, payload);
+        datagrams_.from_guest(ip_proto::kIcmp, ip->src, echo->id, ip->dst, 0, std::span(payload.data(), n),
+                              ip->payload_len);
+      }
+      if (work_.size() > kHeadCopy) work_.resize(kHeadCopy);
+      return;
+    }
+    default: counters_.drop_unsupported.add(); return;
   }
-  counters_.drop_unsupported.add();
+}
+
+void UserNet::update_timer() {
+  const bool want = tcp_.size() + datagrams_.size() > 0;
+  if (want == timer_armed_) return;
+  itimerspec its{};
+  if (want) its.it_interval.tv_nsec = its.it_value.tv_nsec = kTickMs * 1'000'000;
+  ::timerfd_settime(timer_.get(), 0, &its, nullptr);
+  timer_armed_ = want;
+}
+
+void UserNet::poll_host() {
+  receives_since_poll_ = 0;
+  std::array<epoll_event, 64> events{};
+  for (;;) {
+    const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
+    if (n <= 0) break;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t tag = events[i].data.u64;
+      switch (tag_kind(tag)) {
+        case TagKind::timer: {
+          std::uint64_t expirations = 0;
+          (void)!::read(timer_.get(), &expirations, sizeof expirations);
+          const std::uint64_t now = monotonic_ms();
+          tcp_.on_tick(now);
+          datagrams_.expire(now);
+          break;
+        }
+        case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events); break;
+        case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
+        case TagKind::listener: break;
+      }
+    }
+    if (n < static_cast<int>(events.size())) break;
+  }
+  update_timer();
 }
 
 net::RxResult UserNet::receive(std::span<const iovec> buffer) {
+  // Take host events when nothing is queued, and now and then regardless so
+  // a busy flow cannot hide the others' events.
+  if (!rx_pending() || ++receives_since_poll_ >= 32) poll_host();
   net::RxResult r = replies_.pop_into(buffer);
+  if (r.status != net::RxStatus::frame) {
+    std::size_t n = datagrams_.next_frame(buffer);
+    if (n == 0) n = tcp_.next_frame(buffer);
+    if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, {}};
+  }
   if (r.status == net::RxStatus::frame) counters_.frames_to_guest.add();
+  update_timer();
   return r;
 }
 

@@ -1,20 +1,30 @@
 // The user-mode network, as a NetBackend: the guest's frames are answered by
 // a gateway inside this process instead of leaving on a wire.
 //
-// Built so far: the guest's MAC is learned from its frames; ARP for the
-// gateway and DNS addresses is answered with the gateway MAC; DHCP gives the
-// guest its lease (address, mask, router, DNS, MTU, lease time). Frames for
-// protocols not served yet are dropped and counted by reason.
+// ARP for the gateway and DNS addresses is answered with the gateway MAC;
+// DHCP gives the guest its lease. ICMP echo, UDP and TCP become host sockets
+// (DatagramFlows, TcpFlows): the gateway address reaches the host's
+// loopback, the DNS address the upstream resolver, other addresses
+// themselves. Every frame ends in one counter.
 //
-// Replies wait in a bounded FrameRing for the guest's RX buffers.
+// Host sockets join one internal epoll set, which is this backend's rx_fd():
+// it turns readable when a socket has something for the guest. Everything
+// runs on the caller's (the device's I/O) thread. Payload moves between host
+// sockets and guest memory directly: TX frames are parsed from a copy of
+// their headers and sent from the guest's buffers; RX data is received into
+// the guest's buffer behind the headers usernet writes there.
 #pragma once
 
 #include <array>
 #include <optional>
+#include <vector>
 
 #include "backend/frame_ring.hpp"
+#include "base/unique_fd.hpp"
 #include "net/net_backend.hpp"
+#include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
+#include "usernet/tcp_flows.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
 
@@ -22,37 +32,59 @@ namespace vnk::usernet {
 
 class UserNet final : public net::NetBackend {
  public:
-  // Frames handled on the TX path are copied into a working buffer this big;
-  // control traffic (ARP, DHCP) is far smaller.
-  static constexpr std::size_t kWorkBufferSize = 2048;
+  // TX frames up to this size are copied whole for parsing (control traffic
+  // and small datagrams); of larger ones only the headers are.
+  static constexpr std::size_t kHeadCopy = 2048;
   static constexpr std::size_t kReplyQueueFrames = 64;
+  static constexpr std::size_t kReplySlot = 2048;
+  static constexpr long kTickMs = 100;
 
   // `cfg` must have passed validate().
   explicit UserNet(UsernetConfig cfg);
+  ~UserNet() override;
 
   net::TxResult transmit(const net::TxFrame& frame) override;
   net::RxResult receive(std::span<const iovec> buffer) override;
-  [[nodiscard]] bool rx_pending() const override { return !replies_.empty(); }
+  [[nodiscard]] bool rx_pending() const override {
+    return !replies_.empty() || tcp_.has_frames() || datagrams_.has_frames();
+  }
+  [[nodiscard]] int rx_fd() const override { return epoll_.get(); }
   [[nodiscard]] std::string_view name() const override { return "user"; }
 
   [[nodiscard]] const UsernetConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const UsernetCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::optional<MacAddress> guest_mac() const noexcept { return guest_mac_; }
   [[nodiscard]] bool leased() const noexcept { return dhcp_.leased(); }
+  // False when this host does not let us open ping sockets (ICMP is then
+  // dropped and counted; see net.ipv4.ping_group_range).
+  [[nodiscard]] bool icmp_available() const noexcept { return icmp_available_; }
+  [[nodiscard]] std::size_t tcp_flows() const noexcept { return tcp_.size(); }
+  [[nodiscard]] std::size_t datagram_flows() const noexcept { return datagrams_.size(); }
+  // Takes the events waiting on rx_fd() (connects completing, data, timers).
+  // receive() calls it; tests may call it directly.
+  void poll_host();
 
  private:
   void handle_arp(std::span<const std::byte> payload);
-  void handle_ipv4(std::span<const std::byte> payload);
+  void handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> head);
   // Queues a reply built by `build` (returns its size, 0 for none).
   template <typename Build>
   void queue_reply(Build&& build);
+  void update_timer();
 
   UsernetConfig cfg_;
   UsernetCounters counters_;
+  UniqueFd epoll_;
+  UniqueFd timer_;
+  bool timer_armed_ = false;
+  bool icmp_available_ = false;
   DhcpServer dhcp_;
   backend::FrameRing replies_;
   std::optional<MacAddress> guest_mac_;
-  std::array<std::byte, kWorkBufferSize> work_{};
+  DatagramFlows datagrams_;
+  TcpFlows tcp_;
+  unsigned receives_since_poll_ = 0;
+  std::vector<std::byte> work_;  // kHeadCopy, or a whole ICMP message (up to 64 KiB)
 };
 
 }  // namespace vnk::usernet

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 namespace vnk::usernet {
 
 std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
@@ -27,6 +29,48 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
     return std::unexpected(fmt::format("MTU {} must be between 576 and 65520", cfg.mtu));
   if (!cfg.gateway_mac.is_unicast()) return std::unexpected("the gateway MAC must be unicast");
   return cfg;
+}
+
+}  // namespace vnk::usernet
+
+namespace vnk::usernet {
+
+std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text) {
+  UsernetConfig::Upstream u;
+  const auto colon = text.find(':');
+  auto ip = Ipv4Address::parse(text.substr(0, colon));
+  if (!ip) return std::nullopt;
+  u.address = *ip;
+  if (colon != std::string_view::npos) {
+    const std::string_view p = text.substr(colon + 1);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (p.empty() || ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535)
+      return std::nullopt;
+    u.port = static_cast<std::uint16_t>(port);
+  }
+  return u;
+}
+
+std::vector<UsernetConfig::Upstream> parse_resolv_conf(std::string_view text) {
+  std::vector<UsernetConfig::Upstream> out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    auto skip_space = [](std::string_view s) {
+      while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+      return s;
+    };
+    line = skip_space(line);
+    if (!line.starts_with("nameserver")) continue;
+    line = skip_space(line.substr(10));
+    const auto end = line.find_first_of(" \t\r#;");
+    // Only a bare IPv4 address: "IP:PORT" is not resolv.conf syntax.
+    auto ip = Ipv4Address::parse(line.substr(0, end));
+    if (ip) out.push_back({*ip, 53});
+  }
+  return out;
 }
 
 }  // namespace vnk::usernet

@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/mac_address.hpp"
 #include "packet/ipv4_address.hpp"
@@ -27,6 +30,15 @@ struct UsernetConfig {
   std::uint32_t lease_seconds = 86400;
   std::string hostname;  // DHCP option 12, when set
   std::string domain;    // DHCP option 15, when set
+  // Connections and pings to the gateway reach the host's 127.0.0.1.
+  bool map_gateway_to_loopback = true;
+  // Where queries to the DNS address (UDP and TCP port 53) are forwarded;
+  // the first is used. Empty: DNS is not served.
+  struct Upstream {
+    Ipv4Address address;
+    std::uint16_t port = 53;
+  };
+  std::vector<Upstream> dns_upstreams;
 
   [[nodiscard]] Ipv4Address netmask() const noexcept {
     return Ipv4Address{prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix)};
@@ -38,5 +50,10 @@ struct UsernetConfig {
 // distinct, inside the network, and neither its network nor broadcast
 // address; MTU 576..65520. The error is a sentence for the user.
 std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg);
+
+// The IPv4 "nameserver" lines of a resolv.conf text (IPv6 ones are skipped).
+std::vector<UsernetConfig::Upstream> parse_resolv_conf(std::string_view text);
+// "IP" or "IP:PORT"; nullopt when malformed.
+std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text);
 
 }  // namespace vnk::usernet

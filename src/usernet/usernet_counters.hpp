@@ -5,26 +5,60 @@
 
 namespace vnk::usernet {
 
-#define VNK_USERNET_COUNTERS(X)                                                          \
-  X(frames_from_guest)       /* frames the guest transmitted to usernet */                \
-  X(frames_to_guest)         /* frames usernet delivered to the guest */                  \
-  X(arp_requests)            /* ARP requests for the gateway or DNS address */            \
-  X(arp_replies_sent)        /* ARP replies queued for the guest */                       \
-  X(arp_ignored)             /* ARP for other addresses, or replies */                    \
-  X(dhcp_discovers)          /* DHCPDISCOVER */                                           \
-  X(dhcp_requests)           /* DHCPREQUEST */                                            \
-  X(dhcp_releases)           /* DHCPRELEASE and DHCPDECLINE */                            \
-  X(dhcp_informs)            /* DHCPINFORM */                                             \
-  X(dhcp_offers)             /* DHCPOFFER sent */                                         \
-  X(dhcp_acks)               /* DHCPACK sent */                                           \
-  X(dhcp_naks)               /* DHCPNAK sent */                                           \
-  X(dhcp_ignored)            /* for another server, or of a type a server ignores */      \
-  X(drop_malformed)          /* a header failed validation (length, checksum, ...) */     \
-  X(drop_ethertype)          /* neither IPv4 nor ARP (IPv6, VLAN, ...) */                 \
-  X(drop_not_for_us)         /* unicast to a MAC that is not the gateway's */             \
-  X(drop_unsupported)        /* a protocol or port usernet does not serve yet */          \
-  X(drop_queue_full)         /* no room to queue a reply for the guest */                 \
-  X(drop_oversize)           /* a frame larger than usernet's working buffer */
+#define VNK_USERNET_COUNTERS(X) \
+  X(frames_from_guest)         /* frames the guest transmitted to usernet */ \
+  X(frames_to_guest)           /* frames usernet delivered to the guest */ \
+  X(arp_requests)              /* ARP requests for the gateway or DNS address */ \
+  X(arp_replies_sent)          /* ARP replies queued for the guest */ \
+  X(arp_ignored)               /* ARP for other addresses, or replies */ \
+  X(dhcp_discovers)            /* DHCPDISCOVER */ \
+  X(dhcp_requests)             /* DHCPREQUEST */ \
+  X(dhcp_releases)             /* DHCPRELEASE and DHCPDECLINE */ \
+  X(dhcp_informs)              /* DHCPINFORM */ \
+  X(dhcp_offers)               /* DHCPOFFER sent */ \
+  X(dhcp_acks)                 /* DHCPACK sent */ \
+  X(dhcp_naks)                 /* DHCPNAK sent */ \
+  X(dhcp_ignored)              /* for another server, or of a type a server ignores */ \
+  X(icmp_echo_requests)        /* echo requests sent through a ping socket */ \
+  X(icmp_echo_replies)         /* echo replies delivered to the guest */ \
+  X(icmp_flows_opened)         /* ping sockets opened */ \
+  X(icmp_socket_errors)        /* a ping socket could not be opened */ \
+  X(icmp_send_errors)          /* a ping socket refused a request */ \
+  X(icmp_recv_errors)          /* errors read from ping sockets */ \
+  X(udp_datagrams_out)         /* UDP datagrams sent to host sockets (DNS included) */ \
+  X(udp_datagrams_in)          /* UDP datagrams delivered to the guest */ \
+  X(udp_flows_opened)          /* UDP host sockets opened */ \
+  X(udp_socket_errors)         /* a UDP socket could not be opened */ \
+  X(udp_send_errors)           /* a UDP socket refused a datagram */ \
+  X(udp_recv_errors)           /* errors (ICMP unreachable, ...) read from UDP sockets */ \
+  X(flows_expired)             /* UDP/ICMP flows closed after their idle timeout */ \
+  X(flows_evicted)             /* UDP/ICMP flows closed to make room in a full table */ \
+  X(tcp_segments_from_guest)   /* TCP segments from the guest */ \
+  X(tcp_flows_opened)          /* guest SYNs that started a host connect() */ \
+  X(tcp_flows_closed)          /* TCP flows ended (any way) */ \
+  X(tcp_connect_refused)       /* host connects refused (RST to the guest) */ \
+  X(tcp_connect_failed)        /* host connects that failed at once (RST to the guest) */ \
+  X(tcp_connect_timeouts)      /* host connects that never completed (guest left to time out) */ \
+  X(tcp_bytes_to_host)         /* guest payload written to host sockets */ \
+  X(tcp_bytes_to_guest)        /* host payload sent to the guest (retransmissions included) */ \
+  X(tcp_retransmits)           /* rewinds to the first unacknowledged byte (dup ACKs, timer) */ \
+  X(tcp_socket_full)           /* guest data a full host socket could not take yet */ \
+  X(tcp_out_of_order)          /* guest segments beyond the next expected byte */ \
+  X(tcp_no_flow)               /* segments for no known connection (RST to the guest) */ \
+  X(tcp_resets_to_guest)       /* RSTs sent to the guest */ \
+  X(tcp_resets_from_guest)     /* RSTs from the guest (passed on to the host peer) */ \
+  X(tcp_host_resets)           /* host sockets that failed (reset by the peer, ...) */ \
+  X(tcp_timeouts)              /* flows reset after too many retransmissions */ \
+  X(tcp_table_full)            /* SYNs refused because the flow table is full */ \
+  X(drop_malformed)            /* a header failed validation (length, checksum, ...) */ \
+  X(drop_ethertype)            /* neither IPv4 nor ARP (IPv6, VLAN, ...) */ \
+  X(drop_not_for_us)           /* unicast to a MAC that is not the gateway's */ \
+  X(drop_unsupported)          /* a protocol or ICMP type usernet does not relay */ \
+  X(drop_no_route)             /* no host destination (guest network, multicast, no resolver) */ \
+  X(drop_icmp_not_permitted)   /* ICMP echo while ping sockets are not permitted */ \
+  X(drop_queue_full)           /* no room to queue a reply for the guest */ \
+  X(drop_too_big_for_guest)    /* a datagram larger than the guest's RX buffer */ \
+  X(drop_oversize)             /* a frame larger than an IPv4 packet can be */
 
 struct UsernetCounters {
   VNK_USERNET_COUNTERS(VNK_COUNTER_FIELD)

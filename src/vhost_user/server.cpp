@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "base/epoll_ops.hpp"
 #include "base/log.hpp"
 #include "vhost_user/channel.hpp"
 #include "vhost_user/endpoint.hpp"
@@ -30,25 +31,6 @@ enum Tag : std::uint64_t {
 };
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-bool epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = tag;
-  return ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
-}
-
-bool epoll_mod(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = tag;
-  return ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0;
-}
-
-void epoll_del(int ep, int fd) {
-  // ENOENT/EBADF are expected: a closed fd has already left the set.
-  (void)::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
-}
 
 // Requests after which the kick fds may have changed.
 bool changes_kicks(Request r) {

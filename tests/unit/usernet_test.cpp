@@ -211,7 +211,7 @@ TEST_F(UsernetTest, DropsAreCountedByReason) {
   auto bad_dhcp = dhcp(dhcp_type::kDiscover);
   bad_dhcp[kUdpFrameOverhead + 236] = std::byte{0};  // magic cookie; UDP checksum now wrong too
   send(bad_dhcp);
-  send(std::vector<std::byte>(UserNet::kWorkBufferSize + 1));
+  send(std::vector<std::byte>(65535 + kEthernetHeaderSize + 1));
   EXPECT_TRUE(take().empty());
   EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 6},
                                        {"drop_ethertype", 1},

@@ -1,0 +1,218 @@
+#include "usernet/datagram_flows.hpp"
+
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+
+#include "base/byte_order.hpp"
+#include "base/epoll_ops.hpp"
+#include "base/log.hpp"
+#include "memory/iovec_ops.hpp"
+#include "packet/icmp.hpp"
+#include "usernet/guest_frame.hpp"
+#include "usernet/host_route.hpp"
+
+namespace vnk::usernet {
+
+using namespace packet;
+
+std::size_t DatagramFlows::KeyHash::operator()(const Key& k) const noexcept {
+  std::uint64_t h = (std::uint64_t{k.guest_ip} << 32 | k.remote_ip) * 0x9e3779b97f4a7c15ull;
+  h ^= (std::uint64_t{k.protocol} << 32 | std::uint64_t{k.guest_port} << 16 | k.remote_port) * 0xc2b2ae3d27d4eb4full;
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
+DatagramFlows::~DatagramFlows() {
+  for (std::uint32_t s = 0; s < flows_.size(); ++s)
+    if (flows_[s].live) close(s);
+}
+
+std::uint32_t DatagramFlows::oldest_slot() const {
+  std::uint32_t best = 0;
+  for (std::uint32_t s = 1; s < flows_.size(); ++s)
+    if (flows_[s].live && (!flows_[best].live || flows_[s].last_used_ms < flows_[best].last_used_ms)) best = s;
+  return best;
+}
+
+DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
+  auto dst = host_destination(env_.cfg, key.protocol, Ipv4Address{key.remote_ip}, key.remote_port);
+  if (!dst) {
+    env_.counters.drop_no_route.add();
+    return nullptr;
+  }
+  if (by_key_.size() >= kMaxFlows) {
+    close(oldest_slot());
+    env_.counters.flows_evicted.add();
+  }
+  const bool icmp = key.protocol == ip_proto::kIcmp;
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
+  if (!sock.valid()) {
+    (icmp ? env_.counters.icmp_socket_errors : env_.counters.udp_socket_errors).add();
+    return nullptr;
+  }
+  if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst) != 0) {
+    env_.counters.drop_no_route.add();
+    return nullptr;
+  }
+  std::uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(flows_.size());
+    flows_.emplace_back();
+  }
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
+    free_.push_back(slot);
+    return nullptr;
+  }
+  f.sock = std::move(sock);
+  f.key = key;
+  f.live = true;
+  f.ready = false;
+  f.idle_ms = icmp ? kIcmpIdleMs : key.remote_ip == env_.cfg.dns.value ? kDnsIdleMs : kUdpIdleMs;
+  by_key_.emplace(key, slot);
+  (icmp ? env_.counters.icmp_flows_opened : env_.counters.udp_flows_opened).add();
+  return &f;
+}
+
+void DatagramFlows::close(std::uint32_t slot) {
+  Flow& f = flows_[slot];
+  if (!f.live) return;
+  epoll_del(env_.epoll_fd, f.sock.get());
+  f.sock.reset();
+  f.live = false;
+  by_key_.erase(f.key);
+  free_.push_back(slot);
+  // A slot still listed in ready_ is skipped there (not live).
+}
+
+void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port,
+                               Ipv4Address remote, std::uint16_t remote_port, std::span<const iovec> payload,
+                               std::size_t length) {
+  const Key key{protocol, guest_ip.value, guest_port, remote.value, remote_port};
+  Flow* f = nullptr;
+  if (auto it = by_key_.find(key); it != by_key_.end()) f = &flows_[it->second];
+  else f = open(key);
+  if (f == nullptr) return;
+  f->last_used_ms = monotonic_ms();
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(payload.data());
+  m.msg_iovlen = payload.size();
+  const ssize_t n = ::sendmsg(f->sock.get(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  const bool icmp = protocol == ip_proto::kIcmp;
+  if (n != static_cast<ssize_t>(length)) {
+    (icmp ? env_.counters.icmp_send_errors : env_.counters.udp_send_errors).add();
+    return;
+  }
+  (icmp ? env_.counters.icmp_echo_requests : env_.counters.udp_datagrams_out).add();
+}
+
+void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
+  if (slot >= flows_.size()) return;
+  Flow& f = flows_[slot];
+  if (!f.live || f.gen != gen || f.ready) return;
+  f.ready = true;
+  ready_.push_back(slot);
+}
+
+std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
+  while (!ready_.empty()) {
+    const std::uint32_t slot = ready_.front();
+    Flow& f = flows_[slot];
+    if (!f.live || !f.ready) {
+      ready_.pop_front();
+      continue;
+    }
+    if (!env_.guest_mac) {
+      // No guest to address yet: leave the datagram in the socket.
+      return 0;
+    }
+    const bool icmp = f.key.protocol == ip_proto::kIcmp;
+    const std::size_t hdr = kEthIpv4Size + (icmp ? 0 : kUdpHeaderSize);
+    std::array<iovec, 64> tail{};
+    const std::size_t nt = iov_tail(buffer, hdr, tail);
+    const std::size_t room = iov_length(std::span(tail.data(), nt));
+    const std::size_t max_payload = 65535 - kIpv4HeaderSize - (icmp ? 0 : kUdpHeaderSize);
+    msghdr m{};
+    m.msg_iov = tail.data();
+    m.msg_iovlen = nt;
+    const ssize_t n = ::recvmsg(f.sock.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        // An ICMP error for the connected socket (port unreachable): the
+        // guest's datagram is lost, as it would be on a wire.
+        (icmp ? env_.counters.icmp_recv_errors : env_.counters.udp_recv_errors).add();
+        continue;
+      }
+      f.ready = false;  // level-triggered: epoll reports it again when more arrives
+      ready_.pop_front();
+      continue;
+    }
+    // Round-robin: the flow goes to the back while it may have more.
+    ready_.pop_front();
+    ready_.push_back(slot);
+    f.last_used_ms = monotonic_ms();
+    const auto len = static_cast<std::size_t>(n);
+    if (len > room || len > max_payload || (icmp && len < kIcmpHeaderSize)) {
+      env_.counters.drop_too_big_for_guest.add();
+      continue;
+    }
+    std::array<std::byte, kEthIpv4Size + kUdpHeaderSize> h{};
+    const std::size_t l4_len = len + (icmp ? 0 : kUdpHeaderSize);
+    write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
+                   Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, f.key.protocol,
+                              static_cast<std::uint16_t>(l4_len), ip_id_++, 64, 0});
+    if (icmp) {
+      // Ping sockets report the kernel's identifier: put the guest's back
+      // and redo the checksum over the whole message.
+      std::array<std::byte, kIcmpHeaderSize> ih{};
+      iov_read(buffer, hdr, ih);
+      if (static_cast<std::uint8_t>(ih[0]) != icmp_type::kEchoReply) {
+        env_.counters.icmp_recv_errors.add();
+        continue;
+      }
+      store_be<std::uint16_t>(ih.data() + 4, f.key.guest_port);
+      store_be<std::uint16_t>(ih.data() + 2, 0);
+      Checksum sum;
+      sum.add(ih);
+      add_iov(sum, buffer, hdr + kIcmpHeaderSize, len - kIcmpHeaderSize);
+      store_be<std::uint16_t>(ih.data() + 2, sum.finish());
+      iov_write(buffer, hdr, ih);
+      iov_write(buffer, 0, std::span(h).first(kEthIpv4Size));
+      env_.counters.icmp_echo_replies.add();
+    } else {
+      const std::span<std::byte> udp = std::span(h).subspan(kEthIpv4Size);
+      store_be<std::uint16_t>(udp.data(), f.key.remote_port);
+      store_be<std::uint16_t>(udp.data() + 2, f.key.guest_port);
+      store_be<std::uint16_t>(udp.data() + 4, static_cast<std::uint16_t>(l4_len));
+      Checksum sum;
+      add_ipv4_pseudo_header(sum, f.key.remote_ip, f.key.guest_ip, ip_proto::kUdp, static_cast<std::uint16_t>(l4_len));
+      sum.add(udp);
+      add_iov(sum, buffer, hdr, len);
+      std::uint16_t c = sum.finish();
+      store_be<std::uint16_t>(udp.data() + 6, c == 0 ? 0xffff : c);
+      iov_write(buffer, 0, h);
+      env_.counters.udp_datagrams_in.add();
+    }
+    return hdr + len;
+  }
+  return 0;
+}
+
+void DatagramFlows::expire(std::uint64_t now_ms) {
+  for (std::uint32_t s = 0; s < flows_.size(); ++s) {
+    const Flow& f = flows_[s];
+    if (f.live && now_ms - f.last_used_ms > f.idle_ms) {
+      close(s);
+      env_.counters.flows_expired.add();
+    }
+  }
+}
+
+}  // namespace vnk::usernet

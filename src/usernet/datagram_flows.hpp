@@ -1,0 +1,90 @@
+// UDP and ICMP echo, each guest flow mapped to one connected host socket.
+//
+// A flow is keyed by the guest's 5-tuple (for ICMP the echo identifier takes
+// the place of the guest port). Its host socket is a connected UDP socket,
+// or an unprivileged ping socket (SOCK_DGRAM, IPPROTO_ICMP) whose kernel-
+// chosen identifier is swapped back to the guest's on replies. Datagrams
+// from the guest are sent straight from guest memory; replies are received
+// straight into the guest's RX buffer behind the headers usernet writes.
+//
+// The table is bounded (the least recently used flow is evicted when full)
+// and idle flows close after a timeout; DNS flows, one per query port, close
+// sooner. Nothing is allocated per datagram.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "base/unique_fd.hpp"
+#include "packet/headers.hpp"
+#include "usernet/flow_env.hpp"
+
+namespace vnk::usernet {
+
+class DatagramFlows {
+ public:
+  static constexpr std::size_t kMaxFlows = 4096;
+  static constexpr std::uint64_t kUdpIdleMs = 120'000;
+  static constexpr std::uint64_t kDnsIdleMs = 10'000;
+  static constexpr std::uint64_t kIcmpIdleMs = 30'000;
+
+  explicit DatagramFlows(FlowEnv env) : env_(env) {}
+  ~DatagramFlows();
+
+  // A datagram from the guest: UDP (`port`s are UDP ports) or ICMP echo
+  // request (`guest_port` is the echo identifier, `remote_port` 0). `payload`
+  // is the UDP payload or the whole ICMP message, in guest memory.
+  void from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote,
+                  std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
+  // The host socket of `slot` is readable.
+  void on_event(std::uint32_t slot, std::uint16_t gen);
+  // Receives the next waiting datagram into `buffer` as a whole frame;
+  // returns its length, or 0 when nothing waits.
+  std::size_t next_frame(std::span<const iovec> buffer);
+  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty(); }
+  // Closes flows idle past their timeout.
+  void expire(std::uint64_t now_ms);
+  [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
+
+ private:
+  struct Key {
+    std::uint8_t protocol;
+    std::uint32_t guest_ip;
+    std::uint16_t guest_port;
+    std::uint32_t remote_ip;
+    std::uint16_t remote_port;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+  struct Flow {
+    UniqueFd sock;
+    Key key{};
+    std::uint16_t gen = 0;
+    bool live = false;
+    bool ready = false;  // in ready_
+    std::uint64_t last_used_ms = 0;
+    std::uint64_t idle_ms = 0;
+  };
+
+  Flow* open(const Key& key);
+  void close(std::uint32_t slot);
+  std::uint32_t oldest_slot() const;
+
+  FlowEnv env_;
+  std::vector<Flow> flows_;
+  std::vector<std::uint32_t> free_;
+  std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
+  std::deque<std::uint32_t> ready_;
+  std::uint16_t next_gen_ = 1;
+  std::uint16_t ip_id_ = 0;
+};
+
+}  // namespace vnk::usernet

@@ -1,0 +1,511 @@
+#include "usernet/tcp_flows.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include "base/byte_order.hpp"
+#include "base/epoll_ops.hpp"
+#include "base/log.hpp"
+#include "memory/iovec_ops.hpp"
+#include "usernet/guest_frame.hpp"
+#include "usernet/host_route.hpp"
+
+namespace vnk::usernet {
+
+using namespace packet;
+
+namespace {
+
+constexpr std::size_t kDataHeaders = kEthIpv4Size + kTcpHeaderSize;  // data segments carry no options
+constexpr std::uint32_t kEstablishedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+// RFC 9293 sequence comparisons, modulo 2^32.
+bool seq_lt(std::uint32_t a, std::uint32_t b) noexcept { return static_cast<std::int32_t>(a - b) < 0; }
+bool seq_le(std::uint32_t a, std::uint32_t b) noexcept { return static_cast<std::int32_t>(a - b) <= 0; }
+
+std::uint32_t random_u32() noexcept {
+  std::uint32_t v = 0;
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = static_cast<std::uint32_t>(monotonic_ms() * 2654435761u);
+  return v;
+}
+
+}  // namespace
+
+std::size_t TcpFlows::KeyHash::operator()(const Key& k) const noexcept {
+  std::uint64_t h = (std::uint64_t{k.guest_ip} << 32 | k.remote_ip) * 0x9e3779b97f4a7c15ull;
+  h ^= (std::uint64_t{k.guest_port} << 16 | k.remote_port) * 0xc2b2ae3d27d4eb4full;
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
+TcpFlows::~TcpFlows() {
+  for (std::uint32_t s = 0; s < flows_.size(); ++s)
+    if (flows_[s].live) close(s, false);
+}
+
+std::uint32_t TcpFlows::alloc_slot() {
+  if (!free_.empty()) {
+    const std::uint32_t s = free_.back();
+    free_.pop_back();
+    return s;
+  }
+  flows_.emplace_back();
+  return static_cast<std::uint32_t>(flows_.size() - 1);
+}
+
+void TcpFlows::close(std::uint32_t slot, bool reset_host) {
+  Flow& f = flows_[slot];
+  if (!f.live) return;
+  if (reset_host) {
+    const linger lg{1, 0};  // close() then sends RST instead of FIN
+    ::setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  epoll_del(env_.epoll_fd, f.sock.get());
+  f.sock.reset();
+  by_key_.erase(f.key);
+  f = Flow{};
+  free_.push_back(slot);
+  env_.counters.tcp_flows_closed.add();
+}
+
+std::uint16_t TcpFlows::window_field(const Flow& f) const noexcept {
+  return f.scaling ? static_cast<std::uint16_t>(kWindowBytes >> kWindowShift) : 0xffff;
+}
+
+std::size_t TcpFlows::write_headers(std::span<std::byte> out, const Key& k, const TcpFields& t,
+                                    std::size_t payload_len) noexcept {
+  const std::size_t th = tcp_header_size(t);
+  write_eth_ipv4(out, *env_.guest_mac, env_.cfg.gateway_mac,
+                 Ipv4Fields{Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip}, ip_proto::kTcp,
+                            static_cast<std::uint16_t>(th + payload_len), ip_id_++, 64, 0});
+  write_tcp(out.subspan(kEthIpv4Size), t);
+  return kEthIpv4Size + th;
+}
+
+void TcpFlows::queue_syn_ack(const Flow& f) {
+  if (!env_.guest_mac) return;
+  auto slot = env_.control.reserve();
+  if (slot.empty()) {
+    env_.counters.drop_queue_full.add();
+    return;
+  }
+  const TcpFields t{f.key.remote_port, f.key.guest_port, f.iss, f.rcv_nxt, tcp_flag::kSyn | tcp_flag::kAck,
+                    window_field(f), static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                    f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
+  const std::size_t n = write_headers(slot, f.key, t, 0);
+  Checksum sum;
+  sum.add(slot.subspan(kEthIpv4Size, n - kEthIpv4Size));
+  store_tcp_checksum(slot.subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip},
+                     n - kEthIpv4Size);
+  env_.control.commit(n);
+}
+
+void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
+  if (!env_.guest_mac) return;
+  auto slot = env_.control.reserve();
+  if (slot.empty()) {
+    env_.counters.drop_queue_full.add();
+    return;
+  }
+  const TcpFields t{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
+                    static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {}};
+  const std::size_t n = write_headers(slot, k, t, 0);
+  Checksum sum;
+  sum.add(slot.subspan(kEthIpv4Size, n - kEthIpv4Size));
+  store_tcp_checksum(slot.subspan(kEthIpv4Size), sum, Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip},
+                     n - kEthIpv4Size);
+  env_.control.commit(n);
+  env_.counters.tcp_resets_to_guest.add();
+}
+
+void TcpFlows::owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count) {
+  f.acks_to_send = std::max(f.acks_to_send, count);
+  if (!f.in_acks) {
+    f.in_acks = true;
+    acks_.push_back(slot);
+  }
+}
+
+void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
+  f.window_blocked = false;
+  if (!f.in_ready) {
+    f.in_ready = true;
+    ready_.push_back(slot);
+  }
+}
+
+void TcpFlows::set_peek_offset(Flow& f) {
+  const int off = static_cast<int>(f.snd_nxt - f.snd_una - (f.fin_sent ? 1 : 0));
+  ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
+}
+
+void TcpFlows::rewind(Flow& f, std::uint32_t slot) {
+  f.snd_nxt = f.snd_una;
+  f.fin_sent = false;
+  f.dup_acks = 0;
+  set_peek_offset(f);
+  make_ready(f, slot);
+  env_.counters.tcp_retransmits.add();
+}
+
+void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
+  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
+  auto refuse = [&](Counter& why) {
+    why.add();
+    queue_reset(key, 0, tcp.seq + 1, true);
+  };
+  auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
+  if (!dst) return refuse(env_.counters.drop_no_route);
+  if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
+  UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
+  const int one = 1;
+  ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // the guest does its own batching
+  const int zero = 0;
+  if (::setsockopt(sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
+    log::error("usernet: this kernel has no SO_PEEK_OFF for TCP (Linux 6.9+ needed); refusing TCP");
+    return refuse(env_.counters.tcp_connect_failed);
+  }
+  const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
+  if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
+
+  const std::uint32_t slot = alloc_slot();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot))) {
+    free_.push_back(slot);
+    return refuse(env_.counters.tcp_connect_failed);
+  }
+  f.sock = std::move(sock);
+  f.key = key;
+  f.live = true;
+  f.state = State::connecting;
+  f.rcv_nxt = tcp.seq + 1;
+  f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
+  f.scaling = tcp.wscale.has_value();
+  f.guest_wscale = tcp.wscale.value_or(0);
+  f.guest_window = tcp.window;  // a SYN's window is never scaled
+  f.iss = random_u32();
+  f.snd_una = f.iss;
+  f.snd_nxt = f.iss + 1;
+  f.deadline_ms = monotonic_ms() + kConnectTimeoutMs;
+  by_key_.emplace(key, slot);
+  env_.counters.tcp_flows_opened.add();
+  if (rc == 0) connected(slot);
+}
+
+void TcpFlows::connected(std::uint32_t slot) {
+  Flow& f = flows_[slot];
+  f.state = State::syn_acked;
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+  f.rto_ms = kMinRtoMs;
+  f.deadline_ms = monotonic_ms() + f.rto_ms;
+  queue_syn_ack(f);
+}
+
+void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload) {
+  env_.counters.tcp_segments_from_guest.add();
+  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    if (tcp.has(tcp_flag::kRst)) return;
+    if (tcp.has(tcp_flag::kSyn) && !tcp.has(tcp_flag::kAck)) return open(ip, tcp);
+    // No connection: answer as RFC 9293 §3.10.7.1 says for a CLOSED port.
+    env_.counters.tcp_no_flow.add();
+    if (tcp.has(tcp_flag::kAck)) {
+      queue_reset(key, tcp.ack, 0, false);
+    } else {
+      const auto len = static_cast<std::uint32_t>(tcp.payload_len + (tcp.has(tcp_flag::kSyn) ? 1 : 0) +
+                                                  (tcp.has(tcp_flag::kFin) ? 1 : 0));
+      queue_reset(key, 0, tcp.seq + len, true);
+    }
+    return;
+  }
+  const std::uint32_t slot = it->second;
+  Flow& f = flows_[slot];
+  if (tcp.has(tcp_flag::kRst)) {
+    env_.counters.tcp_resets_from_guest.add();
+    close(slot, true);
+    return;
+  }
+  if (f.state == State::connecting) return;  // a retransmitted SYN: the connect is still running
+  if (tcp.has(tcp_flag::kSyn)) {
+    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) queue_syn_ack(f);  // ours was lost
+    return;
+  }
+  if (!tcp.has(tcp_flag::kAck)) return;
+  handle_ack(f, slot, tcp);
+  handle_data(f, slot, tcp, payload);
+  if (f.live && closing_done(f)) {
+    if (f.acks_to_send != 0) {
+      // The flow ends now, so its last ACK (for the guest's FIN) goes out whole.
+      auto out = env_.control.reserve();
+      const iovec iov{out.data(), out.size()};
+      if (!out.empty()) env_.control.commit(pure_ack(std::span(&iov, 1), f));
+    }
+    close(slot, false);
+  }
+}
+
+void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
+  const std::uint32_t window = std::uint32_t{tcp.window} << (f.scaling ? f.guest_wscale : 0);
+  if (f.state == State::syn_acked) {
+    if (tcp.ack != f.iss + 1) return;
+    f.state = State::established;
+    f.snd_una = f.snd_nxt = f.iss + 1;
+    f.deadline_ms = 0;
+    f.rto_ms = kMinRtoMs;
+    f.retries = 0;
+    f.guest_window = window;
+    make_ready(f, slot);  // the host may have spoken first
+    return;
+  }
+  const std::uint32_t ack = tcp.ack;
+  if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
+    std::uint32_t data = ack - f.snd_una;
+    if (f.fin_sent && ack == f.snd_nxt) --data;  // our FIN takes a sequence number, not a byte
+    // Drop the acknowledged bytes from the socket; the peek offset moves back
+    // by as much.
+    while (data > 0) {
+      const ssize_t n = ::recv(f.sock.get(), nullptr, data, MSG_TRUNC | MSG_DONTWAIT);
+      if (n <= 0) break;
+      data -= static_cast<std::uint32_t>(n);
+    }
+    f.snd_una = ack;
+    f.dup_acks = 0;
+    f.retries = 0;
+    f.rto_ms = kMinRtoMs;
+    f.deadline_ms = f.snd_una == f.snd_nxt ? 0 : monotonic_ms() + f.rto_ms;
+    if (f.window_blocked) make_ready(f, slot);
+  } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
+             window == f.guest_window) {
+    if (++f.dup_acks == 3) rewind(f, slot);
+  }
+  if (window > f.guest_window && f.window_blocked) make_ready(f, slot);
+  f.guest_window = window;
+}
+
+void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::span<const iovec> payload) {
+  if (f.state != State::established) return;
+  const std::size_t len = tcp.payload_len;
+  const auto offset = static_cast<std::int32_t>(f.rcv_nxt - tcp.seq);
+  if (len > 0) {
+    if (offset < 0 || f.guest_fin) {
+      // A gap (a segment we could not take earlier) or data after FIN. While
+      // the socket is full stay quiet: duplicate ACKs come when it drains.
+      env_.counters.tcp_out_of_order.add();
+      if (!f.want_write) owe_ack(f, slot);
+      return;
+    }
+    if (static_cast<std::size_t>(offset) < len) {
+      std::array<iovec, 64> tail{};
+      const std::size_t nt = iov_tail(payload, static_cast<std::size_t>(offset), tail);
+      msghdr m{};
+      m.msg_iov = tail.data();
+      m.msg_iovlen = nt;
+      const ssize_t n = ::sendmsg(f.sock.get(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+        close(slot, false);
+        return;
+      }
+      const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+      f.rcv_nxt += static_cast<std::uint32_t>(written);
+      env_.counters.tcp_bytes_to_host.add(written);
+      if (written < len - static_cast<std::size_t>(offset)) {
+        env_.counters.tcp_socket_full.add();
+        if (!f.want_write) {
+          f.want_write = true;
+          epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
+        }
+        owe_ack(f, slot);
+        return;
+      }
+    }
+    owe_ack(f, slot);
+  } else if (seq_lt(tcp.seq, f.rcv_nxt)) {
+    owe_ack(f, slot);  // a keepalive probe
+  }
+  if (tcp.has(tcp_flag::kFin) && !f.guest_fin && tcp.seq + static_cast<std::uint32_t>(len) == f.rcv_nxt) {
+    f.guest_fin = true;
+    f.rcv_nxt += 1;
+    ::shutdown(f.sock.get(), SHUT_WR);
+    owe_ack(f, slot);
+  }
+}
+
+bool TcpFlows::closing_done(const Flow& f) const noexcept {
+  return f.guest_fin && f.fin_sent && f.snd_una == f.snd_nxt;
+}
+
+void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events) {
+  if (slot >= flows_.size()) return;
+  Flow& f = flows_[slot];
+  if (!f.live || f.gen != gen) return;
+  if (f.state == State::connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == 0 && (events & EPOLLOUT) != 0) return connected(slot);
+    env_.counters.tcp_connect_refused.add();
+    queue_reset(f.key, 0, f.rcv_nxt, true);
+    close(slot, false);
+    return;
+  }
+  if ((events & EPOLLERR) != 0) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      env_.counters.tcp_host_resets.add();
+      queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+      close(slot, false);
+      return;
+    }
+  }
+  if ((events & EPOLLOUT) != 0 && f.want_write) {
+    f.want_write = false;
+    epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+    owe_ack(f, slot, 3);  // three duplicate ACKs: the guest resends what the socket refused
+  }
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
+}
+
+std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, Flow& f) {
+  std::array<std::byte, kDataHeaders> h{};
+  const TcpFields t{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}};
+  write_headers(h, f.key, t, 0);
+  Checksum sum;
+  sum.add(std::span(h).subspan(kEthIpv4Size));
+  store_tcp_checksum(std::span(h).subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip},
+                     Ipv4Address{f.key.guest_ip}, kTcpHeaderSize);
+  if (iov_write(buffer, 0, h) != h.size()) return 0;
+  return h.size();
+}
+
+std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
+  more = false;
+  if (f.state != State::established || f.fin_sent) return 0;
+  const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
+  if (in_flight >= f.guest_window) {
+    f.window_blocked = true;
+    return 0;
+  }
+  std::array<iovec, 64> tail{};
+  const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
+  const std::size_t max = std::min<std::size_t>(
+      {f.guest_window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+  if (max == 0) {
+    env_.counters.drop_too_big_for_guest.add();
+    return 0;
+  }
+  const std::size_t nt = iov_slice(buffer, kDataHeaders, max, tail);
+  msghdr m{};
+  m.msg_iov = tail.data();
+  m.msg_iovlen = nt;
+  const ssize_t n = ::recvmsg(f.sock.get(), &m, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;  // wait for the next edge
+    env_.counters.tcp_host_resets.add();
+    queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+    close(slot, false);
+    return 0;
+  }
+  std::uint8_t flags = tcp_flag::kAck;
+  if (n == 0) {
+    f.host_eof = true;
+    f.fin_sent = true;
+    flags |= tcp_flag::kFin;
+  } else {
+    flags |= tcp_flag::kPsh;
+    more = true;
+  }
+  std::array<std::byte, kDataHeaders> h{};
+  const auto len = static_cast<std::size_t>(n);
+  const TcpFields t{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, flags, window_field(f), {}, {}};
+  write_headers(h, f.key, t, len);
+  Checksum sum;
+  sum.add(std::span(h).subspan(kEthIpv4Size));
+  add_iov(sum, buffer, kDataHeaders, len);
+  store_tcp_checksum(std::span(h).subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip},
+                     Ipv4Address{f.key.guest_ip}, kTcpHeaderSize + len);
+  iov_write(buffer, 0, h);
+  f.snd_nxt += static_cast<std::uint32_t>(len) + (n == 0 ? 1 : 0);
+  if (f.deadline_ms == 0) f.deadline_ms = monotonic_ms() + f.rto_ms;
+  if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
+  env_.counters.tcp_bytes_to_guest.add(len);
+  return kDataHeaders + len;
+}
+
+std::size_t TcpFlows::next_frame(std::span<const iovec> buffer) {
+  if (!env_.guest_mac) return 0;
+  while (!acks_.empty()) {
+    const std::uint32_t slot = acks_.front();
+    Flow& f = flows_[slot];
+    if (!f.live || f.acks_to_send == 0) {
+      f.in_acks = false;
+      acks_.pop_front();
+      continue;
+    }
+    const std::size_t n = pure_ack(buffer, f);
+    if (--f.acks_to_send == 0) {
+      f.in_acks = false;
+      acks_.pop_front();
+    }
+    if (n != 0) return n;
+  }
+  while (!ready_.empty()) {
+    const std::uint32_t slot = ready_.front();
+    Flow& f = flows_[slot];
+    ready_.pop_front();
+    if (!f.live) continue;
+    f.in_ready = false;
+    bool more = false;
+    const std::size_t n = data_or_fin(buffer, f, slot, more);
+    if (f.live && more) {
+      f.in_ready = true;
+      ready_.push_back(slot);  // round-robin among flows with data
+    }
+    if (f.live && closing_done(f)) close(slot, false);
+    if (n != 0) return n;
+  }
+  return 0;
+}
+
+void TcpFlows::on_tick(std::uint64_t now_ms) {
+  for (std::uint32_t s = 0; s < flows_.size(); ++s) {
+    Flow& f = flows_[s];
+    if (!f.live || f.deadline_ms == 0 || now_ms < f.deadline_ms) continue;
+    switch (f.state) {
+      case State::connecting:
+        // No answer: give up silently, as a lost SYN would look.
+        env_.counters.tcp_connect_timeouts.add();
+        close(s, false);
+        continue;
+      case State::syn_acked:
+      case State::established:
+        if (++f.retries > kMaxRetries) {
+          env_.counters.tcp_timeouts.add();
+          queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+          close(s, true);
+          continue;
+        }
+        f.rto_ms = std::min(f.rto_ms * 2, kMaxRtoMs);
+        f.deadline_ms = now_ms + f.rto_ms;
+        if (f.state == State::syn_acked) {
+          queue_syn_ack(f);
+        } else {
+          rewind(f, s);
+        }
+        break;
+    }
+  }
+}
+
+}  // namespace vnk::usernet

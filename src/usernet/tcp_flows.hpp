@@ -1,0 +1,134 @@
+// TCP: each guest connection is one host socket. There is no second TCP
+// stack; usernet translates between the guest's segments and the socket.
+//
+// Guest -> host. A SYN starts a nonblocking connect(); the guest gets its
+// SYN-ACK only once the connect completes, a RST if it is refused, and
+// nothing if it times out (the guest's own SYN retries run meanwhile). Data
+// is written from guest memory straight into the socket; only what the
+// socket took is acknowledged. When the socket is full, the rest is
+// acknowledged later with duplicate ACKs that make the guest resend at once.
+//
+// Host -> guest. Data stays in the host socket until the guest acknowledges
+// it: it is read with MSG_PEEK at SO_PEEK_OFF straight into the guest's RX
+// buffer, within the guest's advertised window (scaled) and MSS, and
+// discarded from the socket as ACKs arrive. Three duplicate ACKs or the
+// retransmission timer rewind the peek offset and resend from the first
+// unacknowledged byte. End of stream becomes a FIN after the last byte.
+//
+// FIN and half-close work both ways (guest FIN -> shutdown(SHUT_WR)); RST
+// both ways (a guest RST closes the socket with SO_LINGER 0 so the host peer
+// sees a reset). The table is bounded; nothing is allocated per segment.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "base/unique_fd.hpp"
+#include "packet/tcp.hpp"
+#include "usernet/flow_env.hpp"
+
+namespace vnk::usernet {
+
+class TcpFlows {
+ public:
+  static constexpr std::size_t kMaxFlows = 131072;
+  static constexpr std::uint8_t kWindowShift = 7;         // our window scale toward the guest
+  static constexpr std::uint32_t kWindowBytes = 4u << 20;  // the window we advertise (scaled)
+  static constexpr std::uint32_t kMinRtoMs = 250;
+  static constexpr std::uint32_t kMaxRtoMs = 8000;
+  static constexpr unsigned kMaxRetries = 10;
+  static constexpr std::uint64_t kConnectTimeoutMs = 60'000;
+
+  explicit TcpFlows(FlowEnv env) : env_(env) {}
+  ~TcpFlows();
+
+  // A segment from the guest. `payload` is the segment's data in guest memory.
+  void from_guest(const packet::Ipv4& ip, const packet::Tcp& tcp, std::span<const iovec> payload);
+  // The host socket of `slot` reported `events`.
+  void on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events);
+  // Writes the next frame for the guest (an ACK, data, a FIN) into `buffer`;
+  // returns its length, or 0 when nothing waits.
+  std::size_t next_frame(std::span<const iovec> buffer);
+  [[nodiscard]] bool has_frames() const noexcept { return !acks_.empty() || !ready_.empty(); }
+  // Retransmission and connect timeouts.
+  void on_tick(std::uint64_t now_ms);
+  [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
+
+ private:
+  struct Key {
+    std::uint32_t guest_ip;
+    std::uint16_t guest_port;
+    std::uint32_t remote_ip;
+    std::uint16_t remote_port;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept;
+  };
+  enum class State : std::uint8_t {
+    connecting,   // host connect() in progress; the guest waits for its SYN-ACK
+    syn_acked,    // SYN-ACK sent; waiting for the guest's ACK
+    established,  // data both ways (and half-closed states, by the flags below)
+  };
+  struct Flow {
+    UniqueFd sock;
+    Key key{};
+    std::uint16_t gen = 0;
+    bool live = false;
+    State state = State::connecting;
+    // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked.
+    std::uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
+    // From the guest: the next byte expected.
+    std::uint32_t rcv_nxt = 0;
+    std::uint32_t guest_window = 0;  // bytes, already scaled
+    std::uint16_t guest_mss = 536;
+    std::uint8_t guest_wscale = 0;
+    bool scaling = false;     // both sides sent window scale
+    bool host_eof = false;    // the host peer closed its sending side
+    bool fin_sent = false;    // our FIN is at snd_nxt - 1
+    bool guest_fin = false;   // the guest's FIN was received (socket shut for writing)
+    bool want_write = false;  // the socket was full; EPOLLOUT armed
+    bool in_ready = false, in_acks = false, window_blocked = false;
+    std::uint8_t acks_to_send = 0;  // pure ACKs owed (3 = ask the guest to resend now)
+    std::uint8_t dup_acks = 0;
+    std::uint8_t retries = 0;
+    std::uint32_t rto_ms = kMinRtoMs;
+    std::uint64_t deadline_ms = 0;  // retransmit (or connect) deadline, 0 = none
+  };
+
+  std::uint32_t alloc_slot();
+  void close(std::uint32_t slot, bool reset_host);
+  void open(const packet::Ipv4& ip, const packet::Tcp& tcp);
+  void connected(std::uint32_t slot);
+  void handle_ack(Flow& f, std::uint32_t slot, const packet::Tcp& tcp);
+  void handle_data(Flow& f, std::uint32_t slot, const packet::Tcp& tcp, std::span<const iovec> payload);
+  void owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count = 1);
+  void make_ready(Flow& f, std::uint32_t slot);
+  void rewind(Flow& f, std::uint32_t slot);
+  void set_peek_offset(Flow& f);
+  std::uint16_t window_field(const Flow& f) const noexcept;
+  // Whole frames for the control queue.
+  void queue_syn_ack(const Flow& f);
+  void queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack);
+  std::size_t write_headers(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
+                            std::size_t payload_len) noexcept;
+  std::size_t pure_ack(std::span<const iovec> buffer, Flow& f);
+  std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more);
+  [[nodiscard]] bool closing_done(const Flow& f) const noexcept;
+
+  FlowEnv env_;
+  std::vector<Flow> flows_;
+  std::vector<std::uint32_t> free_;
+  std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
+  std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK
+  std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
+  std::uint16_t next_gen_ = 1;
+  std::uint16_t ip_id_ = 0;
+};
+
+}  // namespace vnk::usernet

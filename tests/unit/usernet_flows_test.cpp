@@ -1,0 +1,436 @@
+// usernet's host-socket paths, driven by a test "guest" that speaks Ethernet
+// against real sockets on 127.0.0.1: UDP, DNS forwarding to a resolver the
+// test runs, ICMP echo through ping sockets, and TCP (handshake, refusal,
+// data and FIN both ways, RST both ways, retransmission, the guest's window,
+// a full host socket). The gateway address 10.0.2.2 reaches 127.0.0.1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/byte_order.hpp"
+#include "base/unique_fd.hpp"
+#include "packet/checksum.hpp"
+#include "packet/headers.hpp"
+#include "packet/icmp.hpp"
+#include "packet/tcp.hpp"
+#include "usernet/usernet.hpp"
+
+namespace vnk::usernet {
+namespace {
+
+using namespace packet;
+using Bytes = std::vector<std::byte>;
+
+const MacAddress kGuestMac{{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}};
+constexpr Ipv4Address kGuest = Ipv4Address::of(10, 0, 2, 15);
+constexpr Ipv4Address kGateway = Ipv4Address::of(10, 0, 2, 2);
+constexpr Ipv4Address kDns = Ipv4Address::of(10, 0, 2, 3);
+
+Bytes bytes_of(std::string_view s) {
+  Bytes b(s.size());
+  std::memcpy(b.data(), s.data(), s.size());
+  return b;
+}
+std::string string_of(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+// A socket on 127.0.0.1 with a kernel-chosen port.
+UniqueFd loopback_socket(int type, std::uint16_t& port) {
+  UniqueFd s(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  port = ntohs(sa.sin_port);
+  if (type == SOCK_STREAM) ::listen(s.get(), 8);
+  return s;
+}
+
+bool readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) == 1;
+}
+
+// A frame for the guest, parsed; every checksum verified.
+struct Seen {
+  Ipv4 ip;
+  Bytes frame;
+  std::optional<Tcp> tcp;
+  std::optional<Udp> udp;
+  Bytes payload;
+};
+
+class UsernetFlowsTest : public ::testing::Test {
+ protected:
+  void start(UsernetConfig cfg = {}) { net = std::make_unique<UserNet>(*validate(cfg)); }
+
+  void send(const Bytes& frame) {
+    const iovec iov{const_cast<std::byte*>(frame.data()), frame.size()};
+    const net::NetHeader hdr{};
+    net->transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size()});
+  }
+
+  Bytes ipv4_frame(std::uint8_t proto, Ipv4Address dst, const Bytes& l4) {
+    Bytes f(kEthernetHeaderSize + kIpv4HeaderSize + l4.size());
+    write_ethernet(f, UsernetConfig{}.gateway_mac, kGuestMac, ethertype::kIpv4);
+    write_ipv4(std::span(f).subspan(kEthernetHeaderSize),
+               Ipv4Fields{kGuest, dst, proto, static_cast<std::uint16_t>(l4.size()), 1, 64, 0});
+    std::copy(l4.begin(), l4.end(), f.begin() + kEthernetHeaderSize + kIpv4HeaderSize);
+    return f;
+  }
+
+  Bytes udp(Ipv4Address dst, std::uint16_t sport, std::uint16_t dport, const Bytes& payload) {
+    Bytes f(kUdpFrameOverhead + payload.size());
+    std::copy(payload.begin(), payload.end(), f.begin() + kUdpFrameOverhead);
+    write_udp_frame(f, UdpEndpoints{UsernetConfig{}.gateway_mac, kGuestMac, kGuest, sport, dst, dport},
+                    static_cast<std::uint16_t>(payload.size()));
+    return f;
+  }
+
+  Bytes tcp(std::uint16_t dport, std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, const Bytes& payload = {},
+            std::uint16_t window = 0xffff, std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {}) {
+    TcpFields t{kGuestPort, dport, seq, ack, flags, window, mss, ws};
+    Bytes seg(tcp_header_size(t) + payload.size());
+    write_tcp(seg, t);
+    std::copy(payload.begin(), payload.end(), seg.begin() + static_cast<std::ptrdiff_t>(tcp_header_size(t)));
+    Checksum sum;
+    sum.add(seg);
+    store_tcp_checksum(seg, sum, kGuest, kGateway, seg.size());
+    return ipv4_frame(ip_proto::kTcp, kGateway, seg);
+  }
+
+  // The next frame for the guest within `timeout_ms`, parsed and checked.
+  std::optional<Seen> next(int timeout_ms = 2000, std::size_t buffer = 65600) {
+    for (int waited = 0;; waited += 10) {
+      Bytes b(buffer);
+      const iovec iov{b.data(), b.size()};
+      auto r = net->receive(std::span(&iov, 1));
+      if (r.status == net::RxStatus::frame) {
+        b.resize(r.written);
+        return parse(std::move(b));
+      }
+      if (waited >= timeout_ms) return std::nullopt;
+      readable(net->rx_fd(), 10);
+    }
+  }
+
+  Seen parse(Bytes b) {
+    Seen s;
+    s.frame = b;
+    auto eth = parse_ethernet(s.frame);
+    EXPECT_TRUE(eth);
+    EXPECT_EQ(eth->dst, kGuestMac);
+    auto ip = parse_ipv4(eth->payload);
+    EXPECT_TRUE(ip) << "IPv4 header";
+    if (!ip) return s;
+    s.ip = *ip;
+    if (ip->protocol == ip_proto::kTcp) {
+      Checksum sum;
+      add_ipv4_pseudo_header(sum, ip->src.value, ip->dst.value, ip_proto::kTcp, ip->payload_len);
+      sum.add(ip->payload);
+      EXPECT_EQ(sum.finish(), 0) << "TCP checksum";
+      s.tcp = *parse_tcp(*ip);
+      s.payload.assign(ip->payload.begin() + s.tcp->header_len, ip->payload.end());
+    } else if (ip->protocol == ip_proto::kUdp) {
+      auto u = parse_udp(*ip);
+      EXPECT_TRUE(u) << "UDP checksum";
+      if (u) {
+        s.udp = *u;
+        s.payload.assign(u->payload.begin(), u->payload.end());
+      }
+    } else {
+      s.payload.assign(ip->payload.begin(), ip->payload.end());
+    }
+    return s;
+  }
+
+  // Handshake with a host listener; returns the accepted host socket and
+  // sets iss (usernet's initial sequence number).
+  UniqueFd connect_flow(int listener, std::uint16_t port, std::uint16_t guest_window = 0xffff,
+                        std::optional<std::uint8_t> ws = 7, std::uint16_t mss = 1460) {
+    send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, guest_window, mss, ws));
+    EXPECT_TRUE(readable(listener, 2000));
+    UniqueFd host(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+    auto synack = next();
+    EXPECT_TRUE(synack && synack->tcp);
+    if (!synack || !synack->tcp) return host;
+    EXPECT_EQ(synack->tcp->flags, tcp_flag::kSyn | tcp_flag::kAck);
+    EXPECT_EQ(synack->tcp->ack, kIsn + 1);
+    EXPECT_EQ(synack->ip.src, kGateway);
+    iss = synack->tcp->seq;
+    send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kAck, {}, guest_window));
+    return host;
+  }
+
+  static constexpr std::uint16_t kGuestPort = 40000;
+  static constexpr std::uint32_t kIsn = 1000;
+  std::uint32_t iss = 0;
+  std::unique_ptr<UserNet> net;
+};
+
+TEST_F(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd peer = loopback_socket(SOCK_DGRAM, port);
+  send(udp(kGateway, 5555, port, bytes_of("ping over udp")));
+  ASSERT_TRUE(readable(peer.get(), 2000));
+  char buf[64];
+  sockaddr_in from{};
+  socklen_t fl = sizeof from;
+  const ssize_t n = ::recvfrom(peer.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), "ping over udp");
+  ASSERT_EQ(::sendto(peer.get(), "pong", 4, 0, reinterpret_cast<sockaddr*>(&from), fl), 4);
+  auto r = next();
+  ASSERT_TRUE(r && r->udp);
+  EXPECT_EQ(r->ip.src, kGateway);
+  EXPECT_EQ(r->ip.dst, kGuest);
+  EXPECT_EQ(r->udp->src_port, port);
+  EXPECT_EQ(r->udp->dst_port, 5555);
+  EXPECT_EQ(string_of(r->payload), "pong");
+  EXPECT_EQ(net->counters().udp_datagrams_out.get(), 1u);
+  EXPECT_EQ(net->counters().udp_datagrams_in.get(), 1u);
+  EXPECT_EQ(net->datagram_flows(), 1u);
+}
+
+TEST_F(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {
+  std::uint16_t port = 0;
+  UniqueFd resolver = loopback_socket(SOCK_DGRAM, port);
+  UsernetConfig cfg;
+  cfg.dns_upstreams = {{Ipv4Address::of(127, 0, 0, 1), port}};
+  start(cfg);
+  Bytes query = bytes_of(std::string("\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01", 26));
+  send(udp(kDns, 33333, 53, query));
+  ASSERT_TRUE(readable(resolver.get(), 2000));
+  std::byte buf[512];
+  sockaddr_in from{};
+  socklen_t fl = sizeof from;
+  const ssize_t n = ::recvfrom(resolver.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+  ASSERT_EQ(static_cast<std::size_t>(n), query.size());
+  EXPECT_TRUE(std::equal(query.begin(), query.end(), buf));
+  buf[2] = std::byte{0x81};  // a response
+  ASSERT_EQ(::sendto(resolver.get(), buf, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), fl), n);
+  auto r = next();
+  ASSERT_TRUE(r && r->udp);
+  EXPECT_EQ(r->ip.src, kDns);
+  EXPECT_EQ(r->udp->src_port, 53);
+  EXPECT_EQ(r->udp->dst_port, 33333);
+  ASSERT_EQ(r->payload.size(), query.size());
+  EXPECT_EQ(r->payload[0], std::byte{0xab});
+  EXPECT_EQ(r->payload[1], std::byte{0xcd});
+  EXPECT_EQ(r->payload[2], std::byte{0x81});
+}
+
+TEST_F(UsernetFlowsTest, WithoutAResolverDnsIsDroppedAndCounted) {
+  start();
+  send(udp(kDns, 33333, 53, bytes_of("query")));
+  send(udp(kDns, 33333, 54, bytes_of("not dns")));
+  EXPECT_EQ(net->counters().drop_no_route.get(), 2u);
+  EXPECT_FALSE(next(50));
+}
+
+TEST_F(UsernetFlowsTest, IcmpEchoToTheGatewayIsAnsweredWithTheGuestsIdentifier) {
+  start();
+  if (!net->icmp_available()) GTEST_SKIP() << "ping sockets not permitted here (net.ipv4.ping_group_range)";
+  Bytes icmp(kIcmpHeaderSize + 56);
+  icmp[0] = std::byte{icmp_type::kEchoRequest};
+  store_be<std::uint16_t>(icmp.data() + 4, 0x1234);
+  store_be<std::uint16_t>(icmp.data() + 6, 7);
+  for (std::size_t i = kIcmpHeaderSize; i < icmp.size(); ++i) icmp[i] = static_cast<std::byte>(i);
+  store_be<std::uint16_t>(icmp.data() + 2, internet_checksum(icmp));
+  send(ipv4_frame(ip_proto::kIcmp, kGateway, icmp));
+  auto r = next();
+  ASSERT_TRUE(r);
+  auto echo = parse_icmp_echo(r->ip);
+  ASSERT_TRUE(echo) << "checksum and type";
+  EXPECT_EQ(echo->type, icmp_type::kEchoReply);
+  EXPECT_EQ(echo->id, 0x1234);
+  EXPECT_EQ(echo->seq, 7);
+  EXPECT_EQ(r->ip.src, kGateway);
+  EXPECT_TRUE(std::equal(icmp.begin() + kIcmpHeaderSize, icmp.end(), r->payload.begin() + kIcmpHeaderSize));
+  EXPECT_EQ(net->counters().icmp_echo_replies.get(), 1u);
+}
+
+TEST_F(UsernetFlowsTest, TcpHandshakeDataAndFinBothWays) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  ASSERT_TRUE(host.valid());
+  EXPECT_EQ(net->tcp_flows(), 1u);
+
+  send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kAck | tcp_flag::kPsh, bytes_of("hello")));
+  char buf[64];
+  ASSERT_TRUE(readable(host.get(), 2000));
+  EXPECT_EQ(::recv(host.get(), buf, sizeof buf, 0), 5);
+  EXPECT_EQ(std::string(buf, 5), "hello");
+  auto ack = next();
+  ASSERT_TRUE(ack && ack->tcp);
+  EXPECT_EQ(ack->tcp->ack, kIsn + 6);
+  EXPECT_TRUE(ack->payload.empty());
+
+  ASSERT_EQ(::send(host.get(), "world", 5, 0), 5);
+  auto data = next();
+  ASSERT_TRUE(data && data->tcp);
+  EXPECT_EQ(data->tcp->seq, iss + 1);
+  EXPECT_EQ(string_of(data->payload), "world");
+  send(tcp(port, kIsn + 6, iss + 6, tcp_flag::kAck));
+
+  ::shutdown(host.get(), SHUT_WR);
+  auto fin = next();
+  ASSERT_TRUE(fin && fin->tcp);
+  EXPECT_TRUE(fin->tcp->has(tcp_flag::kFin));
+  EXPECT_EQ(fin->tcp->seq, iss + 6);
+  // The guest acknowledges the FIN and sends its own.
+  send(tcp(port, kIsn + 6, iss + 7, tcp_flag::kAck | tcp_flag::kFin));
+  ASSERT_TRUE(readable(host.get(), 2000));
+  EXPECT_EQ(::recv(host.get(), buf, sizeof buf, 0), 0);  // EOF at the host peer
+  auto last = next();
+  ASSERT_TRUE(last && last->tcp);
+  EXPECT_EQ(last->tcp->ack, kIsn + 7);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+  EXPECT_EQ(net->counters().tcp_bytes_to_host.get(), 5u);
+  EXPECT_EQ(net->counters().tcp_bytes_to_guest.get(), 5u);
+}
+
+TEST_F(UsernetFlowsTest, ARefusedConnectAndAStraySegmentGetResets) {
+  start();
+  std::uint16_t port = 0;
+  { UniqueFd closed = loopback_socket(SOCK_DGRAM, port); }  // a port nobody listens on (TCP)
+  send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, 0xffff, 1460, 7));
+  auto rst = next();
+  ASSERT_TRUE(rst && rst->tcp);
+  EXPECT_EQ(rst->tcp->flags, tcp_flag::kRst | tcp_flag::kAck);
+  EXPECT_EQ(rst->tcp->ack, kIsn + 1);
+  EXPECT_EQ(net->counters().tcp_connect_refused.get(), 1u);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+  // A segment for no connection gets a RST too.
+  send(tcp(port, kIsn, 777, tcp_flag::kAck, bytes_of("stray")));
+  auto rst2 = next();
+  ASSERT_TRUE(rst2 && rst2->tcp);
+  EXPECT_EQ(rst2->tcp->flags, tcp_flag::kRst);
+  EXPECT_EQ(rst2->tcp->seq, 777u);
+}
+
+TEST_F(UsernetFlowsTest, AGuestResetResetsTheHostPeer) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kRst));
+  char buf[8];
+  ASSERT_TRUE(readable(host.get(), 2000));
+  EXPECT_EQ(::recv(host.get(), buf, sizeof buf, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+}
+
+TEST_F(UsernetFlowsTest, AHostResetReachesTheGuest) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  const linger lg{1, 0};
+  ::setsockopt(host.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  host.reset();
+  auto rst = next();
+  ASSERT_TRUE(rst && rst->tcp);
+  EXPECT_TRUE(rst->tcp->has(tcp_flag::kRst));
+  EXPECT_EQ(net->tcp_flows(), 0u);
+}
+
+TEST_F(UsernetFlowsTest, TheGuestsMssAndWindowBoundWhatIsSent) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  // No window scaling; a 1000-byte window and an MSS of 600.
+  UniqueFd host = connect_flow(listener.get(), port, 1000, std::nullopt, 600);
+  std::string data(5000, 'x');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 5000);
+  auto s1 = next();
+  auto s2 = next();
+  ASSERT_TRUE(s1 && s2);
+  EXPECT_EQ(s1->payload.size(), 600u);
+  EXPECT_EQ(s2->payload.size(), 400u);  // the window is full now
+  EXPECT_FALSE(next(300));
+  // Acknowledging 1000 bytes opens the window again.
+  send(tcp(port, kIsn + 1, iss + 1001, tcp_flag::kAck, {}, 1000));
+  auto s3 = next();
+  ASSERT_TRUE(s3 && s3->tcp);
+  EXPECT_EQ(s3->tcp->seq, iss + 1001);
+  EXPECT_EQ(string_of(s3->payload), data.substr(1000, 600));
+}
+
+TEST_F(UsernetFlowsTest, ThreeDuplicateAcksResendFromTheFirstUnacknowledgedByte) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
+  std::string data(3000, 'y');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('A' + i % 26);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 3000);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(next());  // the guest "loses" the second segment
+  for (int i = 0; i < 3; ++i) send(tcp(port, kIsn + 1, iss + 1001, tcp_flag::kAck));
+  auto again = next();
+  ASSERT_TRUE(again && again->tcp);
+  EXPECT_EQ(again->tcp->seq, iss + 1001);
+  EXPECT_EQ(string_of(again->payload), data.substr(1000, 1000));
+  EXPECT_EQ(net->counters().tcp_retransmits.get(), 1u);
+}
+
+TEST_F(UsernetFlowsTest, UnacknowledgedDataIsResentWhenTheTimerExpires) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  ASSERT_EQ(::send(host.get(), "lost", 4, 0), 4);
+  auto first = next();
+  ASSERT_TRUE(first && first->tcp);
+  auto again = next(3000);  // no ACK: resent after the retransmission timeout
+  ASSERT_TRUE(again && again->tcp);
+  EXPECT_EQ(again->tcp->seq, first->tcp->seq);
+  EXPECT_EQ(string_of(again->payload), "lost");
+}
+
+TEST_F(UsernetFlowsTest, AFullHostSocketAcksOnlyWhatItTookAndAsksForTheRestLater) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  // The host peer does not read: push until usernet stops taking data.
+  const Bytes chunk(60000, std::byte{0x5a});
+  std::uint32_t seq = kIsn + 1;
+  std::uint32_t acked = seq;
+  for (int i = 0; i < 200 && net->counters().tcp_socket_full.get() == 0; ++i) {
+    send(tcp(port, seq, iss + 1, tcp_flag::kAck, chunk));
+    seq += static_cast<std::uint32_t>(chunk.size());
+    while (auto a = next(0)) acked = a->tcp->ack;
+  }
+  ASSERT_GT(net->counters().tcp_socket_full.get(), 0u);
+  EXPECT_LT(static_cast<std::int32_t>(acked - seq), 0);
+  // Drain the host side: usernet sends three duplicate ACKs at the byte it wants next.
+  std::vector<char> sink(1 << 20);
+  std::size_t total = 0;
+  const std::size_t expected = acked - (kIsn + 1);
+  while (total < expected && readable(host.get(), 2000))
+    total += static_cast<std::size_t>(std::max<ssize_t>(::recv(host.get(), sink.data(), sink.size(), 0), 0));
+  EXPECT_EQ(total, expected);
+  int dups = 0;
+  while (auto a = next(300)) {
+    if (a->tcp && a->tcp->ack == acked && a->payload.empty()) ++dups;
+  }
+  EXPECT_EQ(dups, 3);
+}
+
+}  // namespace
+}  // namespace vnk::usernet
