@@ -12,6 +12,8 @@ The archive is written with Python so no cpio tool or root is needed.
 import argparse
 import glob
 import gzip
+import re
+import subprocess
 import io
 import os
 import sys
@@ -69,12 +71,40 @@ def module_dir(flavour):
     return dirs[-1]
 
 
+def add_dynamic(c, prog):
+    """Adds `prog` and every library ldd resolves for it, at their own paths."""
+    if not os.path.exists(prog):
+        print(f"build_initramfs: {prog} not installed; the guest goes without it")
+        return
+    out = subprocess.run(["ldd", prog], capture_output=True, text=True, check=True).stdout
+    paths = [prog]
+    for line in out.splitlines():
+        m = re.search(r"(/\S+) \(0x", line)
+        if m:
+            paths.append(m.group(1))
+    made = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in made and d not in ("bin", "lib"):
+                c.directory(d)
+                made.add(d)
+        with open(real, "rb") as f:
+            c.file(path.strip("/"), f.read(), 0o755)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--flavour", choices=["uml", "qemu"], required=True)
     ap.add_argument("--pktcheck", required=True, help="static pktcheck binary")
     ap.add_argument("--init", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "init"))
     ap.add_argument("--busybox", default="/bin/busybox")
+    ap.add_argument("--tool", action="append", default=[], help="another static program for /bin")
+    ap.add_argument("--dynamic", action="append", default=[],
+                    help="a dynamically linked program to include with the libraries ldd lists (e.g. /usr/bin/iperf3); "
+                         "skipped with a note when missing")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -96,6 +126,11 @@ def main():
         c.file("bin/vnk-udhcpc", f.read(), 0o755)
     with open(args.pktcheck, "rb") as f:
         c.file("bin/pktcheck", f.read(), 0o755)
+    for tool in args.tool:
+        with open(tool, "rb") as f:
+            c.file("bin/" + os.path.basename(tool), f.read(), 0o755)
+    for prog in args.dynamic:
+        add_dynamic(c, prog)
     names = []
     for m in modules:
         path = os.path.join(mdir, m)

@@ -1,6 +1,9 @@
-"""usernet (`vnetkit serve --net user`) with the real Linux guest: what is
-built so far — DHCP and the gateway's ARP — exercised by busybox udhcpc and
-arping in User-Mode Linux. All traffic stays between the guest and the server.
+"""usernet (`vnetkit serve --net user`) with the real Linux guest in
+User-Mode Linux: busybox udhcpc and arping against the DHCP server and the
+gateway; then ping, nslookup, wget (100 MB down and up, sha256-checked) and
+iperf3 through the gateway address, which reaches services this test runs on
+the host's 127.0.0.1. No traffic leaves the machine: the DNS server is the
+test's own.
 """
 import os
 import sys
@@ -8,6 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Serve, Uml, kv  # noqa: E402
+from servers import DnsServer, HttpServer, Iperf3Server  # noqa: E402
 
 
 class UmlTest(unittest.TestCase):
@@ -46,6 +50,41 @@ class UmlTest(unittest.TestCase):
                          ("192.168.77.100", "192.168.77.1", "192.168.77.53", "9000"))
         g.wait_for(r"VNK: arp gateway=192.168.77.1 ", 10)
         self.assertEqual(g.status(), 0)
+        self.assertEqual(serve.stop(), 0)
+
+    def test_guest_reaches_host_services(self):
+        dns = DnsServer({"vnetkit.test": "192.0.2.7"})
+        self.addCleanup(dns.close)
+        web = HttpServer(100 << 20)
+        self.addCleanup(web.close)
+        iperf = Iperf3Server.start()
+        extra = ["vnk.name=vnetkit.test", f"vnk.http={web.port}"]
+        if iperf:
+            self.addCleanup(iperf.kill)
+            extra += [f"vnk.iperf={iperf.port}", "vnk.seconds=2"]
+        serve = Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}")
+        self.addCleanup(serve.cleanup)
+        g = Uml(serve.sock, "net", mem="512M", extra=extra)
+        self.addCleanup(g.kill)
+        ping = kv(g.wait_for(r"VNK: ping (ok|failed).*", 60).group(0))
+        self.assertIn("rtt-avg", ping, g.tail())
+        self.assertEqual(kv(g.wait_for(r"VNK: dns.*", 30).group(0)).get("address"), "192.0.2.7", g.tail())
+        self.assertIn(("vnetkit.test", 1), dns.queries)
+        down = kv(g.wait_for(r"VNK: download.*", 120).group(0))
+        self.assertEqual((down.get("bytes"), down.get("sha256")), (str(100 << 20), web.sha256), g.tail())
+        up = kv(g.wait_for(r"VNK: upload.*", 120).group(0))
+        self.assertEqual((up.get("bytes"), up.get("sha256")), (str(100 << 20), web.sha256), g.tail())
+        if iperf:
+            for direction in ("up", "down"):
+                r = kv(g.wait_for(rf"VNK: iperf[- ]{direction}.*", 60).group(0))
+                self.assertGreater(float(r.get("mbps", "0")), 0, g.tail())
+        self.assertEqual(g.status(), 0, g.tail())
+        b = serve.metrics()["backend"]
+        for k in ("drop_malformed", "drop_queue_full", "tcp_connect_refused", "tcp_host_resets", "tcp_timeouts"):
+            self.assertEqual(b[k], 0, k)
+        self.assertGreaterEqual(b["icmp_echo_replies"], 5)
+        self.assertGreaterEqual(b["tcp_bytes_to_guest"], 100 << 20)
+        self.assertGreaterEqual(b["tcp_bytes_to_host"], 100 << 20)
         self.assertEqual(serve.stop(), 0)
 
 
