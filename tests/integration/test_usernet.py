@@ -80,7 +80,8 @@ class UmlTest(unittest.TestCase):
                 self.assertGreater(float(r.get("mbps", "0")), 0, g.tail())
         self.assertEqual(g.status(), 0, g.tail())
         b = serve.metrics()["backend"]
-        for k in ("drop_malformed", "drop_queue_full", "tcp_connect_refused", "tcp_host_resets", "tcp_timeouts"):
+        # (tcp_host_resets is not checked: iperf3 may end its streams with a RST.)
+        for k in ("drop_malformed", "drop_queue_full", "tcp_connect_refused", "tcp_timeouts"):
             self.assertEqual(b[k], 0, k)
         self.assertGreaterEqual(b["icmp_echo_replies"], 5)
         self.assertGreaterEqual(b["tcp_bytes_to_guest"], 100 << 20)
