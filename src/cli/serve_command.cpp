@@ -44,6 +44,7 @@ struct ServeArgs {
   std::vector<std::string> dns_upstreams;
   std::string resolv_conf = "/etc/resolv.conf";
   bool no_map_gw = false;
+  std::vector<std::string> forwards;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -87,6 +88,13 @@ std::expected<usernet::UsernetConfig, std::string> usernet_config(const ServeArg
     if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));
     cfg.dns_upstreams.push_back(*u);
   }
+  for (const auto& text : a.forwards) {
+    auto f = usernet::parse_forward(text);
+    if (!f)
+      return std::unexpected(fmt::format(
+          "--forward '{}': expected tcp:HOSTPORT:GUESTPORT or udp:[ADDRESS:]HOSTPORT:GUESTPORT, like tcp:8080:80", text));
+    cfg.forwards.push_back(*f);
+  }
   if (cfg.dns_upstreams.empty() && !a.resolv_conf.empty()) {
     std::ifstream in(a.resolv_conf);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -121,7 +129,12 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
   if (spec == "user") {
     auto cfg = usernet_config(a);
     if (!cfg) return std::unexpected(cfg.error());
-    auto b = std::make_unique<usernet::UserNet>(*cfg);
+    std::unique_ptr<usernet::UserNet> b;
+    try {
+      b = std::make_unique<usernet::UserNet>(*cfg);
+    } catch (const std::runtime_error& e) {
+      return std::unexpected(e.what());
+    }
     auto g = group_of("backend", b->counters());
     return BackendChoice{std::move(b), std::move(g)};
   }
@@ -234,6 +247,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   user->add_option("--dns-upstream", args->dns_upstreams,
                    "Resolver for queries to the DNS address, IP[:PORT] (repeatable; default: nameservers in --resolv-conf)");
   user->add_option("--resolv-conf", args->resolv_conf, "Where to find the host's resolvers")->capture_default_str();
+  user->add_option("--forward", args->forwards,
+                   "Inbound port forward tcp|udp:[ADDRESS:]HOSTPORT:GUESTPORT (ADDRESS defaults to 127.0.0.1; repeatable)");
   user->add_flag("--no-map-gw", args->no_map_gw,
                  "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");

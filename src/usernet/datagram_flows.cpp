@@ -37,6 +37,64 @@ std::uint32_t DatagramFlows::oldest_slot() const {
   return best;
 }
 
+std::uint32_t DatagramFlows::take_slot() {
+  if (!free_.empty()) {
+    const std::uint32_t slot = free_.back();
+    free_.pop_back();
+    return slot;
+  }
+  flows_.emplace_back();
+  return static_cast<std::uint32_t>(flows_.size() - 1);
+}
+
+bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote) {
+  const std::uint32_t slot = take_slot();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, bound.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
+    free_.push_back(slot);
+    return false;
+  }
+  f.sock = std::move(bound);
+  f.key = Key{ip_proto::kUdp, guest_ip.value, guest_port, remote.value, 0};
+  f.live = true;
+  f.listener = true;
+  f.idle_ms = UINT64_MAX;  // listeners never expire
+  return true;
+}
+
+DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockaddr_in& peer) {
+  Key key = listener.key;
+  key.remote_port = ntohs(peer.sin_port);
+  for (unsigned tries = 0;; ++tries) {
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) break;
+    const Flow& f = flows_[it->second];
+    if (f.borrowed_fd == listener.sock.get() && f.peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
+        f.peer.sin_port == peer.sin_port)
+      return &flows_[it->second];
+    if (tries == 1000) return nullptr;
+    key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
+  }
+  if (by_key_.size() >= kMaxFlows) {
+    close(oldest_slot());
+    env_.counters.flows_evicted.add();
+  }
+  const int fd = listener.sock.get();
+  const std::uint32_t slot = take_slot();  // may move flows_: `listener` is not used after this
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  f.key = key;
+  f.live = true;
+  f.ready = false;
+  f.borrowed_fd = fd;
+  f.peer = peer;
+  f.idle_ms = kUdpIdleMs;
+  by_key_.emplace(key, slot);
+  env_.counters.udp_flows_opened.add();
+  return &f;
+}
+
 DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
   auto dst = host_destination(env_.cfg, key.protocol, Ipv4Address{key.remote_ip}, key.remote_port);
   if (!dst) {
@@ -57,14 +115,7 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
     env_.counters.drop_no_route.add();
     return nullptr;
   }
-  std::uint32_t slot;
-  if (!free_.empty()) {
-    slot = free_.back();
-    free_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(flows_.size());
-    flows_.emplace_back();
-  }
+  const std::uint32_t slot = take_slot();
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
@@ -84,10 +135,9 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
 void DatagramFlows::close(std::uint32_t slot) {
   Flow& f = flows_[slot];
   if (!f.live) return;
-  epoll_del(env_.epoll_fd, f.sock.get());
-  f.sock.reset();
-  f.live = false;
-  by_key_.erase(f.key);
+  if (f.sock.valid()) epoll_del(env_.epoll_fd, f.sock.get());  // a borrowed fd stays with its listener
+  if (!f.listener) by_key_.erase(f.key);
+  f = Flow{};
   free_.push_back(slot);
   // A slot still listed in ready_ is skipped there (not live).
 }
@@ -104,7 +154,11 @@ void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(payload.data());
   m.msg_iovlen = payload.size();
-  const ssize_t n = ::sendmsg(f->sock.get(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (f->borrowed_fd >= 0) {
+    m.msg_name = &f->peer;
+    m.msg_namelen = sizeof f->peer;
+  }
+  const ssize_t n = ::sendmsg(f->fd(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
   const bool icmp = protocol == ip_proto::kIcmp;
   if (n != static_cast<ssize_t>(length)) {
     (icmp ? env_.counters.icmp_send_errors : env_.counters.udp_send_errors).add();
@@ -124,8 +178,7 @@ void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
   while (!ready_.empty()) {
     const std::uint32_t slot = ready_.front();
-    Flow& f = flows_[slot];
-    if (!f.live || !f.ready) {
+    if (!flows_[slot].live || !flows_[slot].ready) {
       ready_.pop_front();
       continue;
     }
@@ -133,16 +186,21 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       // No guest to address yet: leave the datagram in the socket.
       return 0;
     }
-    const bool icmp = f.key.protocol == ip_proto::kIcmp;
+    const bool icmp = flows_[slot].key.protocol == ip_proto::kIcmp;
     const std::size_t hdr = kEthIpv4Size + (icmp ? 0 : kUdpHeaderSize);
     std::array<iovec, 64> tail{};
     const std::size_t nt = iov_tail(buffer, hdr, tail);
     const std::size_t room = iov_length(std::span(tail.data(), nt));
     const std::size_t max_payload = 65535 - kIpv4HeaderSize - (icmp ? 0 : kUdpHeaderSize);
+    sockaddr_in peer{};
     msghdr m{};
     m.msg_iov = tail.data();
     m.msg_iovlen = nt;
-    const ssize_t n = ::recvmsg(f.sock.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
+    if (flows_[slot].listener) {
+      m.msg_name = &peer;
+      m.msg_namelen = sizeof peer;
+    }
+    const ssize_t n = ::recvmsg(flows_[slot].sock.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
         // An ICMP error for the connected socket (port unreachable): the
@@ -150,14 +208,21 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
         (icmp ? env_.counters.icmp_recv_errors : env_.counters.udp_recv_errors).add();
         continue;
       }
-      f.ready = false;  // level-triggered: epoll reports it again when more arrives
+      flows_[slot].ready = false;  // level-triggered: epoll reports it again when more arrives
       ready_.pop_front();
       continue;
     }
     // Round-robin: the flow goes to the back while it may have more.
     ready_.pop_front();
     ready_.push_back(slot);
-    f.last_used_ms = monotonic_ms();
+    flows_[slot].last_used_ms = monotonic_ms();
+    Flow* fp = &flows_[slot];
+    if (fp->listener) {
+      fp = peer_flow(*fp, peer);
+      if (fp == nullptr) continue;
+      fp->last_used_ms = monotonic_ms();
+    }
+    Flow& f = *fp;
     const auto len = static_cast<std::size_t>(n);
     if (len > room || len > max_payload || (icmp && len < kIcmpHeaderSize)) {
       env_.counters.drop_too_big_for_guest.add();

@@ -12,6 +12,7 @@
 // sooner. Nothing is allocated per datagram.
 #pragma once
 
+#include <netinet/in.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -42,6 +43,11 @@ class DatagramFlows {
   // is the UDP payload or the whole ICMP message, in guest memory.
   void from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote,
                   std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
+  // Listens for `udp:` port forwards: datagrams to the bound host socket
+  // reach the guest at guest_port from `remote` (the gateway), one flow per
+  // host peer, and the guest's answers go back to that peer. Returns false
+  // (errno set) when the socket cannot be registered.
+  bool add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote);
   // The host socket of `slot` is readable.
   void on_event(std::uint32_t slot, std::uint16_t gen);
   // Receives the next waiting datagram into `buffer` as a whole frame;
@@ -72,9 +78,18 @@ class DatagramFlows {
     bool ready = false;  // in ready_
     std::uint64_t last_used_ms = 0;
     std::uint64_t idle_ms = 0;
+    // Port forwards: the listener owns the bound socket; each host peer gets
+    // a flow that borrows it (fd) and remembers the peer to sendto().
+    bool listener = false;
+    int borrowed_fd = -1;
+    sockaddr_in peer{};
+    [[nodiscard]] int fd() const noexcept { return sock.valid() ? sock.get() : borrowed_fd; }
   };
 
   Flow* open(const Key& key);
+  std::uint32_t take_slot();
+  // The flow of a forward's host peer, created on its first datagram.
+  Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
   std::uint32_t oldest_slot() const;
 

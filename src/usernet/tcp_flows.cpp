@@ -88,16 +88,22 @@ std::size_t TcpFlows::write_headers(std::span<std::byte> out, const Key& k, cons
   return kEthIpv4Size + th;
 }
 
-void TcpFlows::queue_syn_ack(const Flow& f) {
+void TcpFlows::queue_syn(const Flow& f) {
   if (!env_.guest_mac) return;
   auto slot = env_.control.reserve();
   if (slot.empty()) {
     env_.counters.drop_queue_full.add();
     return;
   }
-  const TcpFields t{f.key.remote_port, f.key.guest_port, f.iss, f.rcv_nxt, tcp_flag::kSyn | tcp_flag::kAck,
-                    window_field(f), static_cast<std::uint16_t>(env_.cfg.mtu - 40),
-                    f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
+  const bool inbound = f.state == State::syn_sent;
+  const TcpFields t{f.key.remote_port,
+                    f.key.guest_port,
+                    f.iss,
+                    inbound ? 0 : f.rcv_nxt,
+                    static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
+                    inbound ? std::uint16_t{0xffff} : window_field(f),
+                    static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                    inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
   const std::size_t n = write_headers(slot, f.key, t, 0);
   Checksum sum;
   sum.add(slot.subspan(kEthIpv4Size, n - kEthIpv4Size));
@@ -200,13 +206,55 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (rc == 0) connected(slot);
 }
 
+void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
+                              std::uint16_t remote_port) {
+  if (!env_.guest_mac || by_key_.size() >= kMaxFlows) {
+    env_.counters.tcp_forward_refused.add();
+    return;  // no guest to connect to yet: the host client sees the close
+  }
+  Key key{guest_ip.value, guest_port, remote_ip.value, remote_port};
+  for (unsigned tries = 0; by_key_.contains(key); ++tries) {
+    if (tries == 1000) {
+      env_.counters.tcp_forward_refused.add();
+      return;
+    }
+    key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
+  }
+  const int zero = 0, one = 1;
+  ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::setsockopt(sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
+    env_.counters.tcp_forward_refused.add();
+    return;
+  }
+  const std::uint32_t slot = alloc_slot();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot))) {
+    free_.push_back(slot);
+    env_.counters.tcp_forward_refused.add();
+    return;
+  }
+  f.sock = std::move(sock);
+  f.key = key;
+  f.live = true;
+  f.state = State::syn_sent;
+  f.iss = random_u32();
+  f.snd_una = f.iss;
+  f.snd_nxt = f.iss + 1;
+  f.rto_ms = kMinRtoMs;
+  f.deadline_ms = monotonic_ms() + f.rto_ms;
+  by_key_.emplace(key, slot);
+  env_.counters.tcp_forwards_accepted.add();
+  queue_syn(f);
+}
+
 void TcpFlows::connected(std::uint32_t slot) {
   Flow& f = flows_[slot];
   f.state = State::syn_acked;
   epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
   f.rto_ms = kMinRtoMs;
   f.deadline_ms = monotonic_ms() + f.rto_ms;
-  queue_syn_ack(f);
+  queue_syn(f);
 }
 
 void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload) {
@@ -235,8 +283,24 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
     return;
   }
   if (f.state == State::connecting) return;  // a retransmitted SYN: the connect is still running
+  if (f.state == State::syn_sent) {
+    if (tcp.has(tcp_flag::kSyn) && tcp.has(tcp_flag::kAck) && tcp.ack == f.iss + 1) {
+      f.state = State::established;
+      f.rcv_nxt = tcp.seq + 1;
+      f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
+      f.scaling = tcp.wscale.has_value();  // we offered it in our SYN
+      f.guest_wscale = tcp.wscale.value_or(0);
+      f.guest_window = tcp.window;  // a SYN-ACK's window is never scaled
+      f.snd_una = f.snd_nxt = f.iss + 1;
+      f.deadline_ms = 0;
+      f.retries = 0;
+      owe_ack(f, slot);
+      make_ready(f, slot);  // the host client may have written already
+    }
+    return;
+  }
   if (tcp.has(tcp_flag::kSyn)) {
-    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) queue_syn_ack(f);  // ours was lost
+    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) queue_syn(f);  // ours was lost
     return;
   }
   if (!tcp.has(tcp_flag::kAck)) return;
@@ -488,6 +552,7 @@ void TcpFlows::on_tick(std::uint64_t now_ms) {
         env_.counters.tcp_connect_timeouts.add();
         close(s, false);
         continue;
+      case State::syn_sent:
       case State::syn_acked:
       case State::established:
         if (++f.retries > kMaxRetries) {
@@ -498,8 +563,8 @@ void TcpFlows::on_tick(std::uint64_t now_ms) {
         }
         f.rto_ms = std::min(f.rto_ms * 2, kMaxRtoMs);
         f.deadline_ms = now_ms + f.rto_ms;
-        if (f.state == State::syn_acked) {
-          queue_syn_ack(f);
+        if (f.state != State::established) {
+          queue_syn(f);
         } else {
           rewind(f, s);
         }

@@ -47,6 +47,11 @@ class TcpFlows {
   explicit TcpFlows(FlowEnv env) : env_(env) {}
   ~TcpFlows();
 
+  // A connection accepted on a forwarded host port: usernet sends the guest
+  // a SYN from remote_ip:remote_port to guest_ip:guest_port and joins the two
+  // once the guest answers.
+  void accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
+                      std::uint16_t remote_port);
   // A segment from the guest. `payload` is the segment's data in guest memory.
   void from_guest(const packet::Ipv4& ip, const packet::Tcp& tcp, std::span<const iovec> payload);
   // The host socket of `slot` reported `events`.
@@ -72,6 +77,7 @@ class TcpFlows {
   };
   enum class State : std::uint8_t {
     connecting,   // host connect() in progress; the guest waits for its SYN-ACK
+    syn_sent,     // inbound (port forward): our SYN is out, waiting for the guest's SYN-ACK
     syn_acked,    // SYN-ACK sent; waiting for the guest's ACK
     established,  // data both ways (and half-closed states, by the flags below)
   };
@@ -113,7 +119,7 @@ class TcpFlows {
   void set_peek_offset(Flow& f);
   std::uint16_t window_field(const Flow& f) const noexcept;
   // Whole frames for the control queue.
-  void queue_syn_ack(const Flow& f);
+  void queue_syn(const Flow& f);  // SYN-ACK, or SYN for an inbound flow
   void queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack);
   std::size_t write_headers(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
                             std::size_t payload_len) noexcept;

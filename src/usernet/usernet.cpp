@@ -10,6 +10,11 @@
 #include <cstring>
 #include <ctime>
 
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <stdexcept>
+
 #include "base/epoll_ops.hpp"
 #include "base/log.hpp"
 #include "memory/iovec_ops.hpp"
@@ -56,11 +61,54 @@ UserNet::UserNet(UsernetConfig cfg)
         "usernet: ping sockets are not permitted for this user (net.ipv4.ping_group_range); ICMP echo from the "
         "guest is dropped. Allow it with: sysctl -w net.ipv4.ping_group_range='0 2147483647'");
   }
+  open_forwards();
   if (cfg_.dns_upstreams.empty())
     log::warn("usernet: no DNS resolver (none in /etc/resolv.conf and no --dns-upstream); DNS queries are dropped");
 }
 
 UserNet::~UserNet() = default;
+
+void UserNet::open_forwards() {
+  for (const auto& fw : cfg_.forwards) {
+    const bool tcp = fw.protocol == ip_proto::kTcp;
+    const std::string what = fmt::format("--forward {}:{}:{}:{}", tcp ? "tcp" : "udp", fw.host_address.to_string(),
+                                         fw.host_port, fw.guest_port);
+    UniqueFd s(::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(fw.host_address.value);
+    sa.sin_port = htons(fw.host_port);
+    if (!s.valid() || ::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        (tcp && ::listen(s.get(), 128) != 0))
+      throw std::runtime_error(fmt::format("{}: cannot listen on {}:{}: {}", what, fw.host_address.to_string(),
+                                           fw.host_port, std::strerror(errno)));
+    if (tcp) {
+      const auto index = static_cast<std::uint32_t>(tcp_listeners_.size());
+      if (!epoll_add(epoll_.get(), s.get(), EPOLLIN, make_tag(TagKind::listener, 0, index)))
+        throw std::runtime_error(what + ": epoll: " + std::strerror(errno));
+      tcp_listeners_.push_back(std::move(s));
+      tcp_listener_forward_.push_back(fw);
+    } else if (!datagrams_.add_forward(std::move(s), cfg_.guest, fw.guest_port, cfg_.gateway)) {
+      throw std::runtime_error(what + ": epoll: " + std::strerror(errno));
+    }
+    log::info("usernet: forwarding {}", what);
+  }
+}
+
+void UserNet::accept_forwarded(std::uint32_t index) {
+  if (index >= tcp_listeners_.size()) return;
+  for (;;) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    UniqueFd c(::accept4(tcp_listeners_[index].get(), reinterpret_cast<sockaddr*>(&peer), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!c.valid()) return;
+    tcp_.accept_inbound(std::move(c), cfg_.guest, tcp_listener_forward_[index].guest_port, cfg_.gateway,
+                        ntohs(peer.sin_port));
+  }
+}
 
 template <typename Build>
 void UserNet::queue_reply(Build&& build) {
@@ -232,7 +280,7 @@ void UserNet::poll_host() {
         }
         case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events); break;
         case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
-        case TagKind::listener: break;
+        case TagKind::listener: accept_forwarded(tag_slot(tag)); break;
       }
     }
     if (n < static_cast<int>(events.size())) break;

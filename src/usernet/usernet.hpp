@@ -39,7 +39,8 @@ class UserNet final : public net::NetBackend {
   static constexpr std::size_t kReplySlot = 2048;
   static constexpr long kTickMs = 100;
 
-  // `cfg` must have passed validate().
+  // `cfg` must have passed validate(). Throws std::runtime_error with a
+  // sentence for the user when a forwarded port cannot be opened.
   explicit UserNet(UsernetConfig cfg);
   ~UserNet() override;
 
@@ -83,6 +84,11 @@ class UserNet final : public net::NetBackend {
   std::optional<MacAddress> guest_mac_;
   DatagramFlows datagrams_;
   TcpFlows tcp_;
+  void accept_forwarded(std::uint32_t index);
+  void open_forwards();
+
+  std::vector<UniqueFd> tcp_listeners_;  // index i serves tcp_listener_forward_[i]
+  std::vector<UsernetConfig::Forward> tcp_listener_forward_;
   unsigned receives_since_poll_ = 0;
   std::vector<std::byte> work_;  // kHeadCopy, or a whole ICMP message (up to 64 KiB)
 };

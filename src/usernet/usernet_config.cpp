@@ -35,6 +35,45 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
 
 namespace vnk::usernet {
 
+namespace {
+
+std::optional<std::uint16_t> parse_port(std::string_view p) {
+  unsigned port = 0;
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (p.empty() || ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(port);
+}
+
+}  // namespace
+
+std::optional<UsernetConfig::Forward> parse_forward(std::string_view text) {
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    const auto colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() != 3 && parts.size() != 4) return std::nullopt;
+  UsernetConfig::Forward f;
+  if (parts[0] == "tcp") f.protocol = 6;
+  else if (parts[0] == "udp") f.protocol = 17;
+  else return std::nullopt;
+  std::size_t i = 1;
+  if (parts.size() == 4) {
+    auto a = Ipv4Address::parse(parts[1]);
+    if (!a) return std::nullopt;
+    f.host_address = *a;
+    i = 2;
+  }
+  auto hp = parse_port(parts[i]);
+  auto gp = parse_port(parts[i + 1]);
+  if (!hp || !gp) return std::nullopt;
+  f.host_port = *hp;
+  f.guest_port = *gp;
+  return f;
+}
+
 std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text) {
   UsernetConfig::Upstream u;
   const auto colon = text.find(':');

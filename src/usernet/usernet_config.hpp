@@ -39,6 +39,16 @@ struct UsernetConfig {
     std::uint16_t port = 53;
   };
   std::vector<Upstream> dns_upstreams;
+  // Inbound port forwards: a host socket on host_address:host_port whose
+  // connections (TCP) or datagrams (UDP) reach the guest's guest_port, from
+  // the gateway address.
+  struct Forward {
+    std::uint8_t protocol = 6;  // packet::ip_proto::kTcp or kUdp
+    Ipv4Address host_address = Ipv4Address::of(127, 0, 0, 1);
+    std::uint16_t host_port = 0;
+    std::uint16_t guest_port = 0;
+  };
+  std::vector<Forward> forwards;
 
   [[nodiscard]] Ipv4Address netmask() const noexcept {
     return Ipv4Address{prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix)};
@@ -53,6 +63,9 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg);
 
 // The IPv4 "nameserver" lines of a resolv.conf text (IPv6 ones are skipped).
 std::vector<UsernetConfig::Upstream> parse_resolv_conf(std::string_view text);
+// "tcp:HOSTPORT:GUESTPORT", "udp:…", or with the host address first,
+// "tcp:ADDRESS:HOSTPORT:GUESTPORT"; nullopt when malformed.
+std::optional<UsernetConfig::Forward> parse_forward(std::string_view text);
 // "IP" or "IP:PORT"; nullopt when malformed.
 std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text);
 

@@ -49,6 +49,8 @@ namespace vnk::usernet {
   X(tcp_resets_from_guest)     /* RSTs from the guest (passed on to the host peer) */ \
   X(tcp_host_resets)           /* host sockets that failed (reset by the peer, ...) */ \
   X(tcp_timeouts)              /* flows reset after too many retransmissions */ \
+  X(tcp_forwards_accepted)           /* host connections accepted on a forwarded port */ \
+  X(tcp_forward_refused)             /* forwarded connections closed: no guest yet, or no room */ \
   X(tcp_table_full)            /* SYNs refused because the flow table is full */ \
   X(drop_malformed)            /* a header failed validation (length, checksum, ...) */ \
   X(drop_ethertype)            /* neither IPv4 nor ARP (IPv6, VLAN, ...) */ \

@@ -2,16 +2,17 @@
 User-Mode Linux: busybox udhcpc and arping against the DHCP server and the
 gateway; then ping, nslookup, wget (100 MB down and up, sha256-checked) and
 iperf3 through the gateway address, which reaches services this test runs on
-the host's 127.0.0.1. No traffic leaves the machine: the DNS server is the
-test's own.
+the host's 127.0.0.1; and a TCP port forward from the host to a web server in
+the guest. No traffic leaves the machine: the DNS server is the test's own.
 """
 import os
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Serve, Uml, kv  # noqa: E402
-from servers import DnsServer, HttpServer, Iperf3Server  # noqa: E402
+from servers import DnsServer, HttpServer, Iperf3Server, free_port  # noqa: E402
 
 
 class UmlTest(unittest.TestCase):
@@ -62,10 +63,15 @@ class UmlTest(unittest.TestCase):
         if iperf:
             self.addCleanup(iperf.kill)
             extra += [f"vnk.iperf={iperf.port}", "vnk.seconds=2"]
-        serve = Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}")
+        fwd_port = free_port()
+        serve = Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}", "--forward", f"tcp:{fwd_port}:8080")
         self.addCleanup(serve.cleanup)
-        g = Uml(serve.sock, "net", mem="512M", extra=extra)
+        g = Uml(serve.sock, "net", mem="512M", extra=extra + ["vnk.fwd=8080"])
         self.addCleanup(g.kill)
+        g.wait_for(r"VNK: httpd ready", 60)
+        # The host reaches the guest's web server through the forward.
+        with urllib.request.urlopen(f"http://127.0.0.1:{fwd_port}/index.html", timeout=20) as r:
+            self.assertEqual(r.read(), b"hello from the guest\n")
         ping = kv(g.wait_for(r"VNK: ping (ok|failed).*", 60).group(0))
         self.assertIn("rtt-avg", ping, g.tail())
         self.assertEqual(kv(g.wait_for(r"VNK: dns.*", 30).group(0)).get("address"), "192.0.2.7", g.tail())

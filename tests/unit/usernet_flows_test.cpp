@@ -432,5 +432,109 @@ TEST_F(UsernetFlowsTest, AFullHostSocketAcksOnlyWhatItTookAndAsksForTheRestLater
   EXPECT_EQ(dups, 3);
 }
 
+std::string fmt_forward(const char* proto, std::uint16_t host, std::uint16_t guest) {
+  return std::string(proto) + ":" + std::to_string(host) + ":" + std::to_string(guest);
+}
+
+std::uint16_t free_port(int type) {
+  std::uint16_t port = 0;
+  UniqueFd s = loopback_socket(type, port);
+  return port;
+}
+
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  return sa;
+}
+
+TEST_F(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
+  UsernetConfig cfg;
+  const std::uint16_t host_port = free_port(SOCK_STREAM);
+  cfg.forwards = {*parse_forward(fmt_forward("tcp", host_port, 8080))};
+  start(cfg);
+  send(tcp(9, 1, 1, tcp_flag::kRst));  // any frame: usernet learns the guest's MAC
+  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in sa = loopback(host_port);
+  ASSERT_EQ(::connect(client.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::send(client.get(), "from host", 9, 0), 9);
+  auto syn = next();
+  ASSERT_TRUE(syn && syn->tcp);
+  EXPECT_EQ(syn->tcp->flags, tcp_flag::kSyn);
+  EXPECT_EQ(syn->tcp->dst_port, 8080);
+  EXPECT_EQ(syn->ip.src, kGateway);
+  EXPECT_TRUE(syn->tcp->mss && syn->tcp->wscale);
+  // The guest's SYN-ACK, from port 8080 to the port usernet chose.
+  TcpFields t{8080, syn->tcp->src_port, 5000, syn->tcp->seq + 1, tcp_flag::kSyn | tcp_flag::kAck, 0xffff, 1460, 7};
+  Bytes seg(tcp_header_size(t));
+  write_tcp(seg, t);
+  Checksum sum;
+  sum.add(seg);
+  store_tcp_checksum(seg, sum, kGuest, kGateway, seg.size());
+  send(ipv4_frame(ip_proto::kTcp, kGateway, seg));
+  std::optional<Seen> ack, data;
+  for (int i = 0; i < 2; ++i) {
+    auto f = next();
+    ASSERT_TRUE(f && f->tcp);
+    (f->payload.empty() ? ack : data) = f;
+  }
+  ASSERT_TRUE(ack && data);
+  EXPECT_EQ(ack->tcp->ack, 5001u);
+  EXPECT_EQ(string_of(data->payload), "from host");
+  EXPECT_EQ(net->counters().tcp_forwards_accepted.get(), 1u);
+}
+
+TEST_F(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer) {
+  UsernetConfig cfg;
+  const std::uint16_t host_port = free_port(SOCK_DGRAM);
+  cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
+  start(cfg);
+  send(tcp(9, 1, 1, tcp_flag::kRst));  // usernet learns the guest's MAC
+  UniqueFd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in sa = loopback(host_port);
+  ASSERT_EQ(::sendto(client.get(), "question", 8, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 8);
+  auto q = next();
+  ASSERT_TRUE(q && q->udp);
+  EXPECT_EQ(q->udp->dst_port, 5353);
+  EXPECT_EQ(q->ip.src, kGateway);
+  EXPECT_EQ(string_of(q->payload), "question");
+  send(udp(kGateway, 5353, q->udp->src_port, bytes_of("answer")));
+  ASSERT_TRUE(readable(client.get(), 2000));
+  char buf[16];
+  EXPECT_EQ(::recv(client.get(), buf, sizeof buf, 0), 6);
+  EXPECT_EQ(std::string(buf, 6), "answer");
+}
+
+TEST(UsernetForwardTest, ParsesAndRefusesSpecs) {
+  auto f = parse_forward("tcp:8080:80");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->protocol, 6);
+  EXPECT_EQ(f->host_address, Ipv4Address::of(127, 0, 0, 1));
+  EXPECT_EQ((f->host_port), 8080);
+  EXPECT_EQ((f->guest_port), 80);
+  auto g = parse_forward("udp:0.0.0.0:5353:53");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->protocol, 17);
+  EXPECT_EQ(g->host_address, kIpv4Any);
+  for (const char* bad : {"tcp:8080", "sctp:1:2", "tcp:0:80", "tcp:8080:70000", "tcp:x:1:2", "tcp:1:2:3:4:5", ""})
+    EXPECT_FALSE(parse_forward(bad)) << bad;
+}
+
+TEST(UsernetForwardTest, APortInUseIsAClearError) {
+  std::uint16_t port = 0;
+  UniqueFd taken = loopback_socket(SOCK_STREAM, port);
+  UsernetConfig cfg;
+  cfg.forwards = {*parse_forward("tcp:" + std::to_string(port) + ":80")};
+  try {
+    UserNet n(*validate(cfg));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace vnk::usernet
