@@ -45,6 +45,8 @@ struct ServeArgs {
   std::string resolv_conf = "/etc/resolv.conf";
   bool no_map_gw = false;
   std::vector<std::string> forwards;
+  std::string pcap;
+  bool host_only = false;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -83,6 +85,8 @@ std::expected<usernet::UsernetConfig, std::string> usernet_config(const ServeArg
   cfg.hostname = a.hostname;
   cfg.domain = a.domain;
   cfg.map_gateway_to_loopback = !a.no_map_gw;
+  cfg.pcap_path = a.pcap;
+  cfg.host_only = a.host_only;
   for (const auto& text : a.dns_upstreams) {
     auto u = usernet::parse_upstream(text);
     if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));
@@ -249,6 +253,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   user->add_option("--resolv-conf", args->resolv_conf, "Where to find the host's resolvers")->capture_default_str();
   user->add_option("--forward", args->forwards,
                    "Inbound port forward tcp|udp:[ADDRESS:]HOSTPORT:GUESTPORT (ADDRESS defaults to 127.0.0.1; repeatable)");
+  user->add_option("--pcap", args->pcap, "Write every frame, both ways, to this pcap file (tcpdump -r FILE)");
+  user->add_flag("--host-only", args->host_only,
+                 "The guest reaches only the host's loopback (via the gateway) and DNS, nothing beyond");
   user->add_flag("--no-map-gw", args->no_map_gw,
                  "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");

@@ -30,6 +30,7 @@ std::optional<sockaddr_in> host_destination(const UsernetConfig& cfg, std::uint8
     if (port != 53 || cfg.dns_upstreams.empty()) return std::nullopt;
     return make_sockaddr(cfg.dns_upstreams.front().address, cfg.dns_upstreams.front().port);
   }
+  if (cfg.host_only) return std::nullopt;
   if (dst.in_subnet(cfg.network, cfg.prefix)) return std::nullopt;  // no other hosts on the guest's network
   const std::uint8_t first = static_cast<std::uint8_t>(dst.value >> 24);
   // 0/8 "this network", 127/8 the guest's own loopback, 224/4 multicast and

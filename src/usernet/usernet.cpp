@@ -62,6 +62,7 @@ UserNet::UserNet(UsernetConfig cfg)
         "guest is dropped. Allow it with: sysctl -w net.ipv4.ping_group_range='0 2147483647'");
   }
   open_forwards();
+  if (!cfg_.pcap_path.empty()) pcap_ = std::make_unique<PcapWriter>(cfg_.pcap_path);
   if (cfg_.dns_upstreams.empty())
     log::warn("usernet: no DNS resolver (none in /etc/resolv.conf and no --dns-upstream); DNS queries are dropped");
 }
@@ -123,6 +124,7 @@ void UserNet::queue_reply(Build&& build) {
 
 net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   counters_.frames_from_guest.add();
+  if (pcap_) pcap_->write(frame.data, frame.length);
   if (frame.length > 65535 + kEthernetHeaderSize) {
     counters_.drop_oversize.add();
     return net::TxResult::dropped;
@@ -298,7 +300,10 @@ net::RxResult UserNet::receive(std::span<const iovec> buffer) {
     if (n == 0) n = tcp_.next_frame(buffer);
     if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, {}};
   }
-  if (r.status == net::RxStatus::frame) counters_.frames_to_guest.add();
+  if (r.status == net::RxStatus::frame) {
+    counters_.frames_to_guest.add();
+    if (pcap_) pcap_->write(buffer, r.written);
+  }
   update_timer();
   return r;
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "net/net_backend.hpp"
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
+#include "usernet/pcap_writer.hpp"
 #include "usernet/tcp_flows.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
@@ -60,6 +62,7 @@ class UserNet final : public net::NetBackend {
   // dropped and counted; see net.ipv4.ping_group_range).
   [[nodiscard]] bool icmp_available() const noexcept { return icmp_available_; }
   [[nodiscard]] std::size_t tcp_flows() const noexcept { return tcp_.size(); }
+  [[nodiscard]] std::size_t pcap_frames() const noexcept { return pcap_ ? pcap_->frames() : 0; }
   [[nodiscard]] std::size_t datagram_flows() const noexcept { return datagrams_.size(); }
   // Takes the events waiting on rx_fd() (connects completing, data, timers).
   // receive() calls it; tests may call it directly.
@@ -87,6 +90,7 @@ class UserNet final : public net::NetBackend {
   void accept_forwarded(std::uint32_t index);
   void open_forwards();
 
+  std::unique_ptr<PcapWriter> pcap_;
   std::vector<UniqueFd> tcp_listeners_;  // index i serves tcp_listener_forward_[i]
   std::vector<UsernetConfig::Forward> tcp_listener_forward_;
   unsigned receives_since_poll_ = 0;

@@ -32,6 +32,9 @@ struct UsernetConfig {
   std::string domain;    // DHCP option 15, when set
   // Connections and pings to the gateway reach the host's 127.0.0.1.
   bool map_gateway_to_loopback = true;
+  // Only the gateway (host loopback) and DNS addresses are reachable: no
+  // connection, datagram or ping goes to any other address.
+  bool host_only = false;
   // Where queries to the DNS address (UDP and TCP port 53) are forwarded;
   // the first is used. Empty: DNS is not served.
   struct Upstream {
@@ -49,6 +52,8 @@ struct UsernetConfig {
     std::uint16_t guest_port = 0;
   };
   std::vector<Forward> forwards;
+  // When set, every frame both ways is written to this pcap file.
+  std::string pcap_path;
 
   [[nodiscard]] Ipv4Address netmask() const noexcept {
     return Ipv4Address{prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix)};

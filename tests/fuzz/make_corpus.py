@@ -109,6 +109,30 @@ def udp_frame(src, dst, sport, dport, payload):
     return BCAST + GUEST_MAC + b"\x08\x00" + ip + udp
 
 
+GW_MAC = bytes([0x52, 0x55, 0x0a, 0x00, 0x02, 0x02])
+GUEST_IP, GW_IP = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
+
+
+def ip_frame(proto, l4, dst=GW_IP):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0x4000, 64, proto, 0, GUEST_IP, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return GW_MAC + GUEST_MAC + b"\x08\x00" + ip + l4
+
+
+def tcp_frame(sport, dport, seq, ack, flags, payload=b"", options=b""):
+    off = (20 + len(options)) // 4
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + options + payload
+    pseudo = GUEST_IP + GW_IP + struct.pack("!BBH", 0, 6, len(seg))
+    seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+    return ip_frame(6, seg)
+
+
+def icmp_echo(ident, seq, payload):
+    msg = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
+    msg = msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+    return ip_frame(1, msg)
+
+
 def dhcp_msg(mtype, options=b""):
     fixed = struct.pack("!BBBBIHH4s4s4s4s", 1, 1, 6, 0, 0x12345678, 0, 0, bytes(4), bytes(4), bytes(4), bytes(4))
     fixed += GUEST_MAC + bytes(10) + bytes(64) + bytes(128) + struct.pack("!I", 0x63825363)
@@ -128,6 +152,14 @@ def usernet_seeds():
     yield "arp", frames(arp)
     yield "dhcp_handshake", frames(discover, request)
     yield "dhcp_inform_release", frames(inform, udp_frame(any_ip, bcast_ip, 68, 67, dhcp_msg(7)))
+    # Flows toward the gateway (host loopback in the fuzzer: host-only mode).
+    syn_opts = b"\x02\x04\x05\xb4\x01\x03\x03\x07"  # MSS 1460, NOP, window scale 7
+    yield "tcp_syn_data_fin_rst", frames(arp, tcp_frame(40000, 9, 1000, 0, 0x02, options=syn_opts),
+                                         tcp_frame(40000, 9, 1001, 1, 0x18, b"GET / HTTP/1.0\r\n\r\n"),
+                                         tcp_frame(40000, 9, 1019, 1, 0x11), tcp_frame(40000, 9, 1020, 1, 0x04))
+    yield "icmp_echo", frames(arp, icmp_echo(0x1234, 1, bytes(range(56))))
+    yield "udp_to_gateway_and_dns", frames(arp, udp_frame(GUEST_IP, GW_IP, 5000, 9, b"hello"),
+                                           udp_frame(GUEST_IP, bytes([10, 0, 2, 3]), 5001, 53, b"\x12\x34" + bytes(10)))
 
 
 for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),

@@ -208,7 +208,7 @@ TEST_F(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {
   UsernetConfig cfg;
   cfg.dns_upstreams = {{Ipv4Address::of(127, 0, 0, 1), port}};
   start(cfg);
-  Bytes query = bytes_of(std::string("\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01", 26));
+  Bytes query = bytes_of(std::string("\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01", 22));
   send(udp(kDns, 33333, 53, query));
   ASSERT_TRUE(readable(resolver.get(), 2000));
   std::byte buf[512];
@@ -505,6 +505,40 @@ TEST_F(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer)
   char buf[16];
   EXPECT_EQ(::recv(client.get(), buf, sizeof buf, 0), 6);
   EXPECT_EQ(std::string(buf, 6), "answer");
+}
+
+TEST_F(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
+  char path[] = "/tmp/vnk-pcap-XXXXXX";
+  UniqueFd tmp(::mkstemp(path));
+  UsernetConfig cfg;
+  cfg.pcap_path = path;
+  start(cfg);
+  std::uint16_t port = 0;
+  UniqueFd peer = loopback_socket(SOCK_DGRAM, port);
+  const Bytes out = udp(kGateway, 5555, port, bytes_of("captured"));
+  send(out);
+  ASSERT_TRUE(readable(peer.get(), 2000));
+  char buf[64];
+  sockaddr_in from{};
+  socklen_t fl = sizeof from;
+  ::recvfrom(peer.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+  ::sendto(peer.get(), "reply!", 6, 0, reinterpret_cast<sockaddr*>(&from), fl);
+  auto in = next();
+  ASSERT_TRUE(in);
+  EXPECT_EQ(net->pcap_frames(), 2u);
+  net.reset();
+  // File header (24 bytes), then per frame a 16-byte record header and the bytes.
+  std::vector<std::byte> file(4096);
+  const ssize_t n = ::pread(tmp.get(), file.data(), file.size(), 0);
+  ::unlink(path);
+  ASSERT_EQ(static_cast<std::size_t>(n), 24 + 16 + out.size() + 16 + in->frame.size());
+  EXPECT_EQ(load_le<std::uint32_t>(file.data()), 0xa1b2c3d4u);
+  EXPECT_EQ(load_le<std::uint32_t>(file.data() + 20), 1u);  // Ethernet
+  EXPECT_EQ(load_le<std::uint32_t>(file.data() + 24 + 8), out.size());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), file.begin() + 40));
+  const std::size_t second = 40 + out.size();
+  EXPECT_EQ(load_le<std::uint32_t>(file.data() + second + 8), in->frame.size());
+  EXPECT_TRUE(std::equal(in->frame.begin(), in->frame.end(), file.begin() + static_cast<std::ptrdiff_t>(second + 16)));
 }
 
 TEST(UsernetForwardTest, ParsesAndRefusesSpecs) {
