@@ -172,7 +172,8 @@ class Uml(Guest):
 class Qemu(Guest):
     """QEMU (TCG unless /dev/kvm boots it) with the cloud kernel, virtio-net-pci over vhost-user."""
 
-    def __init__(self, sock, test, mac, mtu=None, server=False, monitor=None, cmdline=(), extra=()):
+    def __init__(self, sock, test, mac, mtu=None, server=False, monitor=None, cmdline=(), extra=(), netdev=None):
+        """`netdev` replaces the vhost-user netdev (e.g. "user,id=n0" for QEMU's slirp); its id must be n0."""
         initrd = os.path.join(GUEST_DIR, "qemu-initramfs.cpio.gz")
         with open(initrd + ".kernel") as f:
             kernel = f.read().strip()
@@ -181,7 +182,8 @@ class Qemu(Guest):
         argv = ["qemu-system-x86_64", "-accel", os.environ.get("VNETKIT_QEMU_ACCEL", "tcg"), "-m", "256M",
                 "-smp", "1", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
                 "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-numa", "node,memdev=mem",
-                "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=vu", "-device", dev,
+                *(["-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=vu"] if netdev is None else ["-netdev", netdev]),
+                "-device", dev,
                 "-kernel", kernel, "-initrd", initrd, "-append", " ".join(["console=ttyS0 quiet panic=-1", f"vnk.test={test}", *cmdline])]
         if monitor:
             argv += ["-monitor", f"unix:{monitor},server=on,wait=off"]
