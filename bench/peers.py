@@ -101,13 +101,14 @@ def run_backend(name, iperf_port, runs, seconds, workdir):
             guest = Qemu(None, "peer", MAC, cmdline=cmdline, netdev="user,id=n0")
             pid = None
         elif name == "passt":
-            sock = os.path.join(workdir, "passt.sock")
+            # passt drops root for nobody: its socket must not sit in our
+            # private (0700) work directory, or the guest's DHCP gets no answer.
+            sock = f"/tmp/vnk-peers-passt-{os.getpid()}.sock"
             passt = Process(["passt", "-f", "-s", sock], "passt")
             procs.append(passt)
-            for _ in range(100):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.05)
+            # The socket file appears before passt accepts on it; QEMU must
+            # not connect earlier (its NIC would then have no backend).
+            passt.wait_for(r"You can now start qemu", 10)
             guest = Qemu(None, "peer", MAC, cmdline=cmdline,
                          netdev=f"stream,id=n0,server=off,addr.type=unix,addr.path={sock}")
             pid = passt.proc.pid
@@ -116,6 +117,8 @@ def run_backend(name, iperf_port, runs, seconds, workdir):
     finally:
         for p in reversed(procs):
             p.kill()
+        if name == "passt" and os.path.exists(f"/tmp/vnk-peers-passt-{os.getpid()}.sock"):
+            os.unlink(f"/tmp/vnk-peers-passt-{os.getpid()}.sock")
 
 
 def med(xs):
@@ -212,7 +215,7 @@ def main():
             try:
                 r = run_backend(name, iperf.port, args.runs, args.seconds, workdir)
             except AssertionError as e:
-                print(f"bench/peers: {name} failed: {str(e)[:400]}", flush=True)
+                print(f"bench/peers: {name} failed: {str(e)[-1500:]}", flush=True)
                 continue
             results[name] = {"up_mbps": med(r["iperf"]["up"]), "down_mbps": med(r["iperf"]["down"]),
                              "rtt_ms": r["rtt_ms"], "lease_s": r["lease_s"],
