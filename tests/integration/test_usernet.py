@@ -11,8 +11,10 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Serve, Uml, kv  # noqa: E402
+from harness import Qemu, Serve, Uml, kv  # noqa: E402
 from servers import DnsServer, HttpServer, Iperf3Server, free_port  # noqa: E402
+
+MAC = "02:00:00:00:0a:0f"
 
 
 class UmlTest(unittest.TestCase):
@@ -92,6 +94,30 @@ class UmlTest(unittest.TestCase):
         self.assertGreaterEqual(b["icmp_echo_replies"], 5)
         self.assertGreaterEqual(b["tcp_bytes_to_guest"], 100 << 20)
         self.assertGreaterEqual(b["tcp_bytes_to_host"], 100 << 20)
+        self.assertEqual(serve.stop(), 0)
+
+
+class QemuTest(unittest.TestCase):
+    """The smaller set in QEMU (TCG): the PCI virtio-net driver over vhost-user."""
+
+    def test_lease_ping_dns_and_http_both_ways(self):
+        dns = DnsServer({"vnetkit.test": "192.0.2.9"})
+        self.addCleanup(dns.close)
+        web = HttpServer(16 << 20)
+        self.addCleanup(web.close)
+        serve = Serve("--net", "user", "--mac", MAC, "--dns-upstream", f"127.0.0.1:{dns.port}")
+        self.addCleanup(serve.cleanup)
+        g = Qemu(serve.sock, "net", MAC, mtu=65520, cmdline=["vnk.name=vnetkit.test", f"vnk.http={web.port}"])
+        self.addCleanup(g.kill)
+        lease = kv(g.wait_for(r"VNK: lease event=bound .*", 120).group(0))
+        self.assertEqual((lease["ip"], lease["mtu"]), ("10.0.2.15", "65520"))
+        self.assertIn("rtt-avg", kv(g.wait_for(r"VNK: ping.*", 60).group(0)), g.tail())
+        self.assertEqual(kv(g.wait_for(r"VNK: dns.*", 30).group(0)).get("address"), "192.0.2.9", g.tail())
+        for step in ("download", "upload"):
+            r = kv(g.wait_for(rf"VNK: {step}.*", 180).group(0))
+            self.assertEqual((r.get("bytes"), r.get("sha256")), (str(16 << 20), web.sha256), g.tail())
+        self.assertEqual(g.status(120), 0, g.tail())
+        self.assertEqual(serve.metrics()["backend"]["drop_malformed"], 0)
         self.assertEqual(serve.stop(), 0)
 
 
