@@ -21,6 +21,8 @@ struct MetricsGroup {
 class MetricsFile {
  public:
   MetricsFile(std::string path, std::vector<MetricsGroup> groups);
+  // Adds a group (before the first write).
+  void add(MetricsGroup group) { groups_.push_back(std::move(group)); }
   // Writes the current values; returns false (and logs once) on an I/O error.
   bool write() const;
 

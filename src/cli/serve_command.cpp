@@ -15,6 +15,7 @@
 #include "backend/socketpair_backend.hpp"
 #include "base/log.hpp"
 #include "cli/metrics_file.hpp"
+#include "mmds/mmds_interceptor.hpp"
 #include "usernet/usernet.hpp"
 #include "vhost_user/server.hpp"
 
@@ -47,6 +48,8 @@ struct ServeArgs {
   std::vector<std::string> forwards;
   std::string pcap;
   bool host_only = false;
+  std::string mmds;
+  bool mmds_require_token = false;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -182,6 +185,13 @@ int run_serve(const ServeArgs& a) {
 
   auto choice = make_backend(a.net, a);
   if (!choice) return fail(choice.error());
+  std::unique_ptr<mmds::MmdsInterceptor> mmds;
+  if (!a.mmds.empty()) {
+    auto store = mmds::MetadataStore::open(a.mmds, a.mmds_require_token);
+    if (!store) return fail(store.error());
+    mmds = std::make_unique<mmds::MmdsInterceptor>(std::move(*store), usernet::UsernetConfig{}.gateway_mac);
+    log::info("mmds: serving {} at 169.254.169.254:80{}", a.mmds, a.mmds_require_token ? " (session tokens required)" : "");
+  }
   auto signals = block_signals();
   if (!signals) return fail(signals.error());
 
@@ -198,7 +208,7 @@ int run_serve(const ServeArgs& a) {
   if (!a.metrics_path.empty()) {
     opts.on_metrics = [&metrics] { metrics->write(); };
   }
-  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice->backend);
+  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice->backend, mmds.get());
   if (!a.metrics_path.empty()) {
     const vhost_user::Server& s = *server;
     metrics = std::make_unique<MetricsFile>(
@@ -210,6 +220,7 @@ int run_serve(const ServeArgs& a) {
                emit("link_up", s.link_up() ? 1 : 0);
              }},
             group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice->metrics});
+    if (mmds) metrics->add(group_of("mmds", mmds->counters()));
   }
   if (auto r = server->open(); !r) return fail(r.error());
   log::info("vnetkit serve: {} backend, MAC {}{}", choice->backend->name(), normalized->mac.to_string(),
@@ -258,6 +269,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                  "The guest reaches only the host's loopback (via the gateway) and DNS, nothing beyond");
   user->add_flag("--no-map-gw", args->no_map_gw,
                  "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
+  cmd->add_option("--mmds", args->mmds,
+                  "Answer HTTP at 169.254.169.254:80 from this JSON document (re-read when it changes)");
+  cmd->add_flag("--mmds-require-token", args->mmds_require_token,
+                "MMDS GETs need an IMDSv2 session token (PUT /latest/api/token)");
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
   cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
   cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")
