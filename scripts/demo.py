@@ -7,12 +7,15 @@ answers demo.vnetkit, an HTTP server with a random blob to download and an
 upload endpoint that hashes what it receives, and (when installed) an iperf3
 server. The guest reaches them through the gateway address 10.0.2.2, which
 usernet maps to the host's loopback, and its resolver 10.0.2.3, which
-usernet forwards to the demo's DNS server. Nothing leaves this machine.
+usernet forwards to the demo's DNS server, and the metadata service at
+169.254.169.254 (with IMDSv2 tokens). Nothing leaves this machine.
 """
 import argparse
+import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,10 +50,15 @@ def main():
     web = HttpServer(args.megabytes << 20)
     iperf = Iperf3Server.start()
     serve = guest = None
+    scratch = tempfile.mkdtemp(prefix="vnk-demo-")
     try:
         progress(2, "starting vnetkit serve --net user")
-        serve = harness.Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}")
-        extra = ["vnk.name=demo.vnetkit", f"vnk.http={web.port}", f"vnk.seconds={args.seconds}"]
+        mmds_doc = os.path.join(scratch, "metadata.json")
+        with open(mmds_doc, "w") as f:
+            json.dump({"latest": {"meta-data": {"instance-id": "i-vnetkit-demo", "hostname": "demo"}}}, f)
+        serve = harness.Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}",
+                              "--mmds", mmds_doc, "--mmds-require-token")
+        extra = ["vnk.name=demo.vnetkit", f"vnk.http={web.port}", f"vnk.seconds={args.seconds}", "vnk.mmds=1"]
         if iperf:
             extra.append(f"vnk.iperf={iperf.port}")
         progress(3, "booting the User-Mode Linux guest")
@@ -60,6 +68,7 @@ def main():
         progress(4, f"lease {lease['ip']}; ping and DNS")
         ping = harness.kv(guest.wait_for(r"VNK: ping.*", 30).group(0))
         dns_line = harness.kv(guest.wait_for(r"VNK: dns.*", 30).group(0))
+        mmds = harness.kv(guest.wait_for(r"VNK: mmds.*", 30).group(0))
         progress(5, f"downloading and uploading {args.megabytes} MiB over HTTP")
         down = harness.kv(guest.wait_for(r"VNK: download.*", 300).group(0))
         up = harness.kv(guest.wait_for(r"VNK: upload.*", 300).group(0))
@@ -93,6 +102,7 @@ def main():
             iperf.kill()
         web.close()
         dns.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     def rate(d, size):
         try:
@@ -122,11 +132,12 @@ def main():
         print(f"  iperf3        guest->host {iperf_up.get('mbps', '?')} Mb/s, host->guest {iperf_down.get('mbps', '?')} Mb/s")
     else:
         print("  iperf3        not installed (scripts/setup installs it)")
-    print("  MMDS          not built yet (no metadata service in this version)")
+    print(f"  MMDS          instance-id = {mmds.get('instance-id', 'no answer')} (GET with an IMDSv2 token of "
+          f"{mmds.get('token-length', '?')} characters from PUT /latest/api/token)")
     print(f"  counters      {b.get('frames_from_guest', 0)} frames from the guest, {b.get('frames_to_guest', 0)} to it; "
           f"{b.get('tcp_flows_opened', 0)} TCP flows, {b.get('tcp_retransmits', 0)} retransmits, "
           f"{sum(v for k, v in b.items() if k.startswith('drop_'))} drops")
-    ok = status == 0 and down_ok and up_ok and "rtt-avg" in ping and dns_line.get("address") == "192.0.2.80"
+    ok = status == 0 and mmds.get("instance-id") == "i-vnetkit-demo" and down_ok and up_ok and "rtt-avg" in ping and dns_line.get("address") == "192.0.2.80"
     print(f"  result        {'all checks passed' if ok else 'SOME CHECKS FAILED'} in {time.monotonic() - t_start:.1f} s")
     return 0 if ok else 1
 

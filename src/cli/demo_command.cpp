@@ -66,7 +66,8 @@ void add_demo_command(CLI::App& app, int& exit_code) {
   cmd->footer(
       "Starts `vnetkit serve --net user`, a DNS server, an HTTP server and an iperf3 server on\n"
       "127.0.0.1, boots the test guest, and reports the DHCP lease, the gateway RTT, a DNS answer,\n"
-      "a sha256-checked download and upload, and iperf3 throughput both ways. Nothing leaves\n"
+      "a sha256-checked download and upload, an MMDS answer fetched with a session token, and\n"
+      "iperf3 throughput both ways. Nothing leaves\n"
       "this machine.");
   cmd->add_option("--seconds", args->seconds, "iperf3 seconds per direction")->check(CLI::Range(1u, 60u))->capture_default_str();
   cmd->add_option("--megabytes", args->megabytes, "Size of the HTTP download/upload")

@@ -1,5 +1,6 @@
 // libFuzzer target: a hostile guest's frames against usernet and the packet
-// parsers (Ethernet, ARP, IPv4, UDP, TCP, ICMP, DHCP).
+// parsers (Ethernet, ARP, IPv4, UDP, TCP, ICMP, DHCP) and the metadata
+// service in front of it (its TCP responder and HTTP parsing).
 //
 // usernet runs host-only with no DNS upstream, so whatever the fuzzer sends
 // can reach nothing but 127.0.0.1 (the gateway address): connects, datagrams
@@ -18,6 +19,8 @@
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
 #include "packet/tcp.hpp"
+#include "mmds/http_request.hpp"
+#include "mmds/mmds_interceptor.hpp"
 #include "usernet/usernet.hpp"
 
 using namespace vnk;
@@ -30,6 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return *usernet::validate(c);
   }();
   usernet::UserNet net(cfg);
+  // The metadata service sits in front, as in `vnetkit serve --mmds`.
+  static const nlohmann::json doc = nlohmann::json::parse(R"({"a": {"b": "c"}, "n": [1, 2]})");
+  mmds::MmdsInterceptor meta(mmds::MetadataStore(doc, false), cfg.gateway_mac);
   const std::size_t rx_size = size > 0 ? 14 + data[0] * 8u : 64;
   std::vector<std::byte> rx(rx_size);
   std::size_t pos = 1;
@@ -47,15 +53,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (auto udp = packet::parse_udp(*ip)) (void)packet::parse_dhcp(udp->payload);
         (void)packet::parse_tcp(*ip);
         (void)packet::parse_icmp_echo(*ip);
+        mmds::HttpRequest req;
+        (void)mmds::parse_http_request(
+            std::string_view(reinterpret_cast<const char*>(ip->payload.data()), ip->payload.size()), req);
       }
     }
 
     const iovec iov{frame.data(), frame.size()};
     const net::NetHeader hdr{};
-    (void)net.transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size()});
+    const net::TxFrame tx{hdr, std::span(&iov, 1), frame.size()};
+    if (!meta.intercept_tx(tx)) (void)net.transmit(tx);
     for (int budget = 0; budget < 256; ++budget) {
       const iovec out{rx.data(), rx.size()};
-      auto r = net.receive(std::span(&out, 1));
+      auto r = meta.rx_pending() ? meta.receive(std::span(&out, 1)) : net.receive(std::span(&out, 1));
       if (r.status == net::RxStatus::empty) break;
       if (r.status != net::RxStatus::frame || r.written > rx.size() || r.frame_len < r.written) __builtin_trap();
       const auto eth = packet::parse_ethernet(std::span(rx).first(r.written));

@@ -158,6 +158,17 @@ def usernet_seeds():
                                          tcp_frame(40000, 9, 1001, 1, 0x18, b"GET / HTTP/1.0\r\n\r\n"),
                                          tcp_frame(40000, 9, 1019, 1, 0x11), tcp_frame(40000, 9, 1020, 1, 0x04))
     yield "icmp_echo", frames(arp, icmp_echo(0x1234, 1, bytes(range(56))))
+    # The metadata service: handshake and a GET to 169.254.169.254:80.
+    mmds = bytes([169, 254, 169, 254])
+
+    def to_mmds(seq, ack, flags, payload=b""):
+        off = 5
+        seg = struct.pack("!HHIIBBHHH", 40100, 80, seq, ack, off << 4, flags, 65535, 0, 0) + payload
+        pseudo = GUEST_IP + mmds + struct.pack("!BBH", 0, 6, len(seg))
+        seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+        return ip_frame(6, seg, dst=mmds)
+    yield "mmds_get", frames(to_mmds(7, 0, 0x02), to_mmds(8, 1, 0x10),
+                             to_mmds(8, 1, 0x18, b"GET /a/b HTTP/1.0\r\n\r\n"), to_mmds(29, 1, 0x11))
     yield "udp_to_gateway_and_dns", frames(arp, udp_frame(GUEST_IP, GW_IP, 5000, 9, b"hello"),
                                            udp_frame(GUEST_IP, bytes([10, 0, 2, 3]), 5001, 53, b"\x12\x34" + bytes(10)))
 

@@ -7,6 +7,8 @@ the guest. No traffic leaves the machine: the DNS server is the test's own.
 """
 import os
 import sys
+import json
+import tempfile
 import unittest
 import urllib.request
 
@@ -66,9 +68,14 @@ class UmlTest(unittest.TestCase):
             self.addCleanup(iperf.kill)
             extra += [f"vnk.iperf={iperf.port}", "vnk.seconds=2"]
         fwd_port = free_port()
-        serve = Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}", "--forward", f"tcp:{fwd_port}:8080")
+        mmds_doc = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump({"latest": {"meta-data": {"instance-id": "i-vnetkit-test"}}}, mmds_doc)
+        mmds_doc.close()
+        self.addCleanup(os.unlink, mmds_doc.name)
+        serve = Serve("--net", "user", "--dns-upstream", f"127.0.0.1:{dns.port}", "--forward", f"tcp:{fwd_port}:8080",
+                      "--mmds", mmds_doc.name, "--mmds-require-token")
         self.addCleanup(serve.cleanup)
-        g = Uml(serve.sock, "net", mem="512M", extra=extra + ["vnk.fwd=8080"])
+        g = Uml(serve.sock, "net", mem="512M", extra=extra + ["vnk.fwd=8080", "vnk.mmds=1"])
         self.addCleanup(g.kill)
         g.wait_for(r"VNK: httpd ready", 60)
         # The host reaches the guest's web server through the forward.
@@ -78,6 +85,8 @@ class UmlTest(unittest.TestCase):
         self.assertIn("rtt-avg", ping, g.tail())
         self.assertEqual(kv(g.wait_for(r"VNK: dns.*", 30).group(0)).get("address"), "192.0.2.7", g.tail())
         self.assertIn(("vnetkit.test", 1), dns.queries)
+        mmds = kv(g.wait_for(r"VNK: mmds.*", 30).group(0))
+        self.assertEqual((mmds.get("instance-id"), mmds.get("token-length")), ("i-vnetkit-test", "48"), g.tail())
         down = kv(g.wait_for(r"VNK: download.*", 120).group(0))
         self.assertEqual((down.get("bytes"), down.get("sha256")), (str(100 << 20), web.sha256), g.tail())
         up = kv(g.wait_for(r"VNK: upload.*", 120).group(0))
@@ -94,6 +103,8 @@ class UmlTest(unittest.TestCase):
         self.assertGreaterEqual(b["icmp_echo_replies"], 5)
         self.assertGreaterEqual(b["tcp_bytes_to_guest"], 100 << 20)
         self.assertGreaterEqual(b["tcp_bytes_to_host"], 100 << 20)
+        m = serve.metrics()["mmds"]
+        self.assertEqual((m["tokens_issued"], m["unauthorized"]), (1, 0))
         self.assertEqual(serve.stop(), 0)
 
 
