@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "base/byte_order.hpp"
 #include "memory/iovec_ops.hpp"
 #include "mmds/http_request.hpp"
 #include "packet/checksum.hpp"
@@ -51,14 +52,22 @@ MmdsInterceptor::MmdsInterceptor(MetadataStore store, MacAddress gateway_mac)
     : store_(std::move(store)), gateway_mac_(gateway_mac), out_(256, 2048) {}
 
 bool MmdsInterceptor::intercept_tx(const net::TxFrame& frame) {
-  const std::size_t n = iov_read(frame.data, 0, std::span(head_).first(std::min(frame.length, head_.size())));
-  auto eth = parse_ethernet(std::span(head_).first(n));
-  if (!eth || eth->type != ethertype::kIpv4) return false;
+  // Every TX frame passes here: look at the Ethernet and IPv4 headers first
+  // and copy the rest only for frames addressed to the service.
+  constexpr std::size_t kPeek = kEthernetHeaderSize + kIpv4HeaderSize;
+  if (frame.length < kPeek) return false;
+  iov_read(frame.data, 0, std::span(head_).first(kPeek));
+  if (load_be<std::uint16_t>(head_.data() + 12) != ethertype::kIpv4 ||
+      load_be<std::uint32_t>(head_.data() + kEthernetHeaderSize + 16) != kAddress.value)
+    return false;
+  const std::size_t n = kPeek + iov_read(frame.data, kPeek,
+                                         std::span(head_).subspan(kPeek, std::min(frame.length, head_.size()) - kPeek));
+  auto eth = parse_ethernet(std::span(head_).first(n));  // n >= kPeek: cannot fail
   auto ip = parse_ipv4(eth->payload, frame.length - kEthernetHeaderSize);
-  if (!ip || ip->dst != kAddress) return false;
+  if (!ip) return false;  // malformed: the backend counts it
   // Everything for the metadata address stays here, whatever it is.
   if (ip->protocol != ip_proto::kTcp || ip->payload.size() < ip->payload_len) return true;
-  segment(eth->src, ip->src, ip->payload, ip->payload_len);
+  segment(eth->src, *ip);
   return true;
 }
 
@@ -71,17 +80,13 @@ void MmdsInterceptor::send(const Conn& c, std::uint8_t flags, std::uint32_t seq,
   }
   const TcpFields t{kPort, c.guest_port, seq, c.rcv_nxt, flags, 65535,
                     syn_options ? std::optional<std::uint16_t>(kMss) : std::nullopt, {}};
-  const std::size_t th = tcp_header_size(t);
-  const std::size_t l4 = kEthernetHeaderSize + kIpv4HeaderSize;
-  write_ethernet(slot, c.guest_mac, gateway_mac_, ethertype::kIpv4);
-  write_ipv4(slot.subspan(kEthernetHeaderSize),
-             Ipv4Fields{kAddress, c.guest_ip, ip_proto::kTcp, static_cast<std::uint16_t>(th + payload.size()), ip_id_++, 64, 0});
-  write_tcp(slot.subspan(l4), t);
-  std::copy(payload.begin(), payload.end(), reinterpret_cast<char*>(slot.data() + l4 + th));
+  const std::size_t hdr = tcp_header_size(t) + kEthernetHeaderSize + kIpv4HeaderSize;
+  std::copy(payload.begin(), payload.end(), reinterpret_cast<char*>(slot.data() + hdr));
   Checksum sum;
-  sum.add(slot.subspan(l4, th + payload.size()));
-  store_tcp_checksum(slot.subspan(l4), sum, kAddress, c.guest_ip, th + payload.size());
-  out_.commit(l4 + th + payload.size());
+  sum.add(slot.subspan(hdr, payload.size()));
+  write_tcp_frame_headers(slot, TcpEndpoints{c.guest_mac, gateway_mac_, kAddress, c.guest_ip}, t, payload.size(), sum,
+                          ip_id_++);
+  out_.commit(hdr + payload.size());
 }
 
 void MmdsInterceptor::send_reset(const MacAddress& mac, Ipv4Address ip, std::uint16_t port, std::uint32_t seq,
@@ -130,19 +135,14 @@ void MmdsInterceptor::respond(Conn& c) {
   c.request.shrink_to_fit();
 }
 
-void MmdsInterceptor::segment(const MacAddress& mac, const Ipv4Address& src, std::span<const std::byte> ip_payload,
-                              std::size_t tcp_len) {
-  Ipv4 ip;
-  ip.src = src;
-  ip.dst = kAddress;
-  ip.payload = ip_payload;
-  ip.payload_len = static_cast<std::uint16_t>(tcp_len);
+void MmdsInterceptor::segment(const MacAddress& mac, const Ipv4& ip) {
+  const Ipv4Address src = ip.src;
   auto tcp = parse_tcp(ip);
   if (!tcp || tcp->dst_port != kPort) {
     if (tcp && !tcp->has(tcp_flag::kRst)) send_reset(mac, src, tcp->src_port, 0, tcp->seq + 1, true);
     return;
   }
-  const std::string_view data(reinterpret_cast<const char*>(ip_payload.data()) + tcp->header_len, tcp->payload_len);
+  const std::string_view data(reinterpret_cast<const char*>(ip.payload.data()) + tcp->header_len, tcp->payload_len);
   auto it = std::find_if(conns_.begin(), conns_.end(), [&](const Conn& c) {
     return c.live && c.guest_ip == src && c.guest_port == tcp->src_port;
   });

@@ -17,7 +17,7 @@
 #include "base/mac_address.hpp"
 #include "mmds/metadata_store.hpp"
 #include "net/net_backend.hpp"
-#include "packet/ipv4_address.hpp"
+#include "packet/headers.hpp"
 
 namespace vnk::mmds {
 
@@ -63,8 +63,8 @@ class MmdsInterceptor final : public net::FrameInterceptor {
     std::uint64_t opened_ms = 0;
     std::string request;
   };
-  void segment(const MacAddress& mac, const packet::Ipv4Address& src, std::span<const std::byte> ip_payload,
-               std::size_t tcp_len);
+  // A TCP segment for the service; `ip.payload` holds all of it.
+  void segment(const MacAddress& mac, const packet::Ipv4& ip);
   void respond(Conn& c);
   // Queues a segment from 169.254.169.254:80 to the connection's guest.
   void send(const Conn& c, std::uint8_t flags, std::uint32_t seq, std::string_view payload,

@@ -14,6 +14,13 @@ class Checksum {
   void add(std::span<const std::byte> bytes) noexcept;
   void add_u16(std::uint16_t v) noexcept { sum_ += v; }
   void add_u32(std::uint32_t v) noexcept { sum_ += (v >> 16) + (v & 0xffff); }
+  // Adds the sum of bytes that follow those added so far, summed on their
+  // own from their first byte. Only valid while an even number of bytes has
+  // been added (as after any header), since `tail` started on a word.
+  void append(const Checksum& tail) noexcept {
+    sum_ += tail.sum_;
+    odd_ = tail.odd_;
+  }
   // The value to store in the header (already complemented).
   [[nodiscard]] std::uint16_t finish() const noexcept;
 

@@ -130,8 +130,11 @@ std::expected<Udp, ParseError> parse_udp(const Ipv4& ip) {
              b.subspan(kUdpHeaderSize, std::min<std::size_t>(len, b.size()) - kUdpHeaderSize)};
 }
 
-void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
-               std::uint16_t dst_port, std::uint16_t payload_len) {
+namespace {
+
+// The UDP header over a payload whose checksum is known.
+void write_udp_header(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
+                      std::uint16_t dst_port, std::uint16_t payload_len, const Checksum& payload_sum) {
   const auto len = static_cast<std::uint16_t>(kUdpHeaderSize + payload_len);
   store_be<std::uint16_t>(out.data(), src_port);
   store_be<std::uint16_t>(out.data() + 2, dst_port);
@@ -139,20 +142,37 @@ void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::
   store_be<std::uint16_t>(out.data() + 6, 0);
   Checksum c;
   add_ipv4_pseudo_header(c, src.value, dst.value, ip_proto::kUdp, len);
-  c.add(out.first(len));
+  c.add(out.first(kUdpHeaderSize));
+  c.append(payload_sum);
   std::uint16_t sum = c.finish();
   if (sum == 0) sum = 0xffff;  // RFC 768: zero means "no checksum"
   store_be<std::uint16_t>(out.data() + 6, sum);
 }
 
+}  // namespace
+
+void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
+               std::uint16_t dst_port, std::uint16_t payload_len) {
+  Checksum payload;
+  payload.add(out.subspan(kUdpHeaderSize, payload_len));
+  write_udp_header(out, src, dst, src_port, dst_port, payload_len, payload);
+}
+
 std::size_t write_udp_frame(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
                             std::uint16_t ip_id) {
+  Checksum payload;
+  payload.add(out.subspan(kUdpFrameOverhead, payload_len));
+  write_udp_frame_headers(out, e, payload_len, payload, ip_id);
+  return kUdpFrameOverhead + payload_len;
+}
+
+void write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
+                             const Checksum& payload_sum, std::uint16_t ip_id) {
   const std::size_t l3 = kEthernetHeaderSize, l4 = l3 + kIpv4HeaderSize;
   write_ethernet(out, e.dst_mac, e.src_mac, ethertype::kIpv4);
   write_ipv4(out.subspan(l3), Ipv4Fields{e.src, e.dst, ip_proto::kUdp,
                                          static_cast<std::uint16_t>(kUdpHeaderSize + payload_len), ip_id, 64, 0});
-  write_udp(out.subspan(l4), e.src, e.dst, e.src_port, e.dst_port, payload_len);
-  return kUdpFrameOverhead + payload_len;
+  write_udp_header(out.subspan(l4), e.src, e.dst, e.src_port, e.dst_port, payload_len, payload_sum);
 }
 
 }  // namespace vnk::packet

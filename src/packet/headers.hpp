@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "base/mac_address.hpp"
+#include "packet/checksum.hpp"
 #include "packet/ipv4_address.hpp"
 
 namespace vnk::packet {
@@ -129,5 +130,10 @@ constexpr std::size_t kUdpFrameOverhead = kEthernetHeaderSize + kIpv4HeaderSize 
 // the caller already placed at out[kUdpFrameOverhead]; returns the frame size.
 std::size_t write_udp_frame(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
                             std::uint16_t ip_id = 0);
+// The same when the payload lies elsewhere (guest memory): only the
+// kUdpFrameOverhead header bytes are written, and `payload_sum` is the
+// payload's checksum (Checksum over its bytes, from the first).
+void write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
+                             const Checksum& payload_sum, std::uint16_t ip_id);
 
 }  // namespace vnk::packet

@@ -69,6 +69,21 @@ std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f) {
   return len;
 }
 
+std::size_t write_tcp_frame_headers(std::span<std::byte> out, const TcpEndpoints& e, const TcpFields& t,
+                                    std::size_t payload_len, const Checksum& payload_sum, std::uint16_t ip_id) {
+  const std::size_t l4 = kEthernetHeaderSize + kIpv4HeaderSize;
+  const std::size_t th = tcp_header_size(t);
+  write_ethernet(out, e.dst_mac, e.src_mac, ethertype::kIpv4);
+  write_ipv4(out.subspan(kEthernetHeaderSize),
+             Ipv4Fields{e.src, e.dst, ip_proto::kTcp, static_cast<std::uint16_t>(th + payload_len), ip_id, 64, 0});
+  write_tcp(out.subspan(l4), t);
+  Checksum sum;
+  sum.add(out.subspan(l4, th));
+  sum.append(payload_sum);
+  store_tcp_checksum(out.subspan(l4), sum, e.src, e.dst, th + payload_len);
+  return l4 + th;
+}
+
 void store_tcp_checksum(std::span<std::byte> tcp_header, Checksum sum, Ipv4Address src, Ipv4Address dst,
                         std::size_t segment_len) noexcept {
   add_ipv4_pseudo_header(sum, src.value, dst.value, ip_proto::kTcp, static_cast<std::uint16_t>(segment_len));

@@ -56,6 +56,16 @@ struct TcpFields {
 [[nodiscard]] std::size_t tcp_header_size(const TcpFields& f) noexcept;
 // Writes the header with a zero checksum; returns its size.
 std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f);
+// Ethernet + IPv4 + TCP headers of a whole frame whose `payload_len` payload
+// bytes lie elsewhere (or follow at out[return value]) with checksum
+// `payload_sum` (Checksum over the payload from its first byte). Writes the
+// headers, checksum included; returns their size.
+struct TcpEndpoints {
+  MacAddress dst_mac, src_mac;
+  Ipv4Address src, dst;
+};
+std::size_t write_tcp_frame_headers(std::span<std::byte> out, const TcpEndpoints& e, const TcpFields& t,
+                                    std::size_t payload_len, const Checksum& payload_sum, std::uint16_t ip_id);
 // Stores the checksum for a segment whose header is at `tcp_header` (its
 // checksum field zero) and whose sum over header + payload `sum` already
 // holds, given the pseudo-header fields.

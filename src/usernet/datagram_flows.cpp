@@ -19,40 +19,24 @@ namespace vnk::usernet {
 
 using namespace packet;
 
-std::size_t DatagramFlows::KeyHash::operator()(const Key& k) const noexcept {
-  std::uint64_t h = (std::uint64_t{k.guest_ip} << 32 | k.remote_ip) * 0x9e3779b97f4a7c15ull;
-  h ^= (std::uint64_t{k.protocol} << 32 | std::uint64_t{k.guest_port} << 16 | k.remote_port) * 0xc2b2ae3d27d4eb4full;
-  return static_cast<std::size_t>(h ^ (h >> 29));
-}
-
 DatagramFlows::~DatagramFlows() {
-  for (std::uint32_t s = 0; s < flows_.size(); ++s)
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s)
     if (flows_[s].live) close(s);
 }
 
 std::uint32_t DatagramFlows::oldest_slot() const {
   std::uint32_t best = 0;
-  for (std::uint32_t s = 1; s < flows_.size(); ++s)
+  for (std::uint32_t s = 1; s < flows_.extent(); ++s)
     if (flows_[s].live && (!flows_[best].live || flows_[s].last_used_ms < flows_[best].last_used_ms)) best = s;
   return best;
 }
 
-std::uint32_t DatagramFlows::take_slot() {
-  if (!free_.empty()) {
-    const std::uint32_t slot = free_.back();
-    free_.pop_back();
-    return slot;
-  }
-  flows_.emplace_back();
-  return static_cast<std::uint32_t>(flows_.size() - 1);
-}
-
 bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote) {
-  const std::uint32_t slot = take_slot();
+  const std::uint32_t slot = flows_.acquire();
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   if (!epoll_add(env_.epoll_fd, bound.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
-    free_.push_back(slot);
+    flows_.release(slot);
     return false;
   }
   f.sock = std::move(bound);
@@ -81,7 +65,7 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
     env_.counters.flows_evicted.add();
   }
   const int fd = listener.sock.get();
-  const std::uint32_t slot = take_slot();  // may move flows_: `listener` is not used after this
+  const std::uint32_t slot = flows_.acquire();  // may move flows_: `listener` is not used after this
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   f.key = key;
@@ -115,11 +99,11 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
     env_.counters.drop_no_route.add();
     return nullptr;
   }
-  const std::uint32_t slot = take_slot();
+  const std::uint32_t slot = flows_.acquire();
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
-    free_.push_back(slot);
+    flows_.release(slot);
     return nullptr;
   }
   f.sock = std::move(sock);
@@ -137,8 +121,7 @@ void DatagramFlows::close(std::uint32_t slot) {
   if (!f.live) return;
   if (f.sock.valid()) epoll_del(env_.epoll_fd, f.sock.get());  // a borrowed fd stays with its listener
   if (!f.listener) by_key_.erase(f.key);
-  f = Flow{};
-  free_.push_back(slot);
+  flows_.release(slot);
   // A slot still listed in ready_ is skipped there (not live).
 }
 
@@ -168,7 +151,7 @@ void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
 }
 
 void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
-  if (slot >= flows_.size()) return;
+  if (slot >= flows_.extent()) return;
   Flow& f = flows_[slot];
   if (!f.live || f.gen != gen || f.ready) return;
   f.ready = true;
@@ -228,11 +211,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       env_.counters.drop_too_big_for_guest.add();
       continue;
     }
-    std::array<std::byte, kEthIpv4Size + kUdpHeaderSize> h{};
-    const std::size_t l4_len = len + (icmp ? 0 : kUdpHeaderSize);
-    write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
-                   Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, f.key.protocol,
-                              static_cast<std::uint16_t>(l4_len), ip_id_++, 64, 0});
+    std::array<std::byte, kUdpFrameOverhead> h{};
     if (icmp) {
       // Ping sockets report the kernel's identifier: put the guest's back
       // and redo the checksum over the whole message.
@@ -249,19 +228,17 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       add_iov(sum, buffer, hdr + kIcmpHeaderSize, len - kIcmpHeaderSize);
       store_be<std::uint16_t>(ih.data() + 2, sum.finish());
       iov_write(buffer, hdr, ih);
+      write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
+                     Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, ip_proto::kIcmp,
+                                static_cast<std::uint16_t>(len), ip_id_++, 64, 0});
       iov_write(buffer, 0, std::span(h).first(kEthIpv4Size));
       env_.counters.icmp_echo_replies.add();
     } else {
-      const std::span<std::byte> udp = std::span(h).subspan(kEthIpv4Size);
-      store_be<std::uint16_t>(udp.data(), f.key.remote_port);
-      store_be<std::uint16_t>(udp.data() + 2, f.key.guest_port);
-      store_be<std::uint16_t>(udp.data() + 4, static_cast<std::uint16_t>(l4_len));
-      Checksum sum;
-      add_ipv4_pseudo_header(sum, f.key.remote_ip, f.key.guest_ip, ip_proto::kUdp, static_cast<std::uint16_t>(l4_len));
-      sum.add(udp);
-      add_iov(sum, buffer, hdr, len);
-      std::uint16_t c = sum.finish();
-      store_be<std::uint16_t>(udp.data() + 6, c == 0 ? 0xffff : c);
+      Checksum payload;
+      add_iov(payload, buffer, hdr, len);
+      write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, Ipv4Address{f.key.remote_ip},
+                                              f.key.remote_port, Ipv4Address{f.key.guest_ip}, f.key.guest_port},
+                              static_cast<std::uint16_t>(len), payload, ip_id_++);
       iov_write(buffer, 0, h);
       env_.counters.udp_datagrams_in.add();
     }
@@ -271,7 +248,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
 }
 
 void DatagramFlows::expire(std::uint64_t now_ms) {
-  for (std::uint32_t s = 0; s < flows_.size(); ++s) {
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s) {
     const Flow& f = flows_[s];
     if (f.live && now_ms - f.last_used_ms > f.idle_ms) {
       close(s);

@@ -68,7 +68,10 @@ class DatagramFlows {
     friend bool operator==(const Key&, const Key&) = default;
   };
   struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept;
+    std::size_t operator()(const Key& k) const noexcept {
+      return hash_flow(k.guest_ip, k.remote_ip,
+                       std::uint64_t{k.protocol} << 32 | std::uint64_t{k.guest_port} << 16 | k.remote_port);
+    }
   };
   struct Flow {
     UniqueFd sock;
@@ -87,15 +90,13 @@ class DatagramFlows {
   };
 
   Flow* open(const Key& key);
-  std::uint32_t take_slot();
   // The flow of a forward's host peer, created on its first datagram.
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
   std::uint32_t oldest_slot() const;
 
   FlowEnv env_;
-  std::vector<Flow> flows_;
-  std::vector<std::uint32_t> free_;
+  FlowSlots<Flow> flows_;
   std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
   std::deque<std::uint32_t> ready_;
   std::uint16_t next_gen_ = 1;

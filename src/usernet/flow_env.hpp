@@ -3,8 +3,10 @@
 // the queue of control frames for the guest, and the clock.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "backend/frame_ring.hpp"
 #include "base/mac_address.hpp"
@@ -26,6 +28,43 @@ constexpr std::uint32_t tag_slot(std::uint64_t t) noexcept { return static_cast<
 
 // Milliseconds on CLOCK_MONOTONIC.
 std::uint64_t monotonic_ms() noexcept;
+
+// Hash of a flow key: the two addresses and the rest (ports, protocol)
+// packed into one word.
+constexpr std::size_t hash_flow(std::uint32_t guest_ip, std::uint32_t remote_ip, std::uint64_t rest) noexcept {
+  std::uint64_t h = (std::uint64_t{guest_ip} << 32 | remote_ip) * 0x9e3779b97f4a7c15ull;
+  h ^= rest * 0xc2b2ae3d27d4eb4full;
+  return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
+// Flow storage: slots reused through a free list, so a slot number is a
+// stable name for a flow (epoll tags, ready lists). Grows on demand; a
+// released slot is reset to Flow{}.
+template <typename Flow>
+class FlowSlots {
+ public:
+  std::uint32_t acquire() {
+    if (!free_.empty()) {
+      const std::uint32_t s = free_.back();
+      free_.pop_back();
+      return s;
+    }
+    slots_.emplace_back();
+    return static_cast<std::uint32_t>(slots_.size() - 1);
+  }
+  void release(std::uint32_t s) {
+    slots_[s] = Flow{};
+    free_.push_back(s);
+  }
+  Flow& operator[](std::uint32_t s) noexcept { return slots_[s]; }
+  const Flow& operator[](std::uint32_t s) const noexcept { return slots_[s]; }
+  // Slots ever used (live or free): the bound for a scan.
+  [[nodiscard]] std::uint32_t extent() const noexcept { return static_cast<std::uint32_t>(slots_.size()); }
+
+ private:
+  std::vector<Flow> slots_;
+  std::vector<std::uint32_t> free_;
+};
 
 struct FlowEnv {
   const UsernetConfig& cfg;

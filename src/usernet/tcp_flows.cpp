@@ -38,25 +38,37 @@ std::uint32_t random_u32() noexcept {
 
 }  // namespace
 
-std::size_t TcpFlows::KeyHash::operator()(const Key& k) const noexcept {
-  std::uint64_t h = (std::uint64_t{k.guest_ip} << 32 | k.remote_ip) * 0x9e3779b97f4a7c15ull;
-  h ^= (std::uint64_t{k.guest_port} << 16 | k.remote_port) * 0xc2b2ae3d27d4eb4full;
-  return static_cast<std::size_t>(h ^ (h >> 29));
-}
-
 TcpFlows::~TcpFlows() {
-  for (std::uint32_t s = 0; s < flows_.size(); ++s)
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s)
     if (flows_[s].live) close(s, false);
 }
 
-std::uint32_t TcpFlows::alloc_slot() {
-  if (!free_.empty()) {
-    const std::uint32_t s = free_.back();
-    free_.pop_back();
-    return s;
+// TCP_NODELAY (the guest does its own batching) and a peek offset, which
+// every flow's host->guest path relies on.
+static bool prepare_socket(int fd) {
+  const int one = 1, zero = 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
+}
+
+TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state,
+                                   std::uint32_t& slot) {
+  slot = flows_.acquire();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, sock.get(), events, make_tag(TagKind::tcp, f.gen, slot))) {
+    flows_.release(slot);
+    return nullptr;
   }
-  flows_.emplace_back();
-  return static_cast<std::uint32_t>(flows_.size() - 1);
+  f.sock = std::move(sock);
+  f.key = key;
+  f.live = true;
+  f.state = state;
+  f.iss = random_u32();
+  f.snd_una = f.iss;
+  f.snd_nxt = f.iss + 1;  // our SYN
+  by_key_.emplace(key, slot);
+  return &f;
 }
 
 void TcpFlows::close(std::uint32_t slot, bool reset_host) {
@@ -67,10 +79,8 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
     ::setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
   epoll_del(env_.epoll_fd, f.sock.get());
-  f.sock.reset();
   by_key_.erase(f.key);
-  f = Flow{};
-  free_.push_back(slot);
+  flows_.release(slot);  // closes the socket
   env_.counters.tcp_flows_closed.add();
 }
 
@@ -78,55 +88,43 @@ std::uint16_t TcpFlows::window_field(const Flow& f) const noexcept {
   return f.scaling ? static_cast<std::uint16_t>(kWindowBytes >> kWindowShift) : 0xffff;
 }
 
-std::size_t TcpFlows::write_headers(std::span<std::byte> out, const Key& k, const TcpFields& t,
-                                    std::size_t payload_len) noexcept {
-  const std::size_t th = tcp_header_size(t);
-  write_eth_ipv4(out, *env_.guest_mac, env_.cfg.gateway_mac,
-                 Ipv4Fields{Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip}, ip_proto::kTcp,
-                            static_cast<std::uint16_t>(th + payload_len), ip_id_++, 64, 0});
-  write_tcp(out.subspan(kEthIpv4Size), t);
-  return kEthIpv4Size + th;
+std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
+                                    std::size_t payload_len, const Checksum& payload_sum) noexcept {
+  return write_tcp_frame_headers(
+      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip}}, t,
+      payload_len, payload_sum, ip_id_++);
 }
 
-void TcpFlows::queue_syn(const Flow& f) {
+TcpFields TcpFlows::ack_fields(const Flow& f) const noexcept {
+  return TcpFields{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}};
+}
+
+void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
   if (!env_.guest_mac) return;
   auto slot = env_.control.reserve();
   if (slot.empty()) {
     env_.counters.drop_queue_full.add();
     return;
   }
+  env_.control.commit(write_segment(slot, k, t));
+}
+
+void TcpFlows::queue_syn(const Flow& f) {
   const bool inbound = f.state == State::syn_sent;
-  const TcpFields t{f.key.remote_port,
-                    f.key.guest_port,
-                    f.iss,
-                    inbound ? 0 : f.rcv_nxt,
-                    static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
-                    inbound ? std::uint16_t{0xffff} : window_field(f),
-                    static_cast<std::uint16_t>(env_.cfg.mtu - 40),
-                    inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
-  const std::size_t n = write_headers(slot, f.key, t, 0);
-  Checksum sum;
-  sum.add(slot.subspan(kEthIpv4Size, n - kEthIpv4Size));
-  store_tcp_checksum(slot.subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip},
-                     n - kEthIpv4Size);
-  env_.control.commit(n);
+  queue_control(f.key, TcpFields{f.key.remote_port,
+                                 f.key.guest_port,
+                                 f.iss,
+                                 inbound ? 0 : f.rcv_nxt,
+                                 static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
+                                 inbound ? std::uint16_t{0xffff} : window_field(f),
+                                 static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                                 inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt});
 }
 
 void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
   if (!env_.guest_mac) return;
-  auto slot = env_.control.reserve();
-  if (slot.empty()) {
-    env_.counters.drop_queue_full.add();
-    return;
-  }
-  const TcpFields t{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
-                    static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {}};
-  const std::size_t n = write_headers(slot, k, t, 0);
-  Checksum sum;
-  sum.add(slot.subspan(kEthIpv4Size, n - kEthIpv4Size));
-  store_tcp_checksum(slot.subspan(kEthIpv4Size), sum, Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip},
-                     n - kEthIpv4Size);
-  env_.control.commit(n);
+  queue_control(k, TcpFields{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
+                             static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {}});
   env_.counters.tcp_resets_to_guest.add();
 }
 
@@ -146,16 +144,13 @@ void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
   }
 }
 
-void TcpFlows::set_peek_offset(Flow& f) {
-  const int off = static_cast<int>(f.snd_nxt - f.snd_una - (f.fin_sent ? 1 : 0));
-  ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
-}
-
 void TcpFlows::rewind(Flow& f, std::uint32_t slot) {
+  // The socket holds exactly the unacknowledged bytes: peek from the start.
   f.snd_nxt = f.snd_una;
   f.fin_sent = false;
   f.dup_acks = 0;
-  set_peek_offset(f);
+  const int zero = 0;
+  ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
   make_ready(f, slot);
   env_.counters.tcp_retransmits.add();
 }
@@ -171,37 +166,22 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
   UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
-  const int one = 1;
-  ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // the guest does its own batching
-  const int zero = 0;
-  if (::setsockopt(sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
+  if (!prepare_socket(sock.get())) {
     log::error("usernet: this kernel has no SO_PEEK_OFF for TCP (Linux 6.9+ needed); refusing TCP");
     return refuse(env_.counters.tcp_connect_failed);
   }
   const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
   if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
 
-  const std::uint32_t slot = alloc_slot();
-  Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot))) {
-    free_.push_back(slot);
-    return refuse(env_.counters.tcp_connect_failed);
-  }
-  f.sock = std::move(sock);
-  f.key = key;
-  f.live = true;
-  f.state = State::connecting;
-  f.rcv_nxt = tcp.seq + 1;
-  f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
-  f.scaling = tcp.wscale.has_value();
-  f.guest_wscale = tcp.wscale.value_or(0);
-  f.guest_window = tcp.window;  // a SYN's window is never scaled
-  f.iss = random_u32();
-  f.snd_una = f.iss;
-  f.snd_nxt = f.iss + 1;
-  f.deadline_ms = monotonic_ms() + kConnectTimeoutMs;
-  by_key_.emplace(key, slot);
+  std::uint32_t slot = 0;
+  Flow* f = add_flow(std::move(sock), key, EPOLLOUT, State::connecting, slot);
+  if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
+  f->rcv_nxt = tcp.seq + 1;
+  f->guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
+  f->scaling = tcp.wscale.has_value();
+  f->guest_wscale = tcp.wscale.value_or(0);
+  f->guest_window = tcp.window;  // a SYN's window is never scaled
+  f->deadline_ms = monotonic_ms() + kConnectTimeoutMs;
   env_.counters.tcp_flows_opened.add();
   if (rc == 0) connected(slot);
 }
@@ -220,32 +200,16 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     }
     key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
   }
-  const int zero = 0, one = 1;
-  ::setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::setsockopt(sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) != 0) {
+  std::uint32_t slot = 0;
+  Flow* f = prepare_socket(sock.get()) ? add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot)
+                                       : nullptr;
+  if (f == nullptr) {
     env_.counters.tcp_forward_refused.add();
     return;
   }
-  const std::uint32_t slot = alloc_slot();
-  Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  if (!epoll_add(env_.epoll_fd, sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot))) {
-    free_.push_back(slot);
-    env_.counters.tcp_forward_refused.add();
-    return;
-  }
-  f.sock = std::move(sock);
-  f.key = key;
-  f.live = true;
-  f.state = State::syn_sent;
-  f.iss = random_u32();
-  f.snd_una = f.iss;
-  f.snd_nxt = f.iss + 1;
-  f.rto_ms = kMinRtoMs;
-  f.deadline_ms = monotonic_ms() + f.rto_ms;
-  by_key_.emplace(key, slot);
+  f->deadline_ms = monotonic_ms() + f->rto_ms;
   env_.counters.tcp_forwards_accepted.add();
-  queue_syn(f);
+  queue_syn(*f);
 }
 
 void TcpFlows::connected(std::uint32_t slot) {
@@ -309,9 +273,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
   if (f.live && closing_done(f)) {
     if (f.acks_to_send != 0) {
       // The flow ends now, so its last ACK (for the guest's FIN) goes out whole.
-      auto out = env_.control.reserve();
-      const iovec iov{out.data(), out.size()};
-      if (!out.empty()) env_.control.commit(pure_ack(std::span(&iov, 1), f));
+      queue_control(f.key, ack_fields(f));
     }
     close(slot, false);
   }
@@ -409,7 +371,7 @@ bool TcpFlows::closing_done(const Flow& f) const noexcept {
 }
 
 void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events) {
-  if (slot >= flows_.size()) return;
+  if (slot >= flows_.extent()) return;
   Flow& f = flows_[slot];
   if (!f.live || f.gen != gen) return;
   if (f.state == State::connecting) {
@@ -441,16 +403,10 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
 }
 
-std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, Flow& f) {
+std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
   std::array<std::byte, kDataHeaders> h{};
-  const TcpFields t{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}};
-  write_headers(h, f.key, t, 0);
-  Checksum sum;
-  sum.add(std::span(h).subspan(kEthIpv4Size));
-  store_tcp_checksum(std::span(h).subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip},
-                     Ipv4Address{f.key.guest_ip}, kTcpHeaderSize);
-  if (iov_write(buffer, 0, h) != h.size()) return 0;
-  return h.size();
+  const std::size_t n = write_segment(h, f.key, ack_fields(f));
+  return iov_write(buffer, 0, std::span(h).first(n)) == n ? n : 0;
 }
 
 std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
@@ -481,25 +437,19 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
     close(slot, false);
     return 0;
   }
-  std::uint8_t flags = tcp_flag::kAck;
+  TcpFields t = ack_fields(f);
   if (n == 0) {
-    f.host_eof = true;
     f.fin_sent = true;
-    flags |= tcp_flag::kFin;
+    t.flags |= tcp_flag::kFin;
   } else {
-    flags |= tcp_flag::kPsh;
+    t.flags |= tcp_flag::kPsh;
     more = true;
   }
-  std::array<std::byte, kDataHeaders> h{};
   const auto len = static_cast<std::size_t>(n);
-  const TcpFields t{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, flags, window_field(f), {}, {}};
-  write_headers(h, f.key, t, len);
-  Checksum sum;
-  sum.add(std::span(h).subspan(kEthIpv4Size));
-  add_iov(sum, buffer, kDataHeaders, len);
-  store_tcp_checksum(std::span(h).subspan(kEthIpv4Size), sum, Ipv4Address{f.key.remote_ip},
-                     Ipv4Address{f.key.guest_ip}, kTcpHeaderSize + len);
-  iov_write(buffer, 0, h);
+  Checksum payload;
+  add_iov(payload, buffer, kDataHeaders, len);
+  std::array<std::byte, kDataHeaders> h{};
+  iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
   f.snd_nxt += static_cast<std::uint32_t>(len) + (n == 0 ? 1 : 0);
   if (f.deadline_ms == 0) f.deadline_ms = monotonic_ms() + f.rto_ms;
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
@@ -543,7 +493,7 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer) {
 }
 
 void TcpFlows::on_tick(std::uint64_t now_ms) {
-  for (std::uint32_t s = 0; s < flows_.size(); ++s) {
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s) {
     Flow& f = flows_[s];
     if (!f.live || f.deadline_ms == 0 || now_ms < f.deadline_ms) continue;
     switch (f.state) {

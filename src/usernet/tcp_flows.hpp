@@ -73,7 +73,9 @@ class TcpFlows {
     friend bool operator==(const Key&, const Key&) = default;
   };
   struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept;
+    std::size_t operator()(const Key& k) const noexcept {
+      return hash_flow(k.guest_ip, k.remote_ip, std::uint64_t{k.guest_port} << 16 | k.remote_port);
+    }
   };
   enum class State : std::uint8_t {
     connecting,   // host connect() in progress; the guest waits for its SYN-ACK
@@ -95,7 +97,6 @@ class TcpFlows {
     std::uint16_t guest_mss = 536;
     std::uint8_t guest_wscale = 0;
     bool scaling = false;     // both sides sent window scale
-    bool host_eof = false;    // the host peer closed its sending side
     bool fin_sent = false;    // our FIN is at snd_nxt - 1
     bool guest_fin = false;   // the guest's FIN was received (socket shut for writing)
     bool want_write = false;  // the socket was full; EPOLLOUT armed
@@ -107,7 +108,9 @@ class TcpFlows {
     std::uint64_t deadline_ms = 0;  // retransmit (or connect) deadline, 0 = none
   };
 
-  std::uint32_t alloc_slot();
+  // Registers a new flow on `sock` (epoll `events`) with a fresh initial
+  // sequence number; nullptr (the socket closed) when epoll refuses it.
+  Flow* add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state, std::uint32_t& slot);
   void close(std::uint32_t slot, bool reset_host);
   void open(const packet::Ipv4& ip, const packet::Tcp& tcp);
   void connected(std::uint32_t slot);
@@ -116,20 +119,22 @@ class TcpFlows {
   void owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count = 1);
   void make_ready(Flow& f, std::uint32_t slot);
   void rewind(Flow& f, std::uint32_t slot);
-  void set_peek_offset(Flow& f);
   std::uint16_t window_field(const Flow& f) const noexcept;
-  // Whole frames for the control queue.
+  // Headers (checksum included) of a segment from the flow's remote end to
+  // the guest, for `payload_len` bytes whose checksum is `payload_sum`.
+  std::size_t write_segment(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
+                            std::size_t payload_len = 0, const packet::Checksum& payload_sum = {}) noexcept;
+  [[nodiscard]] packet::TcpFields ack_fields(const Flow& f) const noexcept;
+  // Whole segments without payload for the control queue.
+  void queue_control(const Key& k, const packet::TcpFields& t);
   void queue_syn(const Flow& f);  // SYN-ACK, or SYN for an inbound flow
   void queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack);
-  std::size_t write_headers(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
-                            std::size_t payload_len) noexcept;
-  std::size_t pure_ack(std::span<const iovec> buffer, Flow& f);
+  std::size_t pure_ack(std::span<const iovec> buffer, const Flow& f);
   std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more);
   [[nodiscard]] bool closing_done(const Flow& f) const noexcept;
 
   FlowEnv env_;
-  std::vector<Flow> flows_;
-  std::vector<std::uint32_t> free_;
+  FlowSlots<Flow> flows_;
   std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
   std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send

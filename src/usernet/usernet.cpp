@@ -52,7 +52,7 @@ UserNet::UserNet(UsernetConfig cfg)
       replies_(kReplyQueueFrames, kReplySlot),
       datagrams_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
       tcp_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
-      work_(kHeadCopy) {
+      work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
   icmp_available_ = ping_sockets_allowed();
@@ -125,13 +125,12 @@ void UserNet::queue_reply(Build&& build) {
 net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   counters_.frames_from_guest.add();
   if (pcap_) pcap_->write(frame.data, frame.length);
-  if (frame.length > 65535 + kEthernetHeaderSize) {
+  if (frame.length > kMaxFrame) {
     counters_.drop_oversize.add();
     return net::TxResult::dropped;
   }
-  const std::size_t head_len = iov_read(frame.data, 0, std::span(work_).first(std::min(frame.length, kHeadCopy)));
-  const std::span<const std::byte> head(work_.data(), head_len);
-  auto eth = parse_ethernet(head);
+  const std::size_t copied = iov_read(frame.data, 0, std::span(work_).first(std::min(frame.length, kHeaderCopy)));
+  auto eth = parse_ethernet(std::span(work_).first(copied));
   if (!eth) {
     counters_.drop_malformed.add();
     return net::TxResult::dropped;
@@ -147,7 +146,7 @@ net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   guest_mac_ = eth->src;
   switch (eth->type) {
     case ethertype::kArp: handle_arp(eth->payload); break;
-    case ethertype::kIpv4: handle_ipv4(frame, head); break;
+    case ethertype::kIpv4: handle_ipv4(frame, copied); break;
     default: counters_.drop_ethertype.add(); break;
   }
   return net::TxResult::sent;
@@ -176,12 +175,19 @@ void UserNet::handle_arp(std::span<const std::byte> payload) {
   });
 }
 
-void UserNet::handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> head) {
+void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
   const std::size_t wire_len = frame.length - kEthernetHeaderSize;
-  auto ip = parse_ipv4(head.subspan(kEthernetHeaderSize), wire_len);
+  auto ip = parse_ipv4(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
   if (!ip) {
     counters_.drop_malformed.add();
     return;
+  }
+  const std::size_t want = ip->protocol == ip_proto::kTcp    ? copied
+                           : ip->protocol == ip_proto::kIcmp ? frame.length
+                                                             : std::min(frame.length, kHeadCopy);
+  if (want > copied) {
+    iov_read(frame.data, copied, std::span(work_).subspan(copied, want - copied));
+    ip = parse_ipv4(std::span(work_).first(want).subspan(kEthernetHeaderSize), wire_len);  // same header: cannot fail
   }
   if (ip->dst == cfg_.guest || (ip->src.value == 0 && ip->protocol != ip_proto::kUdp)) {
     counters_.drop_malformed.add();
@@ -225,16 +231,6 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> 
       return;
     }
     case ip_proto::kIcmp: {
-      if (ip->payload.size() < ip->payload_len) {
-        // The whole message is needed for its checksum: copy the rest.
-        work_.resize(frame.length);
-        iov_read(frame.data, 0, work_);
-        ip = parse_ipv4(std::span(work_).subspan(kEthernetHeaderSize), wire_len);
-        if (!ip) {
-          counters_.drop_malformed.add();
-          return;
-        }
-      }
       auto echo = parse_icmp_echo(*ip);
       if (!echo) {
         (echo.error() == ParseError::unsupported ? counters_.drop_unsupported : counters_.drop_malformed).add();
@@ -247,7 +243,6 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> 
         datagrams_.from_guest(ip_proto::kIcmp, ip->src, echo->id, ip->dst, 0, std::span(payload.data(), n),
                               ip->payload_len);
       }
-      if (work_.size() > kHeadCopy) work_.resize(kHeadCopy);
       return;
     }
     default: counters_.drop_unsupported.add(); return;

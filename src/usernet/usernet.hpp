@@ -34,9 +34,13 @@ namespace vnk::usernet {
 
 class UserNet final : public net::NetBackend {
  public:
-  // TX frames up to this size are copied whole for parsing (control traffic
-  // and small datagrams); of larger ones only the headers are.
+  // Of each TX frame only the headers are copied for parsing: Ethernet plus
+  // the largest IPv4 and TCP headers. TCP payload never is; UDP datagrams
+  // are copied up to kHeadCopy bytes (whole ones have their checksum checked,
+  // DHCP is parsed), ICMP messages whole (their checksum covers them).
+  static constexpr std::size_t kHeaderCopy = 14 + 60 + 60;
   static constexpr std::size_t kHeadCopy = 2048;
+  static constexpr std::size_t kMaxFrame = 14 + 65535;
   static constexpr std::size_t kReplyQueueFrames = 64;
   static constexpr std::size_t kReplySlot = 2048;
   static constexpr long kTickMs = 100;
@@ -70,7 +74,8 @@ class UserNet final : public net::NetBackend {
 
  private:
   void handle_arp(std::span<const std::byte> payload);
-  void handle_ipv4(const net::TxFrame& frame, std::span<const std::byte> head);
+  // `copied` bytes of the frame are in work_.
+  void handle_ipv4(const net::TxFrame& frame, std::size_t copied);
   // Queues a reply built by `build` (returns its size, 0 for none).
   template <typename Build>
   void queue_reply(Build&& build);
@@ -94,7 +99,7 @@ class UserNet final : public net::NetBackend {
   std::vector<UniqueFd> tcp_listeners_;  // index i serves tcp_listener_forward_[i]
   std::vector<UsernetConfig::Forward> tcp_listener_forward_;
   unsigned receives_since_poll_ = 0;
-  std::vector<std::byte> work_;  // kHeadCopy, or a whole ICMP message (up to 64 KiB)
+  std::vector<std::byte> work_;  // kMaxFrame, allocated once; holds the copied part of a TX frame
 };
 
 }  // namespace vnk::usernet
