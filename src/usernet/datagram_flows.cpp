@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cerrno>
+#include <optional>
 
 #include "base/byte_order.hpp"
 #include "base/epoll_ops.hpp"
@@ -25,10 +26,14 @@ DatagramFlows::~DatagramFlows() {
 }
 
 std::uint32_t DatagramFlows::oldest_slot() const {
-  std::uint32_t best = 0;
-  for (std::uint32_t s = 1; s < flows_.extent(); ++s)
-    if (flows_[s].live && (!flows_[best].live || flows_[s].last_used_ms < flows_[best].last_used_ms)) best = s;
-  return best;
+  // Forward listeners are not flows of the table: never evicted (their peer
+  // flows borrow the listener's socket).
+  std::optional<std::uint32_t> best;
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s) {
+    const Flow& f = flows_[s];
+    if (f.live && !f.listener && (!best || f.last_used_ms < flows_[*best].last_used_ms)) best = s;
+  }
+  return best.value_or(0);
 }
 
 bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote) {

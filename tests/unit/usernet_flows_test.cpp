@@ -541,6 +541,28 @@ TEST_F(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
   EXPECT_TRUE(std::equal(in->frame.begin(), in->frame.end(), file.begin() + static_cast<std::ptrdiff_t>(second + 16)));
 }
 
+TEST_F(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListener) {
+  UsernetConfig cfg;
+  const std::uint16_t host_port = free_port(SOCK_DGRAM);
+  cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
+  cfg.host_only = true;
+  start(cfg);
+  // Fill the table (and one more) with guest flows to the gateway.
+  std::uint16_t sink_port = 0;
+  UniqueFd sink = loopback_socket(SOCK_DGRAM, sink_port);
+  for (std::size_t i = 0; i <= DatagramFlows::kMaxFlows; ++i)
+    send(udp(kGateway, static_cast<std::uint16_t>(10000 + i), sink_port, bytes_of("x")));
+  EXPECT_EQ(net->counters().flows_evicted.get(), 1u);
+  UniqueFd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in sa = loopback(host_port);
+  ASSERT_EQ(::sendto(client.get(), "still here", 10, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 10);
+  std::optional<Seen> q;
+  while ((q = next()) && !(q->udp && q->udp->dst_port == 5353)) {
+  }
+  ASSERT_TRUE(q);
+  EXPECT_EQ(string_of(q->payload), "still here");
+}
+
 TEST(UsernetForwardTest, ParsesAndRefusesSpecs) {
   auto f = parse_forward("tcp:8080:80");
   ASSERT_TRUE(f);
