@@ -4,6 +4,7 @@
 
 #include "base/log.hpp"
 #include "cli/demo_command.hpp"
+#include "cli/netns_command.hpp"
 #include "cli/serve_command.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   });
   int exit_code = 0;
   vnk::cli::add_serve_command(app, exit_code);
+  vnk::cli::add_netns_command(app, exit_code);
   vnk::cli::add_demo_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -18,6 +18,13 @@ struct MetricsGroup {
   CounterVisitor visit;
 };
 
+// A group for a counter set with for_each (base/counter_set.hpp); `c` must
+// outlive the group.
+template <typename Counters>
+MetricsGroup group_of(std::string name, const Counters& c) {
+  return {std::move(name), [&c](const auto& emit) { c.for_each(emit); }};
+}
+
 class MetricsFile {
  public:
   MetricsFile(std::string path, std::vector<MetricsGroup> groups);

@@ -55,6 +55,7 @@ UserNet::UserNet(UsernetConfig cfg)
       work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
+  guest_mac_ = cfg_.guest_mac;
   icmp_available_ = ping_sockets_allowed();
   if (!icmp_available_) {
     log::error(

@@ -25,6 +25,10 @@ struct UsernetConfig {
   Ipv4Address guest = Ipv4Address::of(10, 0, 2, 15);
   // The gateway's (and DNS address's) MAC, as QEMU's slirp uses.
   MacAddress gateway_mac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
+  // The guest's MAC when known before it sends a frame (a TAP device in a
+  // namespace); otherwise it is learned from the guest's first frame. Needed
+  // before the guest speaks only by inbound port forwards.
+  std::optional<MacAddress> guest_mac;
   // Handed out by DHCP (option 26). Large, so bulk transfers need few frames.
   std::uint16_t mtu = 65520;
   std::uint32_t lease_seconds = 86400;

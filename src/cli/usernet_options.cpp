@@ -1,0 +1,79 @@
+#include "cli/usernet_options.hpp"
+
+#include <charconv>
+#include <fmt/format.h>
+#include <fstream>
+#include <iterator>
+
+namespace vnk::cli {
+
+void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& peer, const std::string& mtu_option) {
+  group.add_option("--network", args.network, fmt::format("The {}'s network, ADDRESS/PREFIX", peer))->capture_default_str();
+  group.add_option("--gateway", args.gateway, "Gateway address (answers ARP, serves DHCP)")->capture_default_str();
+  group.add_option("--dns", args.dns, "DNS address handed out by DHCP")->capture_default_str();
+  group.add_option("--guest-ip", args.guest, fmt::format("The {}'s address", peer))->capture_default_str();
+  group.add_option(mtu_option, args.user_mtu, fmt::format("The {}'s MTU (576..65520)", peer))->capture_default_str();
+  group.add_option("--hostname", args.hostname, "Host name handed out by DHCP");
+  group.add_option("--domain", args.domain, "Domain name handed out by DHCP");
+  group.add_option("--dns-upstream", args.dns_upstreams,
+                   "Resolver for queries to the DNS address, IP[:PORT] (repeatable; default: nameservers in --resolv-conf)");
+  group.add_option("--resolv-conf", args.resolv_conf, "Where to find the host's resolvers")->capture_default_str();
+  group.add_option("--forward", args.forwards,
+                   fmt::format("Inbound port forward tcp|udp:[ADDRESS:]HOSTPORT:{}PORT (ADDRESS defaults to 127.0.0.1; "
+                               "repeatable)",
+                               peer == "guest" ? "GUEST" : "NS"));
+  group.add_option("--pcap", args.pcap, "Write every frame, both ways, to this pcap file (tcpdump -r FILE)");
+  group.add_flag("--host-only", args.host_only,
+                 fmt::format("The {} reaches only the host's loopback (via the gateway) and DNS, nothing beyond", peer));
+  group.add_flag("--no-map-gw", args.no_map_gw,
+                 "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
+}
+
+std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const UsernetArgs& a) {
+  usernet::UsernetConfig cfg;
+  const auto slash = a.network.find('/');
+  auto net = usernet::Ipv4Address::parse(a.network.substr(0, slash));
+  unsigned prefix = 0;
+  const std::string p = slash == std::string::npos ? "" : a.network.substr(slash + 1);
+  const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+  if (!net || p.empty() || ec != std::errc{} || end != p.data() + p.size())
+    return std::unexpected(fmt::format("--network '{}': expected ADDRESS/PREFIX, like 10.0.2.0/24", a.network));
+  cfg.network = *net;
+  cfg.prefix = prefix;
+  const struct {
+    const char* option;
+    const std::string& text;
+    usernet::Ipv4Address& out;
+  } addrs[] = {{"--gateway", a.gateway, cfg.gateway}, {"--dns", a.dns, cfg.dns}, {"--guest-ip", a.guest, cfg.guest}};
+  for (const auto& x : addrs) {
+    auto ip = usernet::Ipv4Address::parse(x.text);
+    if (!ip) return std::unexpected(fmt::format("{} '{}' is not an IPv4 address", x.option, x.text));
+    x.out = *ip;
+  }
+  cfg.mtu = a.user_mtu;
+  cfg.hostname = a.hostname;
+  cfg.domain = a.domain;
+  cfg.map_gateway_to_loopback = !a.no_map_gw;
+  cfg.pcap_path = a.pcap;
+  cfg.host_only = a.host_only;
+  for (const auto& text : a.dns_upstreams) {
+    auto u = usernet::parse_upstream(text);
+    if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));
+    cfg.dns_upstreams.push_back(*u);
+  }
+  for (const auto& text : a.forwards) {
+    auto f = usernet::parse_forward(text);
+    if (!f)
+      return std::unexpected(fmt::format(
+          "--forward '{}': expected tcp:HOSTPORT:GUESTPORT or udp:[ADDRESS:]HOSTPORT:GUESTPORT, like tcp:8080:80", text));
+    cfg.forwards.push_back(*f);
+  }
+  if (cfg.dns_upstreams.empty() && !a.resolv_conf.empty()) {
+    std::ifstream in(a.resolv_conf);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    cfg.dns_upstreams = usernet::parse_resolv_conf(text);
+  }
+  return usernet::validate(cfg);
+}
+
+}  // namespace vnk::cli

@@ -1,0 +1,89 @@
+#include "netns/tap_link.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.hpp"
+
+namespace vnk::netns {
+
+using net::kNetHeaderSize;
+
+TapLink::TapLink(UniqueFd tap, net::NetBackend& backend, net::FrameInterceptor* interceptor)
+    : tap_(std::move(tap)),
+      backend_(backend),
+      interceptor_(interceptor),
+      in_(kNetHeaderSize + net::kMaxFrameSize),
+      out_(kNetHeaderSize + net::kMaxFrameSize) {}
+
+bool TapLink::from_tap() {
+  for (unsigned i = 0; i < kBudget; ++i) {
+    const ssize_t n = ::read(tap_.get(), in_.data(), in_.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) counters_.read_errors.add();
+      return false;
+    }
+    const auto len = static_cast<std::size_t>(n);
+    if (len < kNetHeaderSize + net::kEthernetHeaderSize) {
+      counters_.drop_runt.add();
+      continue;
+    }
+    const net::NetHeader header = net::NetHeader::parse(std::span(in_).first<kNetHeaderSize>());
+    const iovec data{in_.data() + kNetHeaderSize, len - kNetHeaderSize};
+    const net::TxFrame frame{header, std::span(&data, 1), data.iov_len};
+    if (interceptor_ && interceptor_->intercept_tx(frame)) {
+      counters_.intercepted.add();
+      continue;
+    }
+    if (backend_.transmit(frame) == net::TxResult::dropped) {
+      counters_.drop_backend.add();
+      continue;
+    }
+    counters_.frames_from_tap.add();
+    counters_.bytes_from_tap.add(data.iov_len);
+  }
+  return true;
+}
+
+bool TapLink::pending() const { return backend_.rx_pending() || (interceptor_ && interceptor_->rx_pending()); }
+
+bool TapLink::to_tap() {
+  const iovec space{out_.data() + kNetHeaderSize, out_.size() - kNetHeaderSize};
+  const std::span<const iovec> buffer(&space, 1);
+  for (unsigned i = 0; i < kBudget; ++i) {
+    net::RxResult r;
+    if (interceptor_ && interceptor_->rx_pending()) r = interceptor_->receive(buffer);
+    if (r.status == net::RxStatus::empty) r = backend_.receive(buffer);
+    if (r.status == net::RxStatus::empty) return false;
+    if (r.status == net::RxStatus::error) {
+      counters_.drop_backend.add();
+      continue;
+    }
+    if (r.written < r.frame_len) {
+      counters_.drop_truncated.add();
+      continue;
+    }
+    net::NetHeader header = r.header;
+    header.num_buffers = 0;  // meaningless to a TAP
+    const auto raw = header.serialize();
+    std::copy(raw.begin(), raw.end(), out_.begin());
+    const std::size_t len = kNetHeaderSize + r.written;
+    ssize_t n;
+    do {
+      n = ::write(tap_.get(), out_.data(), len);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(len)) {
+      if (counters_.write_errors.get() == 0) log::warn("netns: writing a frame to the TAP failed: {}", std::strerror(errno));
+      counters_.write_errors.add();
+      continue;
+    }
+    counters_.frames_to_tap.add();
+    counters_.bytes_to_tap.add(r.written);
+  }
+  return true;
+}
+
+}  // namespace vnk::netns
