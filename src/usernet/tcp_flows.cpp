@@ -1,8 +1,10 @@
 #include "usernet/tcp_flows.hpp"
 
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 
@@ -67,6 +69,7 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
   f.iss = random_u32();
   f.snd_una = f.iss;
   f.snd_nxt = f.iss + 1;  // our SYN
+  f.room = measure_room(f);
   by_key_.emplace(key, slot);
   return &f;
 }
@@ -85,7 +88,28 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
 }
 
 std::uint16_t TcpFlows::window_field(const Flow& f) const noexcept {
-  return f.scaling ? static_cast<std::uint16_t>(kWindowBytes >> kWindowShift) : 0xffff;
+  const std::uint32_t window = std::min(f.room, kWindowBytes);
+  return f.scaling ? static_cast<std::uint16_t>(window >> kWindowShift)
+                   : static_cast<std::uint16_t>(std::min<std::uint32_t>(window, 0xffff));
+}
+
+std::uint32_t TcpFlows::measure_room(const Flow& f) const noexcept {
+  int sndbuf = 0;
+  socklen_t len = sizeof sndbuf;
+  int queued = 0;
+  if (::getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0 ||
+      ::ioctl(f.sock.get(), SIOCOUTQ, &queued) != 0)
+    return 0;
+  // SO_SNDBUF also pays for the kernel's per-buffer overhead, which SIOCOUTQ
+  // (payload bytes) leaves out: keep an eighth of it for that.
+  const long room = static_cast<long>(sndbuf) - sndbuf / 8 - queued;
+  return static_cast<std::uint32_t>(std::clamp<long>(room, 0, kWindowBytes));
+}
+
+void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
+  if (f.want_write) return;
+  f.want_write = true;
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
 }
 
 std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
@@ -344,15 +368,19 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
       const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
       f.rcv_nxt += static_cast<std::uint32_t>(written);
       env_.counters.tcp_bytes_to_host.add(written);
+      f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
+      if (f.room < kRemeasureBelow) f.room = measure_room(f);
       if (written < len - static_cast<std::size_t>(offset)) {
         env_.counters.tcp_socket_full.add();
-        if (!f.want_write) {
-          f.want_write = true;
-          epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
-        }
+        f.refused = true;
+        f.room = 0;
+        want_writable(f, slot);
         owe_ack(f, slot);
         return;
       }
+      // Less than a full segment of room: the guest stops; it hears when
+      // the socket drains.
+      if (f.room < std::max<std::uint32_t>(env_.cfg.mtu, 1u << kWindowShift)) want_writable(f, slot);
     }
     owe_ack(f, slot);
   } else if (seq_lt(tcp.seq, f.rcv_nxt)) {
@@ -398,7 +426,11 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if ((events & EPOLLOUT) != 0 && f.want_write) {
     f.want_write = false;
     epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
-    owe_ack(f, slot, 3);  // three duplicate ACKs: the guest resends what the socket refused
+    f.room = measure_room(f);
+    // A window update; after a refusal, three duplicate ACKs so the guest
+    // resends what the socket did not take.
+    owe_ack(f, slot, f.refused ? 3 : 1);
+    f.refused = false;
   }
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
 }

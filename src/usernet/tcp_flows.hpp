@@ -38,7 +38,11 @@ class TcpFlows {
  public:
   static constexpr std::size_t kMaxFlows = 131072;
   static constexpr std::uint8_t kWindowShift = 7;         // our window scale toward the guest
-  static constexpr std::uint32_t kWindowBytes = 4u << 20;  // the window we advertise (scaled)
+  static constexpr std::uint32_t kWindowBytes = 4u << 20;  // the largest window we advertise (scaled)
+  // The window offered to the guest is what the host socket can still take
+  // (Flow::room), so the guest never sends what would have to be dropped.
+  // It is measured again (SO_SNDBUF, SIOCOUTQ) once less than this is left.
+  static constexpr std::uint32_t kRemeasureBelow = kWindowBytes / 2;
   static constexpr std::uint32_t kMinRtoMs = 250;
   static constexpr std::uint32_t kMaxRtoMs = 8000;
   static constexpr unsigned kMaxRetries = 10;
@@ -94,12 +98,14 @@ class TcpFlows {
     // From the guest: the next byte expected.
     std::uint32_t rcv_nxt = 0;
     std::uint32_t guest_window = 0;  // bytes, already scaled
+    std::uint32_t room = 0;          // bytes the host socket can take at most, as last measured less what was written since
     std::uint16_t guest_mss = 536;
     std::uint8_t guest_wscale = 0;
     bool scaling = false;     // both sides sent window scale
     bool fin_sent = false;    // our FIN is at snd_nxt - 1
     bool guest_fin = false;   // the guest's FIN was received (socket shut for writing)
-    bool want_write = false;  // the socket was full; EPOLLOUT armed
+    bool want_write = false;  // EPOLLOUT armed: the socket was full, or the window ran low
+    bool refused = false;     // the socket took less than a segment: the guest must resend
     bool in_ready = false, in_acks = false, window_blocked = false;
     std::uint8_t acks_to_send = 0;  // pure ACKs owed (3 = ask the guest to resend now)
     std::uint8_t dup_acks = 0;
@@ -120,6 +126,10 @@ class TcpFlows {
   void make_ready(Flow& f, std::uint32_t slot);
   void rewind(Flow& f, std::uint32_t slot);
   std::uint16_t window_field(const Flow& f) const noexcept;
+  // Free space in the flow's socket send buffer, at most kWindowBytes.
+  [[nodiscard]] std::uint32_t measure_room(const Flow& f) const noexcept;
+  // Arms EPOLLOUT on the socket so the guest learns when it drains.
+  void want_writable(Flow& f, std::uint32_t slot);
   // Headers (checksum included) of a segment from the flow's remote end to
   // the guest, for `payload_len` bytes whose checksum is `payload_sum`.
   std::size_t write_segment(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
