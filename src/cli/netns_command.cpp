@@ -64,7 +64,10 @@ int run_netns(const NetnsArgs& a) {
 
   netns::NamespaceRequest request;
   if (!a.netns_path.empty()) request.join_path = a.netns_path;
-  if (a.pid > 0) request.join_path = fmt::format("/proc/{}/ns/net", a.pid);
+  if (a.pid > 0) {
+    if (::kill(a.pid, 0) != 0 && errno == ESRCH) return fail(fmt::format("--pid {}: no such process", a.pid));
+    request.join_path = fmt::format("/proc/{}/ns/net", a.pid);
+  }
   request.command = a.command;
   if (request.command.empty() && request.join_path.empty()) {
     const char* shell = std::getenv("SHELL");

@@ -93,6 +93,20 @@ constexpr const char* kUsernsHint =
     "kernel.unprivileged_userns_clone (Debian kernels before 6.x) and "
     "kernel.apparmor_restrict_unprivileged_userns (Ubuntu), or run as root";
 
+bool in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    const std::string file = fmt::format("{}/{}", dir.empty() ? "." : dir, name);
+    if (::access(file.c_str(), F_OK) == 0) return true;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return false;
+}
+
 class Helper {
  public:
   Helper(const NamespaceRequest& req, int sock) : req_(req), sock_(sock) {}
@@ -176,7 +190,11 @@ class Helper {
     for (const auto& a : req_.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
-    const int err = errno;
+    int err = errno;
+    // execvp reports EACCES when some PATH directory could not be searched,
+    // even if the command is in none of them: call that "not found".
+    if (err == EACCES && req_.command.front().find('/') == std::string::npos && !in_path(req_.command.front()))
+      err = ENOENT;
     send_message(sock_, 'X', std::to_string(err));
     ::_exit(err == ENOENT ? 127 : 126);
   }

@@ -450,6 +450,47 @@ sockaddr_in loopback(std::uint16_t port) {
   return sa;
 }
 
+TEST_F(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatHonoursItLosesNothing) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  // The host peer does not read. The guest sends only what the window
+  // allows: the window closes, and no segment is refused on the way.
+  std::uint32_t seq = kIsn + 1;
+  std::uint32_t window = 0xffff;
+  std::uint32_t right_edge = seq + window;
+  std::uint32_t last_window = 1;
+  for (int i = 0; i < 2000; ++i) {
+    const std::uint32_t allowed = right_edge - seq;
+    if (allowed == 0) break;
+    const Bytes chunk(std::min<std::uint32_t>(allowed, 60000), std::byte{0x33});
+    send(tcp(port, seq, iss + 1, tcp_flag::kAck, chunk));
+    seq += static_cast<std::uint32_t>(chunk.size());
+    while (auto a = next(0)) {
+      ASSERT_TRUE(a->tcp);
+      last_window = std::uint32_t{a->tcp->window} << 7;
+      right_edge = a->tcp->ack + last_window;
+      EXPECT_LE(static_cast<std::int32_t>(a->tcp->ack - seq), 0);
+    }
+  }
+  EXPECT_EQ(net->counters().tcp_socket_full.get(), 0u);
+  EXPECT_EQ(net->counters().tcp_out_of_order.get(), 0u);
+  EXPECT_LT(last_window, 1500u) << "the window closes when the socket is full";
+  const std::size_t sent = seq - (kIsn + 1);
+  // The host reads: everything arrives, and a window update reopens the window.
+  std::vector<char> sink(1 << 20);
+  std::size_t total = 0;
+  while (total < sent && readable(host.get(), 2000))
+    total += static_cast<std::size_t>(std::max<ssize_t>(::recv(host.get(), sink.data(), sink.size(), 0), 0));
+  EXPECT_EQ(total, sent);
+  std::uint32_t reopened = 0;
+  while (auto a = next(300)) {
+    if (a->tcp && a->tcp->ack == seq) reopened = std::max<std::uint32_t>(reopened, std::uint32_t{a->tcp->window} << 7);
+  }
+  EXPECT_GT(reopened, 60000u);
+}
+
 TEST_F(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_STREAM);
