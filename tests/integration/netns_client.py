@@ -1,0 +1,83 @@
+"""Runs inside the namespace `vnetkit netns` creates (see test_netns.py) and
+uses the network the way a program in a container would: the resolver from
+/etc/resolv.conf, HTTP through the gateway to servers on the host's
+127.0.0.1, ping, iperf3. Prints one "VNK: what key=value..." line per check.
+
+usage: netns_client.py NAME HTTP_PORT IPERF_PORT|0 SECONDS
+"""
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+GATEWAY = "10.0.2.2"
+
+
+def report(what, **kv):
+    print("VNK:", what, " ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
+
+
+def ping():
+    out = subprocess.run(["busybox", "ping", "-c", "3", "-W", "2", GATEWAY], capture_output=True, text=True).stdout
+    received = next((line.split(",")[1].split()[0] for line in out.splitlines() if "received" in line), "0")
+    report("ping", received=received)
+
+
+def dns(name):
+    try:
+        report("dns", name=name, address=socket.gethostbyname(name))
+    except OSError as e:
+        report("dns", name=name, error=str(e).replace(" ", "_"))
+
+
+def download(port):
+    conn = http.client.HTTPConnection(GATEWAY, port, timeout=60)
+    start = time.monotonic()
+    conn.request("GET", "/blob")
+    r = conn.getresponse()
+    h, total = hashlib.sha256(), 0
+    while chunk := r.read(1 << 20):
+        h.update(chunk)
+        total += len(chunk)
+    report("download", status=r.status, bytes=total, sha256=h.hexdigest(), seconds=f"{time.monotonic() - start:.3f}")
+
+
+def upload(port, size):
+    body = os.urandom(size)
+    conn = http.client.HTTPConnection(GATEWAY, port, timeout=60)
+    start = time.monotonic()
+    conn.request("POST", "/upload", body=body, headers={"Content-Length": str(size)})
+    answer = dict(w.split("=", 1) for w in conn.getresponse().read().decode().split())
+    report("upload", bytes=answer["bytes"], sha256=answer["sha256"], sent_sha256=hashlib.sha256(body).hexdigest(),
+           seconds=f"{time.monotonic() - start:.3f}")
+
+
+def iperf(port, seconds):
+    for direction, flags in (("up", []), ("down", ["-R"])):
+        out = subprocess.run(["iperf3", "-c", GATEWAY, "-p", str(port), "-t", str(seconds), "-J", *flags],
+                             capture_output=True, text=True)
+        try:
+            end = json.loads(out.stdout)["end"]
+            report("iperf", direction=direction, mbps=int(end["sum_received"]["bits_per_second"] / 1e6),
+                   retransmits=end["sum_sent"].get("retransmits", 0))
+        except (ValueError, KeyError):
+            report("iperf", direction=direction, error=out.stderr.strip().replace(" ", "_")[:200])
+
+
+def main():
+    name, http_port, iperf_port, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    ping()
+    dns(name)
+    download(http_port)
+    upload(http_port, 100 << 20)
+    if iperf_port:
+        iperf(iperf_port, seconds)
+    report("done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""`vnetkit netns`: real programs in a network namespace served by usernet
+through a TAP device. The namespace is configured without DHCP; inside it
+busybox ping, the glibc resolver (through the private /etc/resolv.conf),
+Python's HTTP client (100 MiB down and up, sha256-checked) and iperf3 reach
+servers this test runs on the host's 127.0.0.1 via the gateway address; a
+port forward reaches a server inside from the host. Traffic goes only to
+127.0.0.1 and to the namespaces the tests create.
+"""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import VNETKIT, Process, kv  # noqa: E402
+from servers import DnsServer, HttpServer, Iperf3Server, free_port  # noqa: E402
+
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns_client.py")
+PYTHON = "/usr/bin/python3"
+
+
+class Netns(Process):
+    """`vnetkit netns ARGS` with a metrics file."""
+
+    def __init__(self, *args, prefix=(), env=None):
+        self.dir = tempfile.mkdtemp(prefix="vnk-netns-")
+        os.chmod(self.dir, 0o755)
+        self.metrics_path = os.path.join(self.dir, "metrics.json")
+        argv = [*prefix, VNETKIT, "netns", "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
+        super().__init__(argv, "vnetkit netns", env=env)
+
+    def metrics(self):
+        import json
+        with open(self.metrics_path) as f:
+            return json.load(f)
+
+    def cleanup(self):
+        if self.alive():
+            self.kill()
+        self.reader.join(5)
+        self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def local_dns(test):
+    dns = DnsServer({"vnetkit.test": "192.0.2.7"})
+    test.addCleanup(dns.close)
+    return ["--dns-upstream", f"127.0.0.1:{dns.port}"]
+
+
+class NetnsTest(unittest.TestCase):
+    def run_netns(self, *args, timeout=60, **kw):
+        n = Netns(*args, **kw)
+        self.addCleanup(n.cleanup)
+        status = n.wait(timeout)
+        n.reader.join(5)
+        return n, status
+
+    def test_command_runs_in_a_configured_namespace_and_its_status_is_returned(self):
+        n, status = self.run_netns(*local_dns(self), "--", "sh", "-c",
+                                   "ip -o -4 addr show tap0; ip -o link show tap0; ip route; cat /etc/resolv.conf; exit 7")
+        out = n.text()
+        self.assertEqual(status, 7, out)
+        self.assertIn("inet 10.0.2.15/24", out)
+        self.assertIn("mtu 65520", out)
+        self.assertIn("link/ether 02:00:00:00:00:01", out)
+        self.assertIn("default via 10.0.2.2 dev tap0", out)
+        self.assertIn("nameserver 10.0.2.3", out)
+
+    def test_clear_errors_and_exit_codes(self):
+        n, status = self.run_netns(*local_dns(self), "--", "no-such-command-vnk")
+        self.assertEqual(status, 127)
+        self.assertIn("cannot run no-such-command-vnk: No such file or directory", n.text())
+        plain = tempfile.NamedTemporaryFile(prefix="vnk-not-executable-")
+        self.addCleanup(plain.close)
+        n, status = self.run_netns(*local_dns(self), "--", plain.name)
+        self.assertEqual(status, 126)
+        self.assertIn("Permission denied", n.text())
+        n, status = self.run_netns("--netns", "/nonexistent/ns")
+        self.assertEqual(status, 125)
+        self.assertIn("cannot open /nonexistent/ns", n.text())
+        n, status = self.run_netns("--mtu", "70000", "--", "true")
+        self.assertNotEqual(status, 0)
+        n, status = self.run_netns(*local_dns(self), "--ifname", "x" * 20, "--", "true")
+        self.assertEqual(status, 125)
+        self.assertIn("must be 1..15 characters", n.text())
+
+    def test_namespace_reaches_host_services(self):
+        web = HttpServer(100 << 20)
+        self.addCleanup(web.close)
+        iperf = Iperf3Server.start()
+        iperf_port = 0
+        if iperf:
+            self.addCleanup(iperf.kill)
+            iperf_port = iperf.port
+        n, status = self.run_netns(*local_dns(self), "--", PYTHON, CLIENT, "vnetkit.test", str(web.port),
+                                   str(iperf_port), "2", timeout=120)
+        out = n.text()
+        self.assertEqual(status, 0, out)
+        self.assertEqual(kv(n.wait_for(r"VNK: ping .*", 1).group(0))["received"], "3", out)
+        self.assertEqual(kv(n.wait_for(r"VNK: dns .*", 1).group(0)).get("address"), "192.0.2.7", out)
+        down = kv(n.wait_for(r"VNK: download .*", 1).group(0))
+        self.assertEqual((down["status"], down["bytes"], down["sha256"]), ("200", str(100 << 20), web.sha256))
+        up = kv(n.wait_for(r"VNK: upload .*", 1).group(0))
+        self.assertEqual(up["bytes"], str(100 << 20))
+        self.assertEqual(up["sha256"], up["sent_sha256"])
+        if iperf:
+            for direction in ("up", "down"):
+                r = kv(n.wait_for(rf"VNK: iperf direction={direction} .*", 1).group(0))
+                self.assertGreater(int(r.get("mbps", 0)), 100, out)
+        m = n.metrics()
+        self.assertEqual(m["backend"]["drop_malformed"], 0)
+        self.assertEqual(m["tap"]["write_errors"], 0)
+        self.assertGreater(m["tap"]["bytes_to_tap"], 100 << 20)
+        self.assertGreater(m["tap"]["bytes_from_tap"], 100 << 20)
+
+    def test_port_forward_reaches_a_server_inside_and_signals_are_relayed(self):
+        site = tempfile.mkdtemp(prefix="vnk-site-")
+        self.addCleanup(shutil.rmtree, site, True)
+        blob = os.urandom(8 << 20)
+        with open(os.path.join(site, "blob"), "wb") as f:
+            f.write(blob)
+        os.chmod(site, 0o755)
+        port = free_port()
+        n = Netns(*local_dns(self), "--forward", f"tcp:{port}:8080", "--", PYTHON, "-u", "-m", "http.server", "8080",
+                  "--directory", site)
+        self.addCleanup(n.cleanup)
+        n.wait_for(r"Serving HTTP", 20)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/blob", timeout=30) as r:
+            got = r.read()
+        self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(blob).hexdigest())
+        # SIGTERM to vnetkit reaches the command; vnetkit exits with its status.
+        os.kill(n.proc.pid, signal.SIGTERM)
+        self.assertEqual(n.wait(20), 128 + signal.SIGTERM)
+        self.assertGreaterEqual(n.metrics()["backend"]["tcp_forwards_accepted"], 1)
+
+    def test_join_an_existing_namespace_by_pid(self):
+        holder = Process(["unshare", "--net", "--", "sleep", "60"], "unshare sleep")
+        self.addCleanup(holder.kill)
+        time.sleep(0.3)
+        pid = holder.proc.pid  # unshare execs sleep in the new namespace
+        n = Netns(*local_dns(self), "--pid", str(pid))
+        self.addCleanup(n.cleanup)
+        n.wait_for(r"vnetkit netns: tap0 10.0.2.15/24", 10)
+        ping = subprocess.run(["nsenter", "-t", str(pid), "-n", "busybox", "ping", "-c", "2", "-W", "2", "10.0.2.2"],
+                              capture_output=True, text=True, timeout=30)
+        self.assertIn("2 packets received", ping.stdout, ping.stdout + ping.stderr)
+        # With --pid alone, vnetkit stops when that process exits.
+        holder.kill()
+        self.assertEqual(n.wait(10), 0)
+
+    def test_rootless_user_namespace(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop to an unprivileged user")
+        # A copy of the binary any user can run, wherever the build tree is.
+        tmp = tempfile.mkdtemp(prefix="vnk-rootless-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        exe = os.path.join(tmp, "vnetkit")
+        shutil.copy(VNETKIT, exe)
+        probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "unshare", "-rn", "true"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("unprivileged user namespaces are not available here")
+        dns = DnsServer({"vnetkit.test": "192.0.2.7"})
+        self.addCleanup(dns.close)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", exe, "netns", "--dns-upstream",
+                f"127.0.0.1:{dns.port}", "--", "sh", "-c",
+                "id -u; busybox ping -c 2 -W 2 10.0.2.2 && getent hosts vnetkit.test"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines()[0], "0")  # root inside its own user namespace
+        self.assertIn("2 packets received", r.stdout)
+        self.assertIn("192.0.2.7", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
