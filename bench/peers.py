@@ -26,35 +26,19 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import Process, Qemu, Serve, Uml, kv  # noqa: E402
 from servers import Iperf3Server  # noqa: E402
+from proc_stats import GIB, cpu_seconds, med, peak_rss_mib  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 MAC = "02:00:00:00:be:0d"
-GIB = 1 << 30
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
 
 
 def drive(guest, backend_pid, runs, seconds):
@@ -119,10 +103,6 @@ def run_backend(name, iperf_port, runs, seconds, workdir):
             p.kill()
         if name == "passt" and os.path.exists(f"/tmp/vnk-peers-passt-{os.getpid()}.sock"):
             os.unlink(f"/tmp/vnk-peers-passt-{os.getpid()}.sock")
-
-
-def med(xs):
-    return statistics.median(xs) if xs else None
 
 
 def markdown(doc):

@@ -133,10 +133,11 @@ int run_netns(const NetnsArgs& a) {
     const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()), more ? 0 : -1);
     if (n < 0 && errno != EINTR) return fail(fmt::format("epoll_wait: {}", std::strerror(errno)));
     more = false;
+    bool backend_ready = false;
     for (int i = 0; i < n; ++i) {
       switch (events[i].data.u64) {
         case kTap: more |= link.from_tap(); break;
-        case kBackend: break;  // to_tap() below takes it
+        case kBackend: backend_ready = true; break;  // to_tap() below takes it
         case kSignal: {
           signalfd_siginfo si{};
           while (::read(signals->get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
@@ -165,7 +166,7 @@ int run_netns(const NetnsArgs& a) {
         default: break;
       }
     }
-    more |= link.to_tap();
+    more |= link.to_tap(backend_ready);
     more |= link.pending();
   }
   if (metrics) metrics->write();

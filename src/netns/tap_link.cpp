@@ -50,10 +50,11 @@ bool TapLink::from_tap() {
 
 bool TapLink::pending() const { return backend_.rx_pending() || (interceptor_ && interceptor_->rx_pending()); }
 
-bool TapLink::to_tap() {
+bool TapLink::to_tap(bool backend_ready) {
   const iovec space{out_.data() + kNetHeaderSize, out_.size() - kNetHeaderSize};
   const std::span<const iovec> buffer(&space, 1);
-  for (unsigned i = 0; i < kBudget; ++i) {
+  for (unsigned i = 0; i < kBudget; ++i, backend_ready = false) {
+    if (!backend_ready && !pending()) return false;
     net::RxResult r;
     if (interceptor_ && interceptor_->rx_pending()) r = interceptor_->receive(buffer);
     if (r.status == net::RxStatus::empty) r = backend_.receive(buffer);

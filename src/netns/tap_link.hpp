@@ -53,8 +53,10 @@ class TapLink {
   // spent. Returns true when it stopped at the budget (more may be waiting).
   bool from_tap();
   // Backend → TAP: writes the frames the backend (and interceptor) have.
-  // Returns true when it stopped at the budget.
-  bool to_tap();
+  // `backend_ready`: the backend's rx_fd() was reported readable; without it
+  // only frames already pending() are taken, so no call is spent asking an
+  // idle backend. Returns true when it stopped at the budget.
+  bool to_tap(bool backend_ready = true);
   // True when to_tap() has frames to write without waiting for rx_fd().
   [[nodiscard]] bool pending() const;
 

@@ -69,7 +69,7 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
   f.iss = random_u32();
   f.snd_una = f.iss;
   f.snd_nxt = f.iss + 1;  // our SYN
-  f.room = measure_room(f);
+  measure_room(f);
   by_key_.emplace(key, slot);
   return &f;
 }
@@ -93,17 +93,18 @@ std::uint16_t TcpFlows::window_field(const Flow& f) const noexcept {
                    : static_cast<std::uint16_t>(std::min<std::uint32_t>(window, 0xffff));
 }
 
-std::uint32_t TcpFlows::measure_room(const Flow& f) const noexcept {
+void TcpFlows::measure_room(Flow& f) const noexcept {
   int sndbuf = 0;
   socklen_t len = sizeof sndbuf;
   int queued = 0;
-  if (::getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) != 0 ||
-      ::ioctl(f.sock.get(), SIOCOUTQ, &queued) != 0)
-    return 0;
-  // SO_SNDBUF also pays for the kernel's per-buffer overhead, which SIOCOUTQ
-  // (payload bytes) leaves out: keep an eighth of it for that.
-  const long room = static_cast<long>(sndbuf) - sndbuf / 8 - queued;
-  return static_cast<std::uint32_t>(std::clamp<long>(room, 0, kWindowBytes));
+  long room = 0;
+  if (::getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
+      ::ioctl(f.sock.get(), SIOCOUTQ, &queued) == 0) {
+    // SO_SNDBUF also pays for the kernel's per-buffer overhead, which
+    // SIOCOUTQ (payload bytes) leaves out: keep an eighth of it for that.
+    room = static_cast<long>(sndbuf) - sndbuf / 8 - queued;
+  }
+  f.room = f.room_measured = static_cast<std::uint32_t>(std::clamp<long>(room, 0, kWindowBytes));
 }
 
 void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
@@ -369,7 +370,7 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
       f.rcv_nxt += static_cast<std::uint32_t>(written);
       env_.counters.tcp_bytes_to_host.add(written);
       f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
-      if (f.room < kRemeasureBelow) f.room = measure_room(f);
+      if (f.room < f.room_measured / 2) measure_room(f);
       if (written < len - static_cast<std::size_t>(offset)) {
         env_.counters.tcp_socket_full.add();
         f.refused = true;
@@ -426,12 +427,13 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if ((events & EPOLLOUT) != 0 && f.want_write) {
     f.want_write = false;
     epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
-    f.room = measure_room(f);
+    measure_room(f);
     // A window update; after a refusal, three duplicate ACKs so the guest
     // resends what the socket did not take.
     owe_ack(f, slot, f.refused ? 3 : 1);
     f.refused = false;
   }
+  if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0) f.host_closed = true;
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
 }
 
@@ -475,7 +477,9 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
     t.flags |= tcp_flag::kFin;
   } else {
     t.flags |= tcp_flag::kPsh;
-    more = true;
+    // A short peek drained the socket: the next edge says when there is
+    // more, unless the peer has closed (then the next peek finds the end).
+    more = static_cast<std::size_t>(n) == max || f.host_closed;
   }
   const auto len = static_cast<std::size_t>(n);
   Checksum payload;

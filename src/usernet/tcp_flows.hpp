@@ -41,8 +41,8 @@ class TcpFlows {
   static constexpr std::uint32_t kWindowBytes = 4u << 20;  // the largest window we advertise (scaled)
   // The window offered to the guest is what the host socket can still take
   // (Flow::room), so the guest never sends what would have to be dropped.
-  // It is measured again (SO_SNDBUF, SIOCOUTQ) once less than this is left.
-  static constexpr std::uint32_t kRemeasureBelow = kWindowBytes / 2;
+  // It is measured (SO_SNDBUF less SIOCOUTQ) again once half of the last
+  // measurement is used up, and when the socket turns writable.
   static constexpr std::uint32_t kMinRtoMs = 250;
   static constexpr std::uint32_t kMaxRtoMs = 8000;
   static constexpr unsigned kMaxRetries = 10;
@@ -98,12 +98,14 @@ class TcpFlows {
     // From the guest: the next byte expected.
     std::uint32_t rcv_nxt = 0;
     std::uint32_t guest_window = 0;  // bytes, already scaled
-    std::uint32_t room = 0;          // bytes the host socket can take at most, as last measured less what was written since
+    std::uint32_t room = 0;           // bytes the host socket can take at most: as last measured, less what was written since
+    std::uint32_t room_measured = 0;  // room at the last measurement
     std::uint16_t guest_mss = 536;
     std::uint8_t guest_wscale = 0;
     bool scaling = false;     // both sides sent window scale
     bool fin_sent = false;    // our FIN is at snd_nxt - 1
     bool guest_fin = false;   // the guest's FIN was received (socket shut for writing)
+    bool host_closed = false; // the host peer shut its side (EPOLLRDHUP/EPOLLHUP seen)
     bool want_write = false;  // EPOLLOUT armed: the socket was full, or the window ran low
     bool refused = false;     // the socket took less than a segment: the guest must resend
     bool in_ready = false, in_acks = false, window_blocked = false;
@@ -127,7 +129,7 @@ class TcpFlows {
   void rewind(Flow& f, std::uint32_t slot);
   std::uint16_t window_field(const Flow& f) const noexcept;
   // Free space in the flow's socket send buffer, at most kWindowBytes.
-  [[nodiscard]] std::uint32_t measure_room(const Flow& f) const noexcept;
+  void measure_room(Flow& f) const noexcept;
   // Arms EPOLLOUT on the socket so the guest learns when it drains.
   void want_writable(Flow& f, std::uint32_t slot);
   // Headers (checksum included) of a segment from the flow's remote end to
