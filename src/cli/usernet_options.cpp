@@ -9,8 +9,12 @@ namespace vnk::cli {
 
 void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& peer, const std::string& mtu_option) {
   group.add_option("--network", args.network, fmt::format("The {}'s network, ADDRESS/PREFIX", peer))->capture_default_str();
-  group.add_option("--gateway", args.gateway, "Gateway address (answers ARP, serves DHCP)")->capture_default_str();
-  group.add_option("--dns", args.dns, "DNS address handed out by DHCP")->capture_default_str();
+  group.add_option("--gateway", args.gateway,
+                   peer == "guest" ? "Gateway address (answers ARP, serves DHCP)" : "Gateway address (the default route)")
+      ->capture_default_str();
+  group.add_option("--dns", args.dns,
+                   peer == "guest" ? "DNS address handed out by DHCP" : "DNS address (the command's resolv.conf names it)")
+      ->capture_default_str();
   group.add_option("--guest-ip", args.guest, fmt::format("The {}'s address", peer))->capture_default_str();
   group.add_option(mtu_option, args.user_mtu, fmt::format("The {}'s MTU (576..65520)", peer))->capture_default_str();
   group.add_option("--hostname", args.hostname, "Host name handed out by DHCP");
