@@ -29,6 +29,36 @@ TEST(Checksum, MatchesRfc1071ExampleAndIsSplitInvariant) {
   EXPECT_EQ(c.finish(), 0x220d);
 }
 
+TEST(Checksum, TheWordAtATimeSumEqualsTheByteSumForAnyLengthSplitAndContent) {
+  // RFC 1071's definition, one big-endian 16-bit word at a time.
+  auto reference = [](std::span<const std::byte> b) {
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < b.size(); i += 2) {
+      sum += std::uint32_t{static_cast<std::uint8_t>(b[i])} << 8;
+      if (i + 1 < b.size()) sum += static_cast<std::uint8_t>(b[i + 1]);
+    }
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<std::uint16_t>(~sum & 0xffff);
+  };
+  std::uint32_t seed = 12345;
+  auto next = [&seed] { return seed = seed * 1103515245 + 12345; };
+  for (std::size_t len : {0u, 1u, 15u, 16u, 17u, 31u, 33u, 64u, 1499u, 1500u, 9001u, 65535u}) {
+    for (int fill = 0; fill < 3; ++fill) {
+      std::vector<std::byte> b(len);
+      for (auto& x : b) x = std::byte(fill == 0 ? 0xff : fill == 1 ? 0x00 : (next() >> 16) & 0xff);
+      const std::uint16_t want = reference(b);
+      EXPECT_EQ(internet_checksum(b), want) << len << " " << fill;
+      for (std::size_t cut : {std::size_t{1}, std::size_t{3}, len / 2, len > 0 ? len - 1 : 0}) {
+        if (cut > len) continue;
+        Checksum c;
+        c.add(std::span(b).first(cut));
+        c.add(std::span(b).subspan(cut));
+        EXPECT_EQ(c.finish(), want) << len << " cut " << cut;
+      }
+    }
+  }
+}
+
 TEST(Ipv4AddressTest, ParsesDottedQuadsOnly) {
   EXPECT_EQ(Ipv4Address::parse("10.0.2.15")->value, 0x0a00020fu);
   EXPECT_EQ(Ipv4Address::parse("10.0.2.15")->to_string(), "10.0.2.15");
