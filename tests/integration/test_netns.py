@@ -54,6 +54,7 @@ def local_dns(test):
     return ["--dns-upstream", f"127.0.0.1:{dns.port}"]
 
 
+@unittest.skipUnless(os.path.exists("/dev/net/tun"), "no /dev/net/tun on this machine")
 class NetnsTest(unittest.TestCase):
     def run_netns(self, *args, timeout=60, **kw):
         n = Netns(*args, **kw)
