@@ -31,6 +31,12 @@ bool TapLink::from_tap() {
       counters_.drop_runt.add();
       continue;
     }
+    // A TAP reports the frame's full length even when it did not fit the
+    // buffer (tun_put_user returns the total): never look past what we own.
+    if (len > in_.size()) {
+      counters_.drop_oversize.add();
+      continue;
+    }
     const net::NetHeader header = net::NetHeader::parse(std::span(in_).first<kNetHeaderSize>());
     const iovec data{in_.data() + kNetHeaderSize, len - kNetHeaderSize};
     const net::TxFrame frame{header, std::span(&data, 1), data.iov_len};

@@ -27,6 +27,7 @@ namespace vnk::netns {
   X(bytes_to_tap)     /* their bytes, virtio-net header excluded */                 \
   X(intercepted)      /* frames from the TAP consumed by the interceptor (MMDS) */  \
   X(drop_runt)        /* reads shorter than the header plus an Ethernet header */   \
+  X(drop_oversize)    /* frames longer than the read buffer */                      \
   X(drop_backend)     /* frames the backend refused */                              \
   X(drop_truncated)   /* backend frames larger than the buffer */                   \
   X(read_errors)      /* read() failed with something other than EAGAIN */          \

@@ -176,7 +176,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     }
     const bool icmp = flows_[slot].key.protocol == ip_proto::kIcmp;
     const std::size_t hdr = kEthIpv4Size + (icmp ? 0 : kUdpHeaderSize);
-    std::array<iovec, 64> tail{};
+    std::array<iovec, 64> tail;  // the first n are set
     const std::size_t nt = iov_tail(buffer, hdr, tail);
     const std::size_t room = iov_length(std::span(tail.data(), nt));
     const std::size_t max_payload = 65535 - kIpv4HeaderSize - (icmp ? 0 : kUdpHeaderSize);

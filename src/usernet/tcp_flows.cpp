@@ -349,13 +349,13 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
   if (len > 0) {
     if (offset < 0 || f.guest_fin) {
       // A gap (a segment we could not take earlier) or data after FIN. While
-      // the socket is full stay quiet: duplicate ACKs come when it drains.
+      // the socket refuses data stay quiet: duplicate ACKs come when it drains.
       env_.counters.tcp_out_of_order.add();
-      if (!f.want_write) owe_ack(f, slot);
+      if (!f.refused) owe_ack(f, slot);
       return;
     }
     if (static_cast<std::size_t>(offset) < len) {
-      std::array<iovec, 64> tail{};
+      std::array<iovec, 64> tail;  // the first n are set
       const std::size_t nt = iov_tail(payload, static_cast<std::size_t>(offset), tail);
       msghdr m{};
       m.msg_iov = tail.data();
@@ -451,7 +451,7 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
     f.window_blocked = true;
     return 0;
   }
-  std::array<iovec, 64> tail{};
+  std::array<iovec, 64> tail;  // the first n are set
   const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
   const std::size_t max = std::min<std::size_t>(
       {f.guest_window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});

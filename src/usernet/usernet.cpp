@@ -195,7 +195,7 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
     return;
   }
   const std::size_t l4_offset = kEthernetHeaderSize + ip->header_len;
-  std::array<iovec, 64> payload{};
+  std::array<iovec, 64> payload;  // iov_slice sets the first n
   switch (ip->protocol) {
     case ip_proto::kUdp: {
       auto udp = parse_udp(*ip);

@@ -7,6 +7,7 @@ port forward reaches a server inside from the host. Traffic goes only to
 127.0.0.1 and to the namespaces the tests create.
 """
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -28,15 +29,14 @@ PYTHON = "/usr/bin/python3"
 class Netns(Process):
     """`vnetkit netns ARGS` with a metrics file."""
 
-    def __init__(self, *args, prefix=(), env=None):
+    def __init__(self, *args):
         self.dir = tempfile.mkdtemp(prefix="vnk-netns-")
         os.chmod(self.dir, 0o755)
         self.metrics_path = os.path.join(self.dir, "metrics.json")
-        argv = [*prefix, VNETKIT, "netns", "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
-        super().__init__(argv, "vnetkit netns", env=env)
+        argv = [VNETKIT, "netns", "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
+        super().__init__(argv, "vnetkit netns")
 
     def metrics(self):
-        import json
         with open(self.metrics_path) as f:
             return json.load(f)
 
@@ -56,8 +56,8 @@ def local_dns(test):
 
 @unittest.skipUnless(os.path.exists("/dev/net/tun"), "no /dev/net/tun on this machine")
 class NetnsTest(unittest.TestCase):
-    def run_netns(self, *args, timeout=60, **kw):
-        n = Netns(*args, **kw)
+    def run_netns(self, *args, timeout=60):
+        n = Netns(*args)
         self.addCleanup(n.cleanup)
         status = n.wait(timeout)
         n.reader.join(5)
