@@ -114,10 +114,22 @@ std::expected<void, MemoryError> GuestMemory::fill(GuestAddress addr, std::uint6
                        });
 }
 
+namespace {
+
+// An aligned guest address is not enough: a frontend may describe a region
+// whose guest and host addresses disagree in their low bits (an odd
+// guest_phys_addr or mmap_offset), and atomic access needs host alignment.
+bool host_aligned_u16(const std::byte* p) noexcept {
+  return reinterpret_cast<std::uintptr_t>(p) % alignof(std::uint16_t) == 0;
+}
+
+}  // namespace
+
 std::expected<std::uint16_t, MemoryError> GuestMemory::load_acquire_u16(GuestAddress addr) const {
   if (!addr.is_aligned(2)) return std::unexpected(MemoryError::misaligned);
   std::byte* p = contiguous(addr, 2);
   if (p == nullptr) return std::unexpected(MemoryError::unmapped);
+  if (!host_aligned_u16(p)) return std::unexpected(MemoryError::misaligned);
   // Acquire pairs with the driver's write barrier before it bumps the index:
   // entries read after this load are at least as new as the index.
   return std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(p)).load(std::memory_order_acquire);
@@ -127,6 +139,7 @@ std::expected<void, MemoryError> GuestMemory::store_release_u16(GuestAddress add
   if (!addr.is_aligned(2)) return std::unexpected(MemoryError::misaligned);
   std::byte* p = contiguous(addr, 2);
   if (p == nullptr) return std::unexpected(MemoryError::unmapped);
+  if (!host_aligned_u16(p)) return std::unexpected(MemoryError::misaligned);
   // Release: the used entries written before are visible to a driver that
   // reads this index (it issues a read barrier after loading it).
   std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(p)).store(v, std::memory_order_release);

@@ -80,6 +80,15 @@ TEST(GuestMemory, RingIndexAtomicsCheckAlignmentAndBounds) {
   EXPECT_EQ(m.load_acquire_u16(GuestAddress{0x4000}).error(), MemoryError::unmapped);
 }
 
+TEST(GuestMemory, RingIndexAtomicsRefuseAnAlignedAddressThatIsMisalignedInHostMemory) {
+  // A region starting at an odd guest address: 0x1002 lies one byte into
+  // the (page-aligned) host mapping. Found by fuzz_vhost_user.
+  const std::array specs{RegionSpec{GuestAddress{0x1001}, 0x1000, 0}};
+  GuestMemory m = *GuestMemory::create(specs);
+  EXPECT_EQ(m.load_acquire_u16(GuestAddress{0x1002}).error(), MemoryError::misaligned);
+  EXPECT_EQ(m.store_release_u16(GuestAddress{0x1002}, 1).error(), MemoryError::misaligned);
+}
+
 TEST(GuestMemory, FrontendVirtualAddressesTranslateToGuestPhysical) {
   GuestMemory m = two_regions();
   EXPECT_EQ(m.user_to_guest(0x7f0000100010, 16)->value, 0x2010u);
