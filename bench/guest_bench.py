@@ -23,6 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import isolation  # noqa: E402
 import harness  # noqa: E402
 from harness import Qemu, Serve, Uml, kv  # noqa: E402
 
@@ -123,6 +124,7 @@ def main():
     ap.add_argument("--guests", default="uml,qemu")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "vhost_user_guest"))
     args = ap.parse_args()
+    isolation.ensure()  # every engine runs in a namespace with no route off the machine
     mtu = 9000
     sizes = [60, 1514, mtu + 14]
     doc = {"host": platform.node(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -35,6 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import isolation  # noqa: E402
 sys.path.insert(0, HERE)
 from harness import Process  # noqa: E402
 from servers import free_port  # noqa: E402
@@ -267,6 +268,7 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/netns_peers: run as root (it creates namespaces and a veth pair)")
+    isolation.ensure(uplink=True)  # every engine runs in a namespace with no route off the machine
     vnetkit = os.path.join(args.build, "vnetkit")
     tools = {"tcp_rr": os.path.join(args.build, "bench", "tcp_rr")}
     for exe in [vnetkit, tools["tcp_rr"], "iperf3", "nsenter", "unshare"]:

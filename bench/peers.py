@@ -32,6 +32,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import isolation  # noqa: E402
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 from harness import Process, Qemu, Serve, Uml, kv  # noqa: E402
@@ -174,6 +175,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--build", default=None, help="build directory (default: build)")
     args = ap.parse_args()
+    isolation.ensure(uplink=True)  # every engine runs in a namespace with no route off the machine
     if args.build:
         harness.BUILD = args.build
         harness.VNETKIT = os.path.join(args.build, "vnetkit")
