@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "base/fd_limit.hpp"
 #include "base/log.hpp"
 #include "cli/demo_command.hpp"
 #include "cli/netns_command.hpp"
@@ -22,6 +23,9 @@ int main(int argc, char** argv) {
     if (level == "info") vnk::log::set_level(Level::info);
     if (level == "warn") vnk::log::set_level(Level::warn);
     if (level == "error") vnk::log::set_level(Level::error);
+    // Every guest flow holds a host socket: take all the open files the
+    // hard limit allows (desktops start programs with a soft 1024).
+    vnk::raise_fd_limit();
   });
   int exit_code = 0;
   vnk::cli::add_serve_command(app, exit_code);

@@ -1,6 +1,8 @@
 #include "cli/metrics_file.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
@@ -19,15 +21,21 @@ bool MetricsFile::write() const {
   }
   const std::string text = doc.dump(2) + "\n";
   const std::string tmp = path_ + ".tmp";
+  int err = 0;  // the first failure's errno, for the message
+  auto check = [&err](bool ok) {
+    if (!ok && err == 0) err = errno != 0 ? errno : EIO;
+    return ok;
+  };
+  errno = 0;
   std::FILE* f = std::fopen(tmp.c_str(), "w");
-  bool ok = f != nullptr;
+  bool ok = check(f != nullptr);
   if (f) {
-    ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-    ok = (std::fclose(f) == 0) && ok;
+    ok = check(std::fwrite(text.data(), 1, text.size(), f) == text.size());
+    ok = check(std::fclose(f) == 0) && ok;
   }
-  ok = ok && std::rename(tmp.c_str(), path_.c_str()) == 0;
+  ok = ok && check(std::rename(tmp.c_str(), path_.c_str()) == 0);
   if (!ok && !warned_) {
-    log::warn("cannot write metrics to {}", path_);
+    log::warn("cannot write metrics to {}: {} (further failures are not reported)", path_, std::strerror(err));
     warned_ = true;
   }
   return ok;

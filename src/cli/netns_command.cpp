@@ -76,12 +76,9 @@ int run_netns(const NetnsArgs& a) {
   request.interface = {a.ifname, *mac, cfg->mtu, cfg->guest.value, cfg->prefix, cfg->gateway.value};
   request.resolv_conf = resolv_conf_for(*cfg);
 
-  std::unique_ptr<usernet::UserNet> backend;
-  try {
-    backend = std::make_unique<usernet::UserNet>(*cfg);
-  } catch (const std::runtime_error& e) {
-    return fail(e.what());
-  }
+  auto started = start_usernet(*cfg);
+  if (!started) return fail(started.error());
+  std::unique_ptr<usernet::UserNet> backend = std::move(*started);
   auto mmds = open_mmds(a.mmds);
   if (!mmds) return fail(mmds.error());
   auto signals = block_signals({SIGINT, SIGTERM, SIGHUP, SIGQUIT});

@@ -68,14 +68,10 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
   if (spec == "user") {
     auto cfg = to_usernet_config(a.user);
     if (!cfg) return std::unexpected(cfg.error());
-    std::unique_ptr<usernet::UserNet> b;
-    try {
-      b = std::make_unique<usernet::UserNet>(*cfg);
-    } catch (const std::runtime_error& e) {
-      return std::unexpected(e.what());
-    }
-    auto g = group_of("backend", b->counters());
-    return BackendChoice{std::move(b), std::move(g)};
+    auto b = start_usernet(*cfg);
+    if (!b) return std::unexpected(b.error());
+    auto g = group_of("backend", (*b)->counters());
+    return BackendChoice{std::move(*b), std::move(g)};
   }
   return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD or user", spec));
 }

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
+
+#include "base/host_features.hpp"
+#include "base/log.hpp"
 
 namespace vnk::cli {
 
@@ -78,6 +82,15 @@ std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const Usern
     cfg.dns_upstreams = usernet::parse_resolv_conf(text);
   }
   return usernet::validate(cfg);
+}
+
+std::expected<std::unique_ptr<usernet::UserNet>, std::string> start_usernet(const usernet::UsernetConfig& cfg) {
+  log::info("{}", describe(host_features()));
+  try {
+    return std::make_unique<usernet::UserNet>(cfg);
+  } catch (const std::runtime_error& e) {
+    return std::unexpected(e.what());
+  }
 }
 
 }  // namespace vnk::cli

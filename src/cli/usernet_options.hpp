@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "usernet/usernet.hpp"
 #include "usernet/usernet_config.hpp"
 
 namespace vnk::cli {
@@ -34,5 +37,9 @@ void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& 
 
 // Parses and validates; the error is a sentence for the user.
 std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const UsernetArgs& a);
+
+// Starts the user-mode network and says in one line what the host kernel
+// lacks and what is used instead; the error is a sentence for the user.
+std::expected<std::unique_ptr<usernet::UserNet>, std::string> start_usernet(const usernet::UsernetConfig& cfg);
 
 }  // namespace vnk::cli

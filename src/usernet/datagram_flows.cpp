@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -95,12 +96,21 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
     env_.counters.flows_evicted.add();
   }
   const bool icmp = key.protocol == ip_proto::kIcmp;
+  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst);
+  // Each flow's socket comes out of the open-file budget; existing flows
+  // are left alone when it is used up.
+  if (!env_.fds.take()) {
+    env_.counters.flows_refused_fd_limit.add();
+    return nullptr;
+  }
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
   if (!sock.valid()) {
+    env_.fds.give();
     (icmp ? env_.counters.icmp_socket_errors : env_.counters.udp_socket_errors).add();
     return nullptr;
   }
   if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst) != 0) {
+    env_.fds.give();
     env_.counters.drop_no_route.add();
     return nullptr;
   }
@@ -108,6 +118,7 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
+    env_.fds.give();
     flows_.release(slot);
     return nullptr;
   }
@@ -121,9 +132,46 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
   return &f;
 }
 
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst) {
+  if (!raw_.valid()) {
+    // One socket for every raw flow, kept to the end: one fd of the budget.
+    if (!env_.fds.take()) {
+      env_.counters.flows_refused_fd_limit.add();
+      return nullptr;
+    }
+    if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
+      env_.fds.give();
+      env_.counters.icmp_socket_errors.add();
+      return nullptr;
+    }
+    // Identifiers start at a random point, away from other programs' pings
+    // (often the process id), which the raw socket sees too.
+    std::uint16_t r = 0;
+    if (::getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r) next_raw_id_ = r;
+  }
+  std::uint16_t id = next_raw_id_++;
+  while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
+  const std::uint32_t slot = flows_.acquire();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  f.key = key;
+  f.live = true;
+  f.ready = false;
+  f.raw_icmp = true;
+  f.raw_id = id;
+  f.peer = dst;
+  f.idle_ms = kIcmpIdleMs;
+  by_key_.emplace(key, slot);
+  raw_ids_.emplace(id, slot);
+  env_.counters.icmp_flows_opened.add();
+  return &f;
+}
+
 void DatagramFlows::close(std::uint32_t slot) {
   Flow& f = flows_[slot];
   if (!f.live) return;
+  if (f.raw_icmp) raw_ids_.erase(f.raw_id);
+  if (f.sock.valid() && !f.listener) env_.fds.give();
   if (f.sock.valid()) epoll_del(env_.epoll_fd, f.sock.get());  // a borrowed fd stays with its listener
   if (!f.listener) by_key_.erase(f.key);
   flows_.release(slot);
@@ -139,6 +187,15 @@ void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   else f = open(key);
   if (f == nullptr) return;
   f->last_used_ms = monotonic_ms();
+  const bool icmp = protocol == ip_proto::kIcmp;
+  if (f->raw_icmp) {
+    if (!raw_.send(f->peer, f->raw_id, payload, length)) {
+      env_.counters.icmp_send_errors.add();
+      return;
+    }
+    env_.counters.icmp_echo_requests.add();
+    return;
+  }
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(payload.data());
   m.msg_iovlen = payload.size();
@@ -147,7 +204,6 @@ void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     m.msg_namelen = sizeof f->peer;
   }
   const ssize_t n = ::sendmsg(f->fd(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-  const bool icmp = protocol == ip_proto::kIcmp;
   if (n != static_cast<ssize_t>(length)) {
     (icmp ? env_.counters.icmp_send_errors : env_.counters.udp_send_errors).add();
     return;
@@ -163,7 +219,58 @@ void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
   ready_.push_back(slot);
 }
 
+void DatagramFlows::finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len) {
+  // The host's identifier (the kernel's, or ours on the raw socket) goes
+  // back to the guest's, and the checksum is redone over the whole message.
+  std::array<std::byte, kIcmpHeaderSize> ih{};
+  iov_read(buffer, kEthIpv4Size, ih);
+  store_be<std::uint16_t>(ih.data() + 4, f.key.guest_port);
+  store_be<std::uint16_t>(ih.data() + 2, 0);
+  Checksum sum;
+  sum.add(ih);
+  add_iov(sum, buffer, kEthIpv4Size + kIcmpHeaderSize, len - kIcmpHeaderSize);
+  store_be<std::uint16_t>(ih.data() + 2, sum.finish());
+  iov_write(buffer, kEthIpv4Size, ih);
+  std::array<std::byte, kEthIpv4Size> h{};
+  write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
+                 Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, ip_proto::kIcmp,
+                            static_cast<std::uint16_t>(len), ip_id_++, 64, 0});
+  iov_write(buffer, 0, h);
+  env_.counters.icmp_echo_replies.add();
+}
+
+std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
+  std::uint64_t ignored = 0;
+  std::size_t written = 0;
+  while (auto r = raw_.receive(ignored)) {
+    // Only an echo reply to a live flow, from the address it pinged, and
+    // only if it fits: anything else the raw socket sees stays here.
+    auto it = raw_ids_.find(r->id);
+    if (it == raw_ids_.end() || flows_[it->second].peer.sin_addr.s_addr != htonl(r->src.value)) {
+      ++ignored;
+      continue;
+    }
+    Flow& f = flows_[it->second];
+    const std::size_t len = r->message.size();
+    if (kEthIpv4Size + len > iov_length(buffer) || len > 65535 - kIpv4HeaderSize) {
+      env_.counters.drop_too_big_for_guest.add();
+      continue;
+    }
+    iov_write(buffer, kEthIpv4Size, r->message);
+    finish_icmp_frame(buffer, f, len);
+    f.last_used_ms = monotonic_ms();
+    written = kEthIpv4Size + len;
+    break;
+  }
+  if (written == 0) raw_ready_ = false;  // level-triggered: epoll reports the socket again
+  env_.counters.icmp_raw_ignored.add(ignored);
+  return written;
+}
+
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
+  if (raw_ready_ && env_.guest_mac) {
+    if (const std::size_t n = next_raw_icmp_frame(buffer); n != 0) return n;
+  }
   while (!ready_.empty()) {
     const std::uint32_t slot = ready_.front();
     if (!flows_[slot].live || !flows_[slot].ready) {
@@ -218,26 +325,14 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     }
     std::array<std::byte, kUdpFrameOverhead> h{};
     if (icmp) {
-      // Ping sockets report the kernel's identifier: put the guest's back
-      // and redo the checksum over the whole message.
-      std::array<std::byte, kIcmpHeaderSize> ih{};
-      iov_read(buffer, hdr, ih);
-      if (static_cast<std::uint8_t>(ih[0]) != icmp_type::kEchoReply) {
+      // Ping sockets pass echo replies only; be sure before rewriting it.
+      std::array<std::byte, 1> type{};
+      iov_read(buffer, hdr, type);
+      if (static_cast<std::uint8_t>(type[0]) != icmp_type::kEchoReply) {
         env_.counters.icmp_recv_errors.add();
         continue;
       }
-      store_be<std::uint16_t>(ih.data() + 4, f.key.guest_port);
-      store_be<std::uint16_t>(ih.data() + 2, 0);
-      Checksum sum;
-      sum.add(ih);
-      add_iov(sum, buffer, hdr + kIcmpHeaderSize, len - kIcmpHeaderSize);
-      store_be<std::uint16_t>(ih.data() + 2, sum.finish());
-      iov_write(buffer, hdr, ih);
-      write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
-                     Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, ip_proto::kIcmp,
-                                static_cast<std::uint16_t>(len), ip_id_++, 64, 0});
-      iov_write(buffer, 0, std::span(h).first(kEthIpv4Size));
-      env_.counters.icmp_echo_replies.add();
+      finish_icmp_frame(buffer, f, len);
     } else {
       Checksum payload;
       add_iov(payload, buffer, hdr, len);

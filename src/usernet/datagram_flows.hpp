@@ -3,7 +3,9 @@
 // A flow is keyed by the guest's 5-tuple (for ICMP the echo identifier takes
 // the place of the guest port). Its host socket is a connected UDP socket,
 // or an unprivileged ping socket (SOCK_DGRAM, IPPROTO_ICMP) whose kernel-
-// chosen identifier is swapped back to the guest's on replies. Datagrams
+// chosen identifier is swapped back to the guest's on replies. Where ping
+// sockets are not permitted but raw ones are, ICMP flows share one raw
+// socket (RawIcmp) and usernet chooses each flow's identifier. Datagrams
 // from the guest are sent straight from guest memory; replies are received
 // straight into the guest's RX buffer behind the headers usernet writes.
 //
@@ -25,6 +27,7 @@
 #include "base/unique_fd.hpp"
 #include "packet/headers.hpp"
 #include "usernet/flow_env.hpp"
+#include "usernet/raw_icmp.hpp"
 
 namespace vnk::usernet {
 
@@ -50,10 +53,16 @@ class DatagramFlows {
   bool add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote);
   // The host socket of `slot` is readable.
   void on_event(std::uint32_t slot, std::uint16_t gen);
+  // The shared raw ICMP socket is readable.
+  void on_raw_icmp_event() noexcept { raw_ready_ = true; }
+  // Whether guest pings can be relayed: ping sockets, or a raw socket.
+  [[nodiscard]] bool icmp_available() const noexcept {
+    return env_.host.ping_sockets_v4 || env_.host.raw_icmp_v4;
+  }
   // Receives the next waiting datagram into `buffer` as a whole frame;
   // returns its length, or 0 when nothing waits.
   std::size_t next_frame(std::span<const iovec> buffer);
-  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty(); }
+  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_; }
   // Closes flows idle past their timeout.
   void expire(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
@@ -85,7 +94,9 @@ class DatagramFlows {
     // a flow that borrows it (fd) and remembers the peer to sendto().
     bool listener = false;
     int borrowed_fd = -1;
-    sockaddr_in peer{};
+    sockaddr_in peer{};  // forwards: the host peer; raw ICMP: the host destination
+    bool raw_icmp = false;  // no socket of its own: RawIcmp with identifier raw_id
+    std::uint16_t raw_id = 0;
     [[nodiscard]] int fd() const noexcept { return sock.valid() ? sock.get() : borrowed_fd; }
   };
 
@@ -94,6 +105,14 @@ class DatagramFlows {
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
   std::uint32_t oldest_slot() const;
+  // An ICMP flow on the shared raw socket: a fresh identifier, the host
+  // destination remembered for matching replies.
+  Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst);
+  // A frame for the guest from the next echo reply matching a raw flow.
+  std::size_t next_raw_icmp_frame(std::span<const iovec> buffer);
+  // Writes the Ethernet and IPv4 headers of an ICMP message of `len` bytes
+  // already at kEthIpv4Size in `buffer`, with the guest's identifier.
+  void finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len);
 
   FlowEnv env_;
   FlowSlots<Flow> flows_;
@@ -101,6 +120,10 @@ class DatagramFlows {
   std::deque<std::uint32_t> ready_;
   std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
+  RawIcmp raw_;                                          // opened on the first raw ICMP flow
+  bool raw_ready_ = false;                               // raw_ may hold replies
+  std::unordered_map<std::uint16_t, std::uint32_t> raw_ids_;  // identifier -> slot
+  std::uint16_t next_raw_id_ = 0;
 };
 
 }  // namespace vnk::usernet

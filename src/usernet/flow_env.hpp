@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/frame_ring.hpp"
+#include "base/fd_limit.hpp"
 #include "base/mac_address.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
@@ -18,7 +19,7 @@ namespace vnk::usernet {
 // epoll tags inside usernet: kind in the top byte, then a generation, then
 // the flow's slot, so an event for a flow that closed and whose slot was
 // reused is recognised as stale.
-enum class TagKind : std::uint8_t { timer = 1, tcp = 2, datagram = 3, listener = 4 };
+enum class TagKind : std::uint8_t { timer = 1, tcp = 2, datagram = 3, listener = 4, raw_icmp = 5 };
 constexpr std::uint64_t make_tag(TagKind k, std::uint16_t gen, std::uint32_t slot) noexcept {
   return (std::uint64_t{static_cast<std::uint8_t>(k)} << 56) | (std::uint64_t{gen} << 32) | slot;
 }
@@ -68,7 +69,9 @@ class FlowSlots {
 
 struct FlowEnv {
   const UsernetConfig& cfg;
+  const HostFeatures& host;  // what the kernel offers (the probe, or cfg.host)
   UsernetCounters& counters;
+  FdBudget& fds;  // sockets flows may still open (RLIMIT_NOFILE less a reserve)
   int epoll_fd;
   backend::FrameRing& control;            // frames for the guest built whole (SYN-ACK, RST)
   const std::optional<MacAddress>& guest_mac;  // learned from the guest's frames

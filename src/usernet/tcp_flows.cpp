@@ -40,17 +40,21 @@ std::uint32_t random_u32() noexcept {
 
 }  // namespace
 
+TcpFlows::TcpFlows(FlowEnv env) : env_(env), peek_offset_(env.host.tcp_peek_off_v4) {
+  if (!peek_offset_) discard_.resize(kDiscardChunk);
+}
+
 TcpFlows::~TcpFlows() {
   for (std::uint32_t s = 0; s < flows_.extent(); ++s)
     if (flows_[s].live) close(s, false);
 }
 
-// TCP_NODELAY (the guest does its own batching) and a peek offset, which
-// every flow's host->guest path relies on.
-static bool prepare_socket(int fd) {
+// TCP_NODELAY: the guest does its own batching. A peek offset (where the
+// kernel has one) lets each peek start behind the bytes already sent.
+void TcpFlows::prepare_socket(int fd) const noexcept {
   const int one = 1, zero = 0;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero) == 0;
+  if (peek_offset_) ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
 }
 
 TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state,
@@ -84,6 +88,7 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
   epoll_del(env_.epoll_fd, f.sock.get());
   by_key_.erase(f.key);
   flows_.release(slot);  // closes the socket
+  env_.fds.give();
   env_.counters.tcp_flows_closed.add();
 }
 
@@ -174,8 +179,10 @@ void TcpFlows::rewind(Flow& f, std::uint32_t slot) {
   f.snd_nxt = f.snd_una;
   f.fin_sent = false;
   f.dup_acks = 0;
-  const int zero = 0;
-  ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+  if (peek_offset_) {
+    const int zero = 0;
+    ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+  }
   make_ready(f, slot);
   env_.counters.tcp_retransmits.add();
 }
@@ -189,18 +196,22 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
   if (!dst) return refuse(env_.counters.drop_no_route);
   if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
+  // The flow's socket comes out of the open-file budget, so a guest cannot
+  // take the fds the process needs for itself; existing flows go on.
+  if (!env_.fds.take()) return refuse(env_.counters.flows_refused_fd_limit);
+  auto refuse_and_give = [&](Counter& why) {
+    env_.fds.give();
+    refuse(why);
+  };
   UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
-  if (!prepare_socket(sock.get())) {
-    log::error("usernet: this kernel has no SO_PEEK_OFF for TCP (Linux 6.9+ needed); refusing TCP");
-    return refuse(env_.counters.tcp_connect_failed);
-  }
+  if (!sock.valid()) return refuse_and_give(env_.counters.tcp_connect_failed);
+  prepare_socket(sock.get());
   const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
-  if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
+  if (rc != 0 && errno != EINPROGRESS) return refuse_and_give(env_.counters.tcp_connect_failed);
 
   std::uint32_t slot = 0;
   Flow* f = add_flow(std::move(sock), key, EPOLLOUT, State::connecting, slot);
-  if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
+  if (f == nullptr) return refuse_and_give(env_.counters.tcp_connect_failed);
   f->rcv_nxt = tcp.seq + 1;
   f->guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
   f->scaling = tcp.wscale.has_value();
@@ -217,18 +228,25 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     env_.counters.tcp_forward_refused.add();
     return;  // no guest to connect to yet: the host client sees the close
   }
+  if (!env_.fds.take()) {
+    env_.counters.flows_refused_fd_limit.add();
+    env_.counters.tcp_forward_refused.add();
+    return;
+  }
   Key key{guest_ip.value, guest_port, remote_ip.value, remote_port};
   for (unsigned tries = 0; by_key_.contains(key); ++tries) {
     if (tries == 1000) {
+      env_.fds.give();
       env_.counters.tcp_forward_refused.add();
       return;
     }
     key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
   }
   std::uint32_t slot = 0;
-  Flow* f = prepare_socket(sock.get()) ? add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot)
-                                       : nullptr;
+  prepare_socket(sock.get());
+  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot);
   if (f == nullptr) {
+    env_.fds.give();
     env_.counters.tcp_forward_refused.add();
     return;
   }
@@ -447,46 +465,59 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   more = false;
   if (f.state != State::established || f.fin_sent) return 0;
   const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
-  if (in_flight >= f.guest_window) {
+  const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
+  if (in_flight >= window) {
     f.window_blocked = true;
     return 0;
   }
-  std::array<iovec, 64> tail;  // the first n are set
+  // Without a peek offset the peek starts at the queue's head: the bytes in
+  // flight go to the discard area first (the window above keeps them
+  // within it), the new ones into the guest's buffer.
+  std::array<iovec, kDiscardIovecs + 64> iov;  // [discard...][guest buffer tail...]
+  std::size_t skip = 0;
+  for (std::size_t left = peek_offset_ ? 0 : in_flight; left > 0; left -= iov[skip++].iov_len)
+    iov[skip] = iovec{discard_.data(), std::min(left, discard_.size())};
   const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
   const std::size_t max = std::min<std::size_t>(
-      {f.guest_window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+      {window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
   if (max == 0) {
     env_.counters.drop_too_big_for_guest.add();
     return 0;
   }
-  const std::size_t nt = iov_slice(buffer, kDataHeaders, max, tail);
+  const std::size_t nt = iov_slice(buffer, kDataHeaders, max, std::span(iov).subspan(skip));
   msghdr m{};
-  m.msg_iov = tail.data();
-  m.msg_iovlen = nt;
-  const ssize_t n = ::recvmsg(f.sock.get(), &m, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0) {
+  m.msg_iov = iov.data();
+  m.msg_iovlen = skip + nt;
+  const ssize_t got = ::recvmsg(f.sock.get(), &m, MSG_PEEK | MSG_DONTWAIT);
+  if (got < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;  // wait for the next edge
     env_.counters.tcp_host_resets.add();
     queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
     close(slot, false);
     return 0;
   }
+  const std::size_t skipped = peek_offset_ ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), in_flight);
+  env_.counters.tcp_bytes_repeeked.add(skipped);
+  const std::size_t len = static_cast<std::size_t>(got) - skipped;
+  // Nothing new: the end of the stream once the peer has closed (a peek at
+  // an offset past the data returns 0 then too); otherwise more is to come.
+  const bool eof = len == 0 && (peek_offset_ || f.host_closed);
+  if (len == 0 && !eof) return 0;
   TcpFields t = ack_fields(f);
-  if (n == 0) {
+  if (eof) {
     f.fin_sent = true;
     t.flags |= tcp_flag::kFin;
   } else {
     t.flags |= tcp_flag::kPsh;
     // A short peek drained the socket: the next edge says when there is
     // more, unless the peer has closed (then the next peek finds the end).
-    more = static_cast<std::size_t>(n) == max || f.host_closed;
+    more = len == max || f.host_closed;
   }
-  const auto len = static_cast<std::size_t>(n);
   Checksum payload;
   add_iov(payload, buffer, kDataHeaders, len);
   std::array<std::byte, kDataHeaders> h{};
   iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
-  f.snd_nxt += static_cast<std::uint32_t>(len) + (n == 0 ? 1 : 0);
+  f.snd_nxt += static_cast<std::uint32_t>(len) + (eof ? 1 : 0);
   if (f.deadline_ms == 0) f.deadline_ms = monotonic_ms() + f.rto_ms;
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
   env_.counters.tcp_bytes_to_guest.add(len);

@@ -15,6 +15,15 @@
 // retransmission timer rewind the peek offset and resend from the first
 // unacknowledged byte. End of stream becomes a FIN after the last byte.
 //
+// Kernels before 6.9 have no SO_PEEK_OFF for TCP (HostFeatures). There each
+// peek starts at the head of the receive queue: the bytes in flight (sent,
+// not yet acknowledged) are read again into a discard area -- a few iovecs
+// that all point at one shared scratch buffer -- and only the new bytes
+// behind them land in the guest's buffer, so guest memory still receives
+// each byte once. The discard area bounds what may be in flight
+// (kPeekFallbackWindow); retransmission, window and FIN logic are the same
+// on both paths.
+//
 // FIN and half-close work both ways (guest FIN -> shutdown(SHUT_WR)); RST
 // both ways (a guest RST closes the socket with SO_LINGER 0 so the host peer
 // sees a reset). The table is bounded; nothing is allocated per segment.
@@ -47,8 +56,15 @@ class TcpFlows {
   static constexpr std::uint32_t kMaxRtoMs = 8000;
   static constexpr unsigned kMaxRetries = 10;
   static constexpr std::uint64_t kConnectTimeoutMs = 60'000;
+  // Without SO_PEEK_OFF: the scratch buffer that in-flight bytes are peeked
+  // into again, and how many iovecs may point at it. Their product bounds
+  // the bytes in flight toward the guest; each segment re-reads up to that
+  // much, so it trades window against copying.
+  static constexpr std::size_t kDiscardChunk = 64u << 10;
+  static constexpr std::size_t kDiscardIovecs = 8;
+  static constexpr std::uint32_t kPeekFallbackWindow = kDiscardChunk * kDiscardIovecs;
 
-  explicit TcpFlows(FlowEnv env) : env_(env) {}
+  explicit TcpFlows(FlowEnv env);
   ~TcpFlows();
 
   // A connection accepted on a forwarded host port: usernet sends the guest
@@ -132,6 +148,8 @@ class TcpFlows {
   void measure_room(Flow& f) const noexcept;
   // Arms EPOLLOUT on the socket so the guest learns when it drains.
   void want_writable(Flow& f, std::uint32_t slot);
+  // TCP_NODELAY, and a peek offset of 0 where the kernel has SO_PEEK_OFF.
+  void prepare_socket(int fd) const noexcept;
   // Headers (checksum included) of a segment from the flow's remote end to
   // the guest, for `payload_len` bytes whose checksum is `payload_sum`.
   std::size_t write_segment(std::span<std::byte> out, const Key& k, const packet::TcpFields& t,
@@ -152,6 +170,9 @@ class TcpFlows {
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
   std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
+  // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.
+  bool peek_offset_ = true;
+  std::vector<std::byte> discard_;  // kDiscardChunk when !peek_offset_, allocated once
 };
 
 }  // namespace vnk::usernet

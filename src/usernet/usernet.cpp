@@ -33,36 +33,30 @@ std::uint64_t monotonic_ms() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
 }
 
-namespace {
-
-bool ping_sockets_allowed() {
-  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
-  if (s < 0) return false;
-  ::close(s);
-  return true;
-}
-
-}  // namespace
-
 UserNet::UserNet(UsernetConfig cfg)
     : cfg_(std::move(cfg)),
+      host_(cfg_.host.value_or(host_features())),
+      fds_(FdBudget::kMinFlowFds),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
       dhcp_(cfg_, counters_),
       replies_(kReplyQueueFrames, kReplySlot),
-      datagrams_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
-      tcp_(FlowEnv{cfg_, counters_, epoll_.get(), replies_, guest_mac_}),
+      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_}),
+      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_}),
       work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
   guest_mac_ = cfg_.guest_mac;
-  icmp_available_ = ping_sockets_allowed();
+  icmp_available_ = datagrams_.icmp_available();
   if (!icmp_available_) {
     log::error(
-        "usernet: ping sockets are not permitted for this user (net.ipv4.ping_group_range); ICMP echo from the "
-        "guest is dropped. Allow it with: sysctl -w net.ipv4.ping_group_range='0 2147483647'");
+        "usernet: ping sockets are not permitted for this user (net.ipv4.ping_group_range) and raw ICMP needs "
+        "CAP_NET_RAW; ICMP echo from the guest is dropped. Allow it with: sysctl -w "
+        "net.ipv4.ping_group_range='0 2147483647'");
   }
   open_forwards();
+  fds_ = cfg_.flow_fds ? FdBudget(*cfg_.flow_fds) : FdBudget();
+  log::debug("usernet: flows may hold {} sockets", fds_.limit());
   if (!cfg_.pcap_path.empty()) pcap_ = std::make_unique<PcapWriter>(cfg_.pcap_path);
   if (cfg_.dns_upstreams.empty())
     log::warn("usernet: no DNS resolver (none in /etc/resolv.conf and no --dns-upstream); DNS queries are dropped");
@@ -278,6 +272,7 @@ void UserNet::poll_host() {
         }
         case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events); break;
         case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
+        case TagKind::raw_icmp: datagrams_.on_raw_icmp_event(); break;
         case TagKind::listener: accept_forwarded(tag_slot(tag)); break;
       }
     }

@@ -82,7 +82,9 @@ class UserNet final : public net::NetBackend {
   void update_timer();
 
   UsernetConfig cfg_;
+  HostFeatures host_;  // cfg_.host, or the start-up probe
   UsernetCounters counters_;
+  FdBudget fds_;  // set once the forwards' listeners are open
   UniqueFd epoll_;
   UniqueFd timer_;
   bool timer_armed_ = false;

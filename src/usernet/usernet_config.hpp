@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/host_features.hpp"
 #include "base/mac_address.hpp"
 #include "packet/ipv4_address.hpp"
 
@@ -58,6 +59,12 @@ struct UsernetConfig {
   std::vector<Forward> forwards;
   // When set, every frame both ways is written to this pcap file.
   std::string pcap_path;
+  // What the host kernel offers (SO_PEEK_OFF on TCP, ping sockets, ...);
+  // probed at start-up when unset. Tests set it to run each fallback.
+  std::optional<HostFeatures> host;
+  // Sockets the guest's flows may hold at once; from RLIMIT_NOFILE less a
+  // reserve (FdBudget) when unset.
+  std::optional<std::size_t> flow_fds;
 
   [[nodiscard]] Ipv4Address netmask() const noexcept {
     return Ipv4Address{prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix)};

@@ -25,6 +25,7 @@ namespace vnk::usernet {
   X(icmp_socket_errors)        /* a ping socket could not be opened */ \
   X(icmp_send_errors)          /* a ping socket refused a request */ \
   X(icmp_recv_errors)          /* errors read from ping sockets */ \
+  X(icmp_raw_ignored)          /* messages on the raw ICMP socket that matched no flow (others' pings, ...) */ \
   X(udp_datagrams_out)         /* UDP datagrams sent to host sockets (DNS included) */ \
   X(udp_datagrams_in)          /* UDP datagrams delivered to the guest */ \
   X(udp_flows_opened)          /* UDP host sockets opened */ \
@@ -41,6 +42,7 @@ namespace vnk::usernet {
   X(tcp_connect_timeouts)      /* host connects that never completed (guest left to time out) */ \
   X(tcp_bytes_to_host)         /* guest payload written to host sockets */ \
   X(tcp_bytes_to_guest)        /* host payload sent to the guest (retransmissions included) */ \
+  X(tcp_bytes_repeeked)        /* in-flight bytes peeked again and discarded (kernels without TCP SO_PEEK_OFF) */ \
   X(tcp_retransmits)           /* rewinds to the first unacknowledged byte (dup ACKs, timer) */ \
   X(tcp_socket_full)           /* guest data a full host socket could not take yet */ \
   X(tcp_out_of_order)          /* guest segments beyond the next expected byte */ \
@@ -51,6 +53,7 @@ namespace vnk::usernet {
   X(tcp_timeouts)              /* flows reset after too many retransmissions */ \
   X(tcp_forwards_accepted)           /* host connections accepted on a forwarded port */ \
   X(tcp_forward_refused)             /* forwarded connections closed: no guest yet, or no room */ \
+  X(flows_refused_fd_limit)    /* new flows refused: their share of open files (RLIMIT_NOFILE) is used up */ \
   X(tcp_table_full)            /* SYNs refused because the flow table is full */ \
   X(drop_malformed)            /* a header failed validation (length, checksum, ...) */ \
   X(drop_ethertype)            /* neither IPv4 nor ARP (IPv6, VLAN, ...) */ \

@@ -3,6 +3,10 @@
 // test runs, ICMP echo through ping sockets, and TCP (handshake, refusal,
 // data and FIN both ways, RST both ways, retransmission, the guest's window,
 // a full host socket). The gateway address 10.0.2.2 reaches 127.0.0.1.
+//
+// Every test runs twice: with what this kernel offers, and as on a kernel
+// without TCP SO_PEEK_OFF (before 6.9) and without ping sockets (a closed
+// net.ipv4.ping_group_range), so both paths of each pass the same checks.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -70,9 +74,22 @@ struct Seen {
   Bytes payload;
 };
 
-class UsernetFlowsTest : public ::testing::Test {
+// The host a test pretends to run on.
+struct HostVariant {
+  const char* name;
+  bool peek_offset;   // TCP SO_PEEK_OFF (if this kernel has it)
+  bool ping_sockets;  // unprivileged ICMP sockets (if permitted here)
+};
+
+class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
  protected:
-  void start(UsernetConfig cfg = {}) { net = std::make_unique<UserNet>(*validate(cfg)); }
+  void start(UsernetConfig cfg = {}) {
+    HostFeatures host = host_features();
+    host.tcp_peek_off_v4 = host.tcp_peek_off_v4 && GetParam().peek_offset;
+    host.ping_sockets_v4 = host.ping_sockets_v4 && GetParam().ping_sockets;
+    cfg.host = host;
+    net = std::make_unique<UserNet>(*validate(cfg));
+  }
 
   void send(const Bytes& frame) {
     const iovec iov{const_cast<std::byte*>(frame.data()), frame.size()};
@@ -178,7 +195,7 @@ class UsernetFlowsTest : public ::testing::Test {
   std::unique_ptr<UserNet> net;
 };
 
-TEST_F(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
+TEST_P(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
   start();
   std::uint16_t port = 0;
   UniqueFd peer = loopback_socket(SOCK_DGRAM, port);
@@ -202,7 +219,7 @@ TEST_F(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
   EXPECT_EQ(net->datagram_flows(), 1u);
 }
 
-TEST_F(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {
+TEST_P(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {
   std::uint16_t port = 0;
   UniqueFd resolver = loopback_socket(SOCK_DGRAM, port);
   UsernetConfig cfg;
@@ -230,7 +247,7 @@ TEST_F(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {
   EXPECT_EQ(r->payload[2], std::byte{0x81});
 }
 
-TEST_F(UsernetFlowsTest, WithoutAResolverDnsIsDroppedAndCounted) {
+TEST_P(UsernetFlowsTest, WithoutAResolverDnsIsDroppedAndCounted) {
   start();
   send(udp(kDns, 33333, 53, bytes_of("query")));
   send(udp(kDns, 33333, 54, bytes_of("not dns")));
@@ -238,7 +255,7 @@ TEST_F(UsernetFlowsTest, WithoutAResolverDnsIsDroppedAndCounted) {
   EXPECT_FALSE(next(50));
 }
 
-TEST_F(UsernetFlowsTest, IcmpEchoToTheGatewayIsAnsweredWithTheGuestsIdentifier) {
+TEST_P(UsernetFlowsTest, IcmpEchoToTheGatewayIsAnsweredWithTheGuestsIdentifier) {
   start();
   if (!net->icmp_available()) GTEST_SKIP() << "ping sockets not permitted here (net.ipv4.ping_group_range)";
   Bytes icmp(kIcmpHeaderSize + 56);
@@ -260,7 +277,42 @@ TEST_F(UsernetFlowsTest, IcmpEchoToTheGatewayIsAnsweredWithTheGuestsIdentifier) 
   EXPECT_EQ(net->counters().icmp_echo_replies.get(), 1u);
 }
 
-TEST_F(UsernetFlowsTest, TcpHandshakeDataAndFinBothWays) {
+// Where pings go through the shared raw socket, that socket also sees the
+// replies to every other program's pings: none of them reaches the guest.
+TEST_P(UsernetFlowsTest, AnotherProgramsPingRepliesNeverReachTheGuest) {
+  start();
+  if (!net->icmp_available()) GTEST_SKIP() << "neither ping sockets nor CAP_NET_RAW here";
+  Bytes icmp(kIcmpHeaderSize + 16);
+  icmp[0] = std::byte{icmp_type::kEchoRequest};
+  store_be<std::uint16_t>(icmp.data() + 4, 0x4242);
+  store_be<std::uint16_t>(icmp.data() + 2, internet_checksum(icmp));
+  send(ipv4_frame(ip_proto::kIcmp, kGateway, icmp));
+  ASSERT_TRUE(next()) << "the guest's own ping is answered";
+  // Another program pings 127.0.0.1 (through a ping socket, or raw as root).
+  UniqueFd other(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));
+  if (!other.valid()) other.reset(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
+  ASSERT_TRUE(other.valid());
+  Bytes theirs = icmp;
+  store_be<std::uint16_t>(theirs.data() + 4, 0x0777);
+  store_be<std::uint16_t>(theirs.data() + 2, 0);
+  store_be<std::uint16_t>(theirs.data() + 2, internet_checksum(theirs));
+  const sockaddr_in lo = [] {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sa;
+  }();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(::sendto(other.get(), theirs.data(), theirs.size(), 0, reinterpret_cast<const sockaddr*>(&lo), sizeof lo),
+              static_cast<ssize_t>(theirs.size()));
+  EXPECT_FALSE(next(300)) << "nothing for the guest";
+  EXPECT_EQ(net->counters().icmp_echo_replies.get(), 1u);
+  if (!GetParam().ping_sockets || !host_features().ping_sockets_v4) {
+    EXPECT_GE(net->counters().icmp_raw_ignored.get(), 3u) << "the raw socket saw them and dropped them";
+  }
+}
+
+TEST_P(UsernetFlowsTest, TcpHandshakeDataAndFinBothWays) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -302,7 +354,7 @@ TEST_F(UsernetFlowsTest, TcpHandshakeDataAndFinBothWays) {
   EXPECT_EQ(net->counters().tcp_bytes_to_guest.get(), 5u);
 }
 
-TEST_F(UsernetFlowsTest, ARefusedConnectAndAStraySegmentGetResets) {
+TEST_P(UsernetFlowsTest, ARefusedConnectAndAStraySegmentGetResets) {
   start();
   std::uint16_t port = 0;
   { UniqueFd closed = loopback_socket(SOCK_DGRAM, port); }  // a port nobody listens on (TCP)
@@ -321,7 +373,7 @@ TEST_F(UsernetFlowsTest, ARefusedConnectAndAStraySegmentGetResets) {
   EXPECT_EQ(rst2->tcp->seq, 777u);
 }
 
-TEST_F(UsernetFlowsTest, AGuestResetResetsTheHostPeer) {
+TEST_P(UsernetFlowsTest, AGuestResetResetsTheHostPeer) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -334,7 +386,7 @@ TEST_F(UsernetFlowsTest, AGuestResetResetsTheHostPeer) {
   EXPECT_EQ(net->tcp_flows(), 0u);
 }
 
-TEST_F(UsernetFlowsTest, AHostResetReachesTheGuest) {
+TEST_P(UsernetFlowsTest, AHostResetReachesTheGuest) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -348,7 +400,7 @@ TEST_F(UsernetFlowsTest, AHostResetReachesTheGuest) {
   EXPECT_EQ(net->tcp_flows(), 0u);
 }
 
-TEST_F(UsernetFlowsTest, TheGuestsMssAndWindowBoundWhatIsSent) {
+TEST_P(UsernetFlowsTest, TheGuestsMssAndWindowBoundWhatIsSent) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -371,7 +423,94 @@ TEST_F(UsernetFlowsTest, TheGuestsMssAndWindowBoundWhatIsSent) {
   EXPECT_EQ(string_of(s3->payload), data.substr(1000, 600));
 }
 
-TEST_F(UsernetFlowsTest, ThreeDuplicateAcksResendFromTheFirstUnacknowledgedByte) {
+// A guest that advertises a large window and acknowledges late: with a peek
+// offset all of it may be in flight; without one, in-flight bytes are peeked
+// again into the discard area, which bounds them. Either way every byte
+// arrives once, in order.
+TEST_P(UsernetFlowsTest, ALargeWindowIsFilledByteExactWithOrWithoutAPeekOffset) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 7, 65000);  // window 8 MiB
+  std::string data(3 << 20, 'z');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  std::size_t written = 0;
+  std::string got;
+  std::size_t largest_burst = 0;  // bytes in flight when the guest acknowledges
+  for (int round = 0; round < 2000 && got.size() < data.size(); ++round) {
+    while (written < data.size()) {
+      const ssize_t n = ::send(host.get(), data.data() + written, data.size() - written, MSG_DONTWAIT);
+      if (n <= 0) break;
+      written += static_cast<std::size_t>(n);
+    }
+    // Take everything usernet sends now, then acknowledge it all at once.
+    const std::size_t before = got.size();
+    while (auto d = next(got.size() == before ? 200 : 0)) {
+      ASSERT_TRUE(d->tcp);
+      ASSERT_EQ(d->tcp->seq, iss + 1 + static_cast<std::uint32_t>(got.size())) << "in order, nothing repeated";
+      got += string_of(d->payload);
+    }
+    largest_burst = std::max(largest_burst, got.size() - before);
+    send(tcp(port, kIsn + 1, iss + 1 + static_cast<std::uint32_t>(got.size()), tcp_flag::kAck, {}, 0xffff));
+  }
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "byte-exact";
+  if (GetParam().peek_offset && host_features().tcp_peek_off_v4) {
+    EXPECT_EQ(net->counters().tcp_bytes_repeeked.get(), 0u);
+  } else {
+    EXPECT_GT(net->counters().tcp_bytes_repeeked.get(), 0u) << "in-flight bytes were peeked again";
+    EXPECT_LE(largest_burst, TcpFlows::kPeekFallbackWindow);
+  }
+  EXPECT_GT(largest_burst, 65000u) << "more than one segment in flight";
+}
+
+// The guest's flows may hold only their share of the open files: past it a
+// SYN is answered with RST and a datagram flow is not opened, both counted,
+// while the flows that exist carry on; a closed flow frees its share.
+TEST_P(UsernetFlowsTest, FlowsBeyondTheOpenFileBudgetAreRefusedAndExistingOnesCarryOn) {
+  UsernetConfig cfg;
+  cfg.flow_fds = 3;
+  start(cfg);
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  std::vector<UniqueFd> hosts;
+  for (std::uint16_t i = 0; i < 3; ++i) {
+    send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, 0xffff, 1460, 7));
+    ASSERT_TRUE(readable(listener.get(), 2000));
+    hosts.emplace_back(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    auto synack = next();
+    ASSERT_TRUE(synack && synack->tcp);
+    ASSERT_EQ(synack->tcp->flags, tcp_flag::kSyn | tcp_flag::kAck);
+    send(tcp(port, kIsn + 1, synack->tcp->seq + 1, tcp_flag::kAck));
+    // tcp() always sends from kGuestPort: the next flow goes to a new port.
+    listener = loopback_socket(SOCK_STREAM, port);
+  }
+  EXPECT_EQ(net->tcp_flows(), 3u);
+  send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, 0xffff, 1460, 7));
+  auto rst = next();
+  ASSERT_TRUE(rst && rst->tcp);
+  EXPECT_TRUE(rst->tcp->has(tcp_flag::kRst));
+  EXPECT_FALSE(readable(listener.get(), 100)) << "no host connect was made";
+  EXPECT_EQ(net->counters().flows_refused_fd_limit.get(), 1u);
+  send(udp(kGateway, 5000, 5001, bytes_of("x")));
+  EXPECT_EQ(net->counters().flows_refused_fd_limit.get(), 2u);
+  EXPECT_EQ(net->datagram_flows(), 0u);
+  // An existing flow still carries data.
+  ASSERT_EQ(::send(hosts[2].get(), "ok", 2, 0), 2);
+  auto data = next();
+  ASSERT_TRUE(data && data->tcp);
+  EXPECT_EQ(string_of(data->payload), "ok");
+  // A host reset ends a flow: its share goes back, and a new SYN is taken.
+  const linger lg{1, 0};
+  ::setsockopt(hosts[0].get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  hosts[0].reset();
+  for (int i = 0; i < 100 && net->tcp_flows() == 3; ++i) (void)next(10);
+  EXPECT_EQ(net->tcp_flows(), 2u);
+  send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, 0xffff, 1460, 7));
+  EXPECT_TRUE(readable(listener.get(), 2000)) << "the freed share lets a new connection through";
+}
+
+TEST_P(UsernetFlowsTest, ThreeDuplicateAcksResendFromTheFirstUnacknowledgedByte) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -388,7 +527,7 @@ TEST_F(UsernetFlowsTest, ThreeDuplicateAcksResendFromTheFirstUnacknowledgedByte)
   EXPECT_EQ(net->counters().tcp_retransmits.get(), 1u);
 }
 
-TEST_F(UsernetFlowsTest, UnacknowledgedDataIsResentWhenTheTimerExpires) {
+TEST_P(UsernetFlowsTest, UnacknowledgedDataIsResentWhenTheTimerExpires) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -402,7 +541,7 @@ TEST_F(UsernetFlowsTest, UnacknowledgedDataIsResentWhenTheTimerExpires) {
   EXPECT_EQ(string_of(again->payload), "lost");
 }
 
-TEST_F(UsernetFlowsTest, AFullHostSocketAcksOnlyWhatItTookAndAsksForTheRestLater) {
+TEST_P(UsernetFlowsTest, AFullHostSocketAcksOnlyWhatItTookAndAsksForTheRestLater) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -450,7 +589,7 @@ sockaddr_in loopback(std::uint16_t port) {
   return sa;
 }
 
-TEST_F(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatHonoursItLosesNothing) {
+TEST_P(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatHonoursItLosesNothing) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
@@ -491,7 +630,7 @@ TEST_F(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatH
   EXPECT_GT(reopened, 60000u);
 }
 
-TEST_F(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
+TEST_P(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_STREAM);
   cfg.forwards = {*parse_forward(fmt_forward("tcp", host_port, 8080))};
@@ -527,7 +666,7 @@ TEST_F(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
   EXPECT_EQ(net->counters().tcp_forwards_accepted.get(), 1u);
 }
 
-TEST_F(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer) {
+TEST_P(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_DGRAM);
   cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
@@ -548,7 +687,7 @@ TEST_F(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer)
   EXPECT_EQ(std::string(buf, 6), "answer");
 }
 
-TEST_F(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
+TEST_P(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
   char path[] = "/tmp/vnk-pcap-XXXXXX";
   UniqueFd tmp(::mkstemp(path));
   UsernetConfig cfg;
@@ -582,7 +721,7 @@ TEST_F(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
   EXPECT_TRUE(std::equal(in->frame.begin(), in->frame.end(), file.begin() + static_cast<std::ptrdiff_t>(second + 16)));
 }
 
-TEST_F(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListener) {
+TEST_P(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListener) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_DGRAM);
   cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
@@ -632,6 +771,11 @@ TEST(UsernetForwardTest, APortInUseIsAClearError) {
         << e.what();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Hosts, UsernetFlowsTest,
+                         ::testing::Values(HostVariant{"ThisKernel", true, true},
+                                           HostVariant{"NoPeekOffNoPingSockets", false, false}),
+                         [](const ::testing::TestParamInfo<HostVariant>& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace vnk::usernet
