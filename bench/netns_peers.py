@@ -4,6 +4,9 @@ namespace served by each user-mode stack in turn, and by a kernel veth pair
 as the ceiling, in one invocation.
 
   vnetkit       `vnetkit netns --pid HOLDER` (usernet through a TAP device)
+  vnetkit-no-peek-off
+                the same with VNETKIT_PRETEND_MISSING=tcp-peek-off: TCP as on
+                kernels before 6.9 (no SO_PEEK_OFF), beside the normal path
   pasta         Debian's pasta (passt package), `pasta --config-net HOLDER`
   slirp4netns   Debian's slirp4netns at MTU 65520 and at MTU 1500
   veth          a veth pair, MTU 65520: no user-mode stack at all
@@ -46,6 +49,7 @@ VETH_HOST, VETH_NS = "10.99.0.1", "10.99.0.2"
 LABELS = {
     "veth": "veth pair (kernel, ceiling)",
     "vnetkit": "vnetkit netns",
+    "vnetkit-no-peek-off": "vnetkit netns, no SO_PEEK_OFF (< 6.9)",
     "pasta": "pasta",
     "slirp4netns-65520": "slirp4netns MTU 65520",
     "slirp4netns-1500": "slirp4netns MTU 1500",
@@ -100,9 +104,12 @@ def start_engine(name, ns, vnetkit):
         run(ns.cmd("ip", "link", "set", ns_if, "up"))
         run(ns.cmd("ip", "link", "set", "lo", "up"))
         return None, VETH_HOST
-    if name == "vnetkit":
+    if name in ("vnetkit", "vnetkit-no-peek-off"):
+        env = dict(os.environ)
+        if name == "vnetkit-no-peek-off":
+            env["VNETKIT_PRETEND_MISSING"] = "tcp-peek-off"
         p = Process([vnetkit, "--log-level", "warn", "netns", "--pid", str(ns.pid), "--dns-upstream", "127.0.0.1:1"],
-                    "vnetkit netns")
+                    name, env=env)
         ns.wait_address("10.0.2.15")
         return p, GATEWAY
     if name == "pasta":
@@ -262,7 +269,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--engines", default="veth,vnetkit,pasta,slirp4netns-65520,slirp4netns-1500")
+    ap.add_argument("--engines", default="veth,vnetkit,vnetkit-no-peek-off,pasta,slirp4netns-65520,slirp4netns-1500")
+    ap.add_argument("--name", default="netns_peers", help="results file name (without extension)")
     ap.add_argument("--build", default="build-release", help="build directory with vnetkit and bench/tcp_rr")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
@@ -302,15 +310,15 @@ def main():
     doc = {"host": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}", "runs": args.runs,
            "seconds": args.seconds, "results": results, "raw": raw}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "netns_peers.json"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".json"), "w") as f:
         json.dump(doc, f, indent=2)
     md = markdown(doc)
-    with open(os.path.join(args.out, "netns_peers.md"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".md"), "w") as f:
         f.write(md)
-    png = chart(doc, os.path.join(args.out, "netns_peers.png"))
+    png = chart(doc, os.path.join(args.out, args.name + ".png"))
     print(md)
-    print(f"bench/netns_peers: wrote {args.out}/netns_peers.json, netns_peers.md" +
-          (", netns_peers.png" if png else " (no matplotlib: no PNG)"))
+    print(f"bench/netns_peers: wrote {args.out}/{args.name}.json, {args.name}.md" +
+          (f", {args.name}.png" if png else " (no matplotlib: no PNG)"))
 
 
 if __name__ == "__main__":

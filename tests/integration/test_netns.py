@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import shutil
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,18 +25,20 @@ from harness import VNETKIT, Process, kv  # noqa: E402
 from servers import DnsServer, HttpServer, Iperf3Server, free_port  # noqa: E402
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns_client.py")
+MANY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "many_connections.py")
 PYTHON = "/usr/bin/python3"
 
 
 class Netns(Process):
     """`vnetkit netns ARGS` with a metrics file."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, env=None, prefix=()):
+        """env: extra environment (e.g. VNETKIT_PRETEND_MISSING); prefix: a command to run vnetkit under (prlimit)."""
         self.dir = tempfile.mkdtemp(prefix="vnk-netns-")
         os.chmod(self.dir, 0o755)
         self.metrics_path = os.path.join(self.dir, "metrics.json")
-        argv = [VNETKIT, "netns", "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
-        super().__init__(argv, "vnetkit netns")
+        argv = [*prefix, VNETKIT, "netns", "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
+        super().__init__(argv, "vnetkit netns", env={**os.environ, **(env or {})})
 
     def metrics(self):
         with open(self.metrics_path) as f:
@@ -56,8 +60,8 @@ def local_dns(test):
 
 @unittest.skipUnless(os.path.exists("/dev/net/tun"), "no /dev/net/tun on this machine")
 class NetnsTest(unittest.TestCase):
-    def run_netns(self, *args, timeout=60):
-        n = Netns(*args)
+    def run_netns(self, *args, timeout=60, env=None, prefix=()):
+        n = Netns(*args, env=env, prefix=prefix)
         self.addCleanup(n.cleanup)
         status = n.wait(timeout)
         n.reader.join(5)
@@ -93,6 +97,18 @@ class NetnsTest(unittest.TestCase):
         self.assertIn("must be 1..15 characters", n.text())
 
     def test_namespace_reaches_host_services(self):
+        self.reach_host_services()
+
+    def test_namespace_reaches_host_services_without_peek_off_or_ping_sockets(self):
+        """As on Linux before 6.9 with ping sockets closed: TCP re-peeks from
+        the queue head, pings go through a raw ICMP socket (we are root)."""
+        n = self.reach_host_services({"VNETKIT_PRETEND_MISSING": "tcp-peek-off,ping-sockets"})
+        self.assertIn("no TCP SO_PEEK_OFF", n.text())
+        m = n.metrics()["backend"]
+        self.assertGreater(m["tcp_bytes_repeeked"], 0)
+        self.assertEqual(m["icmp_echo_replies"], 3)
+
+    def reach_host_services(self, env=None):
         web = HttpServer(100 << 20)
         self.addCleanup(web.close)
         iperf = Iperf3Server.start()
@@ -101,7 +117,7 @@ class NetnsTest(unittest.TestCase):
             self.addCleanup(iperf.kill)
             iperf_port = iperf.port
         n, status = self.run_netns(*local_dns(self), "--", PYTHON, CLIENT, "vnetkit.test", str(web.port),
-                                   str(iperf_port), "2", timeout=120)
+                                   str(iperf_port), "2", timeout=120, env=env)
         out = n.text()
         self.assertEqual(status, 0, out)
         self.assertEqual(kv(n.wait_for(r"VNK: ping .*", 1).group(0))["received"], "3", out)
@@ -120,6 +136,46 @@ class NetnsTest(unittest.TestCase):
         self.assertEqual(m["tap"]["write_errors"], 0)
         self.assertGreater(m["tap"]["bytes_to_tap"], 100 << 20)
         self.assertGreater(m["tap"]["bytes_from_tap"], 100 << 20)
+        return n
+
+    def many_connections(self, count, nofile):
+        """`vnetkit netns` under `prlimit --nofile=SOFT:HARD` whose command
+        opens `count` connections at once to a host listener (they complete
+        in its accept queue), then fetches a page."""
+        listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.addCleanup(listener.close)
+        web = HttpServer(1000)
+        self.addCleanup(web.close)
+        script = (f"{PYTHON} {MANY} 10.0.2.2 {listener.getsockname()[1]} {count} && "
+                  f"{PYTHON} -c \"import urllib.request as u; "
+                  f"print('VNK: http', u.urlopen('http://10.0.2.2:{web.port}/blob', timeout=10).status)\"")
+        n, status = self.run_netns(*local_dns(self), "--", "sh", "-c", script, timeout=120,
+                                   prefix=("prlimit", f"--nofile={nofile}"))
+        self.assertEqual(status, 0, n.tail())
+        got = kv(n.wait_for(r"VNK: connections .*", 1).group(0))
+        self.assertIn("VNK: http 200", n.text(), "a new connection after the burst")
+        self.assertNotIn("cannot write metrics", n.text())
+        return n, {k: int(v) for k, v in got.items()}
+
+    def test_thousands_of_connections_under_a_desktop_fd_limit(self):
+        """A soft limit of 1024 (a desktop's default) is raised to the hard one."""
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 8192:
+            self.skipTest("the hard RLIMIT_NOFILE here is below 8192")
+        n, got = self.many_connections(3000, "1024:8192")
+        print(f"3000 connections under soft 1024 / hard 8192: {got}", flush=True)
+        self.assertEqual(got["connected"], 3000, n.tail())
+        self.assertEqual(n.metrics()["backend"]["flows_refused_fd_limit"], 0)
+
+    def test_connections_beyond_the_fd_limit_are_refused_and_counted(self):
+        """With a hard limit of 1024, flows get the limit less a reserve: the
+        rest are refused with RST, counted, and vnetkit carries on."""
+        n, got = self.many_connections(1010, "1024:1024")
+        print(f"1010 connections under hard 1024: {got}", flush=True)
+        m = n.metrics()["backend"]
+        self.assertGreater(got["connected"], 800, n.tail())
+        self.assertGreater(got["refused"], 0, n.tail())
+        self.assertEqual(got["timeout"], 0, "refused at once, not left to time out")
+        self.assertEqual(m["flows_refused_fd_limit"], got["refused"])
 
     def test_port_forward_reaches_a_server_inside_and_signals_are_relayed(self):
         site = tempfile.mkdtemp(prefix="vnk-site-")
