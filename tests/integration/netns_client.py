@@ -3,7 +3,7 @@ uses the network the way a program in a container would: the resolver from
 /etc/resolv.conf, HTTP through the gateway to servers on the host's
 127.0.0.1, ping, iperf3. Prints one "VNK: what key=value..." line per check.
 
-usage: netns_client.py NAME HTTP_PORT IPERF_PORT|0 SECONDS
+usage: netns_client.py NAME HTTP_PORT IPERF_PORT|0 SECONDS [UPLOAD_BYTES]
 """
 import hashlib
 import http.client
@@ -70,10 +70,11 @@ def iperf(port, seconds):
 
 def main():
     name, http_port, iperf_port, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    upload_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 100 << 20
     ping()
     dns(name)
     download(http_port)
-    upload(http_port, 100 << 20)
+    upload(http_port, upload_bytes)
     if iperf_port:
         iperf(iperf_port, seconds)
     report("done")

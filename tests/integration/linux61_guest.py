@@ -1,0 +1,83 @@
+"""Runs inside the Linux 6.1 test guest (linux61_init.sh): the services on
+the guest kernel's 127.0.0.1, then `vnetkit netns` with a command that uses
+them through the gateway address; relays the command's "VNK:" lines and
+adds what vnetkit's counters say. Everything happens inside the UML kernel.
+
+usage: linux61_guest.py SCENARIO   (netns)
+"""
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import VNETKIT  # noqa: E402
+from servers import DnsServer, HttpServer, Iperf3Server  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIZE = 64 << 20
+
+
+def report(what, **kv):
+    print("VNK:", what, " ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
+
+
+def netns():
+    dns = DnsServer({"vnetkit.test": "192.0.2.7"})
+    web = HttpServer(SIZE)
+    iperf = Iperf3Server.start()
+    report("services", http=web.port, dns=dns.port, iperf=iperf.port if iperf else 0, sha256=web.sha256)
+    metrics = "/tmp/vnetkit-metrics.json"
+    argv = [VNETKIT, "netns", "--metrics", metrics, "--metrics-interval", "100", "--dns-upstream",
+            f"127.0.0.1:{dns.port}", "--", "/usr/bin/python3", os.path.join(HERE, "netns_client.py"), "vnetkit.test",
+            str(web.port), str(iperf.port if iperf else 0), "2", str(SIZE)]
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
+        for line in r.stdout.splitlines():
+            print(line, flush=True)
+        with open(metrics) as f:
+            m = json.load(f)["backend"]
+        report("counters", **{k: m[k] for k in ("tcp_bytes_repeeked", "tcp_retransmits", "icmp_echo_replies",
+                                                "icmp_raw_ignored", "drop_icmp_not_permitted", "tcp_flows_opened")})
+        return r.returncode
+    finally:
+        if iperf:
+            iperf.kill()
+        web.close()
+        dns.close()
+
+
+def connections(count):
+    """`vnetkit netns` under init's open-file limits (soft 1024 here) with a
+    command holding `count` connections at once to a listener on the guest
+    kernel's 127.0.0.1 (they complete in its accept queue)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    report("limits", soft=soft, hard=hard)
+    argv = [VNETKIT, "--log-level", "warn", "netns", "--dns-upstream", "127.0.0.1:1", "--", "/usr/bin/python3",
+            os.path.join(HERE, "many_connections.py"), "10.0.2.2", str(listener.getsockname()[1]), str(count)]
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        for line in r.stdout.splitlines():
+            print(line, flush=True)
+        return r.returncode
+    finally:
+        listener.close()
+
+
+def main():
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "netns"
+    if scenario != "netns":
+        report("unknown-scenario", name=scenario)
+        return 2
+    status = netns()
+    report("netns-exit", status=status)
+    many = connections(3000)
+    report("connections-exit", status=many)
+    return status or many
+
+
+if __name__ == "__main__":
+    sys.exit(main())
