@@ -12,6 +12,11 @@ against a fresh server and:
     the server's CPU-microseconds per frame.
 Medians over RUNS are written to bench/results/vhost_user_guest.{json,md}.
 All traffic stays inside the guest and the server.
+
+Isolation: the script re-executes itself through scripts/isolated, so
+every engine and peer it starts runs in a network namespace with no route
+off the machine (only lo); the servers it measures against listen on that
+namespace's 127.0.0.1.
 """
 import argparse
 import json

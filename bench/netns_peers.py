@@ -26,6 +26,12 @@ median and 99th percentile). The backend process's CPU-seconds per GiB moved
 
 Writes bench/results/netns_peers.{json,md} and, with matplotlib,
 netns_peers.png. Needs root (namespaces held by root, veth).
+
+Isolation: the script re-executes itself through scripts/isolated --uplink, so
+every engine and peer it starts runs in a network namespace with no route
+off the machine (only lo, and a veth pair that leads nowhere, since passt and pasta
+refuse to start without a default route); the servers it measures against listen on that
+namespace's 127.0.0.1.
 """
 import argparse
 import json

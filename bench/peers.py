@@ -20,6 +20,12 @@ QEMU rows' throughput; the cost columns and the UML row show the backends.
 
 Writes bench/results/peers.{json,md} and, when matplotlib is installed,
 peers.png. Only loopback traffic.
+
+Isolation: the script re-executes itself through scripts/isolated --uplink, so
+every engine and peer it starts runs in a network namespace with no route
+off the machine (only lo, and a veth pair that leads nowhere, since passt and pasta
+refuse to start without a default route); the servers it measures against listen on that
+namespace's 127.0.0.1.
 """
 import argparse
 import json

@@ -60,8 +60,8 @@ class TcpFlows {
   // into again, and how many iovecs may point at it. Their product bounds
   // the bytes in flight toward the guest; each segment re-reads up to that
   // much, so it trades window against copying.
-  static constexpr std::size_t kDiscardChunk = 4u << 10;
-  static constexpr std::size_t kDiscardIovecs = 128;
+  static constexpr std::size_t kDiscardChunk = 64u << 10;
+  static constexpr std::size_t kDiscardIovecs = 8;
   static constexpr std::uint32_t kPeekFallbackWindow = kDiscardChunk * kDiscardIovecs;
 
   explicit TcpFlows(FlowEnv env);
