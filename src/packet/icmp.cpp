@@ -1,5 +1,7 @@
 #include "packet/icmp.hpp"
 
+#include <algorithm>
+
 #include "base/byte_order.hpp"
 #include "packet/checksum.hpp"
 
@@ -14,6 +16,18 @@ std::expected<IcmpEcho, ParseError> parse_icmp_echo(const Ipv4& ip) {
     return std::unexpected(ParseError::unsupported);
   if (internet_checksum(b) != 0) return std::unexpected(ParseError::bad_checksum);
   return e;
+}
+
+std::size_t write_icmp_unreachable(std::span<std::byte> out, std::uint8_t code, std::span<const std::byte> original) {
+  const std::size_t quote = std::min(original.size(), kIcmpQuoteMax);
+  const std::size_t len = kIcmpHeaderSize + quote;
+  if (out.size() < len) return 0;
+  std::fill_n(out.begin(), kIcmpHeaderSize, std::byte{0});  // the 4 bytes after the checksum are unused
+  out[0] = std::byte{icmp_type::kDestUnreachable};
+  out[1] = std::byte{code};
+  std::copy_n(original.begin(), quote, out.begin() + kIcmpHeaderSize);
+  store_be<std::uint16_t>(out.data() + 2, internet_checksum(out.first(len)));
+  return len;
 }
 
 }  // namespace vnk::packet

@@ -85,7 +85,7 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
   return &f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
+DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
   auto dst = host_destination(env_.cfg, key.protocol, Ipv4Address{key.remote_ip}, key.remote_port);
   if (!dst) {
     env_.counters.drop_no_route.add();
@@ -96,11 +96,12 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
     env_.counters.flows_evicted.add();
   }
   const bool icmp = key.protocol == ip_proto::kIcmp;
-  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst);
+  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, out_of_fds);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
   if (!env_.fds.take()) {
     env_.counters.flows_refused_fd_limit.add();
+    out_of_fds = true;
     return nullptr;
   }
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
@@ -132,11 +133,12 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key) {
   return &f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst) {
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& out_of_fds) {
   if (!raw_.valid()) {
     // One socket for every raw flow, kept to the end: one fd of the budget.
     if (!env_.fds.take()) {
       env_.counters.flows_refused_fd_limit.add();
+      out_of_fds = true;
       return nullptr;
     }
     if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
@@ -178,23 +180,27 @@ void DatagramFlows::close(std::uint32_t slot) {
   // A slot still listed in ready_ is skipped there (not live).
 }
 
-void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port,
+bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port,
                                Ipv4Address remote, std::uint16_t remote_port, std::span<const iovec> payload,
                                std::size_t length) {
   const Key key{protocol, guest_ip.value, guest_port, remote.value, remote_port};
   Flow* f = nullptr;
-  if (auto it = by_key_.find(key); it != by_key_.end()) f = &flows_[it->second];
-  else f = open(key);
-  if (f == nullptr) return;
+  if (auto it = by_key_.find(key); it != by_key_.end()) {
+    f = &flows_[it->second];
+  } else {
+    bool out_of_fds = false;
+    f = open(key, out_of_fds);
+    if (f == nullptr) return !out_of_fds;
+  }
   f->last_used_ms = monotonic_ms();
   const bool icmp = protocol == ip_proto::kIcmp;
   if (f->raw_icmp) {
     if (!raw_.send(f->peer, f->raw_id, payload, length)) {
       env_.counters.icmp_send_errors.add();
-      return;
+      return true;
     }
     env_.counters.icmp_echo_requests.add();
-    return;
+    return true;
   }
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(payload.data());
@@ -206,9 +212,10 @@ void DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   const ssize_t n = ::sendmsg(f->fd(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n != static_cast<ssize_t>(length)) {
     (icmp ? env_.counters.icmp_send_errors : env_.counters.udp_send_errors).add();
-    return;
+    return true;
   }
   (icmp ? env_.counters.icmp_echo_requests : env_.counters.udp_datagrams_out).add();
+  return true;
 }
 
 void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {

@@ -22,6 +22,7 @@
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
 #include "packet/tcp.hpp"
+#include "usernet/guest_frame.hpp"
 
 namespace vnk::usernet {
 
@@ -211,8 +212,9 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + kUdpHeaderSize, udp->payload_len, payload);
-      datagrams_.from_guest(ip_proto::kUdp, ip->src, udp->src_port, ip->dst, udp->dst_port, std::span(payload.data(), n),
-                            udp->payload_len);
+      if (!datagrams_.from_guest(ip_proto::kUdp, ip->src, udp->src_port, ip->dst, udp->dst_port,
+                                 std::span(payload.data(), n), udp->payload_len))
+        queue_unreachable(*ip);
       return;
     }
     case ip_proto::kTcp: {
@@ -235,13 +237,29 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
         counters_.drop_icmp_not_permitted.add();
       } else {
         const std::size_t n = iov_slice(frame.data, l4_offset, ip->payload_len, payload);
-        datagrams_.from_guest(ip_proto::kIcmp, ip->src, echo->id, ip->dst, 0, std::span(payload.data(), n),
-                              ip->payload_len);
+        if (!datagrams_.from_guest(ip_proto::kIcmp, ip->src, echo->id, ip->dst, 0, std::span(payload.data(), n),
+                                   ip->payload_len))
+          queue_unreachable(*ip);
       }
       return;
     }
     default: counters_.drop_unsupported.add(); return;
   }
+}
+
+void UserNet::queue_unreachable(const Ipv4& ip) {
+  if (!guest_mac_) return;
+  // The quote comes from the header copy ip was parsed from (host memory).
+  const std::span<const std::byte> quote(ip.payload.data() - ip.header_len,
+                                         ip.header_len + std::min<std::size_t>(8, ip.payload.size()));
+  queue_reply([&](std::span<std::byte> out) -> std::size_t {
+    const std::size_t len = write_icmp_unreachable(out.subspan(kEthIpv4Size), icmp_unreachable::kAdminProhibited, quote);
+    if (len == 0) return 0;
+    write_eth_ipv4(out, *guest_mac_, cfg_.gateway_mac,
+                   Ipv4Fields{cfg_.gateway, ip.src, ip_proto::kIcmp, static_cast<std::uint16_t>(len), 0, 64, 0});
+    counters_.icmp_unreachable_sent.add();
+    return kEthIpv4Size + len;
+  });
 }
 
 void UserNet::update_timer() {

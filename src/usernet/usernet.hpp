@@ -80,6 +80,9 @@ class UserNet final : public net::NetBackend {
   template <typename Build>
   void queue_reply(Build&& build);
   void update_timer();
+  // Tells the guest its datagram `ip` (parsed from work_) was refused by
+  // policy: ICMP Destination Unreachable, administratively prohibited.
+  void queue_unreachable(const packet::Ipv4& ip);
 
   UsernetConfig cfg_;
   HostFeatures host_;  // cfg_.host, or the start-up probe

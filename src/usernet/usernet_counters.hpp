@@ -25,6 +25,7 @@ namespace vnk::usernet {
   X(icmp_socket_errors)        /* a ping socket could not be opened */ \
   X(icmp_send_errors)          /* a ping socket refused a request */ \
   X(icmp_recv_errors)          /* errors read from ping sockets */ \
+  X(icmp_unreachable_sent)     /* Destination Unreachable sent to the guest for a refused datagram flow */ \
   X(icmp_raw_ignored)          /* messages on the raw ICMP socket that matched no flow (others' pings, ...) */ \
   X(udp_datagrams_out)         /* UDP datagrams sent to host sockets (DNS included) */ \
   X(udp_datagrams_in)          /* UDP datagrams delivered to the guest */ \

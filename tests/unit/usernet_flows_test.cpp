@@ -465,8 +465,9 @@ TEST_P(UsernetFlowsTest, ALargeWindowIsFilledByteExactWithOrWithoutAPeekOffset) 
 }
 
 // The guest's flows may hold only their share of the open files: past it a
-// SYN is answered with RST and a datagram flow is not opened, both counted,
-// while the flows that exist carry on; a closed flow frees its share.
+// SYN is answered with RST and a datagram flow is refused
+// (Destination Unreachable), both counted, while the flows that exist carry
+// on; a closed flow frees its share.
 TEST_P(UsernetFlowsTest, FlowsBeyondTheOpenFileBudgetAreRefusedAndExistingOnesCarryOn) {
   UsernetConfig cfg;
   cfg.flow_fds = 3;
@@ -495,6 +496,18 @@ TEST_P(UsernetFlowsTest, FlowsBeyondTheOpenFileBudgetAreRefusedAndExistingOnesCa
   send(udp(kGateway, 5000, 5001, bytes_of("x")));
   EXPECT_EQ(net->counters().flows_refused_fd_limit.get(), 2u);
   EXPECT_EQ(net->datagram_flows(), 0u);
+  // The guest hears why: Destination Unreachable (administratively
+  // prohibited) from the gateway, quoting its IP header and UDP header.
+  auto unreachable = next();
+  ASSERT_TRUE(unreachable);
+  EXPECT_EQ(unreachable->ip.protocol, ip_proto::kIcmp);
+  EXPECT_EQ(unreachable->ip.src, kGateway);
+  ASSERT_EQ(unreachable->payload.size(), kIcmpHeaderSize + kIpv4HeaderSize + 8);
+  EXPECT_EQ(unreachable->payload[0], std::byte{icmp_type::kDestUnreachable});
+  EXPECT_EQ(unreachable->payload[1], std::byte{icmp_unreachable::kAdminProhibited});
+  EXPECT_EQ(internet_checksum(unreachable->payload), 0);
+  EXPECT_EQ(load_be<std::uint16_t>(unreachable->payload.data() + kIcmpHeaderSize + kIpv4HeaderSize + 2), 5001)
+      << "the quoted UDP header";
   // An existing flow still carries data.
   ASSERT_EQ(::send(hosts[2].get(), "ok", 2, 0), 2);
   auto data = next();
