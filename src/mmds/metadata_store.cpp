@@ -3,7 +3,9 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 
 #include "base/log.hpp"
@@ -19,8 +21,9 @@ std::int64_t mtime_ns(const std::string& path) {
 }
 
 std::expected<nlohmann::json, std::string> read_json(const std::string& path) {
+  errno = 0;
   std::ifstream in(path);
-  if (!in) return std::unexpected("--mmds " + path + ": cannot open");
+  if (!in) return std::unexpected("--mmds " + path + ": cannot open: " + std::strerror(errno != 0 ? errno : EIO));
   auto doc = nlohmann::json::parse(in, nullptr, false);
   if (doc.is_discarded()) return std::unexpected("--mmds " + path + ": not valid JSON");
   return doc;
