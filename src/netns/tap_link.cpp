@@ -89,6 +89,7 @@ bool TapLink::to_tap(bool backend_ready) {
     }
     counters_.frames_to_tap.add();
     counters_.bytes_to_tap.add(r.written);
+    if (i % kReadEvery == kReadEvery - 1) from_tap();  // the ACKs for what we just wrote
   }
   return true;
 }

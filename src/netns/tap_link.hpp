@@ -43,6 +43,12 @@ class TapLink {
   // Frames handled per call before returning, so neither direction starves
   // the other.
   static constexpr unsigned kBudget = 64;
+  // to_tap() reads the TAP (from_tap()) after every this many frames it
+  // writes: the namespace's kernel answers our segments with ACKs while we
+  // write, and taking them between bursts keeps the data in flight toward it
+  // short -- which is what each peek re-reads on kernels without TCP
+  // SO_PEEK_OFF, and what holds the window up on every kernel.
+  static constexpr unsigned kReadEvery = 4;
 
   // `interceptor` may be null. Both must outlive the link.
   TapLink(UniqueFd tap, net::NetBackend& backend, net::FrameInterceptor* interceptor);
@@ -53,7 +59,8 @@ class TapLink {
   // TAP → backend: reads frames until the fd is drained or the budget is
   // spent. Returns true when it stopped at the budget (more may be waiting).
   bool from_tap();
-  // Backend → TAP: writes the frames the backend (and interceptor) have.
+  // Backend → TAP: writes the frames the backend (and interceptor) have,
+  // reading the TAP between bursts (kReadEvery).
   // `backend_ready`: the backend's rx_fd() was reported readable; without it
   // only frames already pending() are taken, so no call is spent asking an
   // idle backend. Returns true when it stopped at the budget.
