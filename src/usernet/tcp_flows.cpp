@@ -139,16 +139,26 @@ void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
   env_.control.commit(write_segment(slot, k, t));
 }
 
-void TcpFlows::queue_syn(const Flow& f) {
+TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
   const bool inbound = f.state == State::syn_sent;
-  queue_control(f.key, TcpFields{f.key.remote_port,
-                                 f.key.guest_port,
-                                 f.iss,
-                                 inbound ? 0 : f.rcv_nxt,
-                                 static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
-                                 inbound ? std::uint16_t{0xffff} : window_field(f),
-                                 static_cast<std::uint16_t>(env_.cfg.mtu - 40),
-                                 inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt});
+  return TcpFields{f.key.remote_port,
+                   f.key.guest_port,
+                   f.iss,
+                   inbound ? 0 : f.rcv_nxt,
+                   static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
+                   inbound ? std::uint16_t{0xffff} : window_field(f),
+                   static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                   inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
+}
+
+void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
+  // Written by next_frame() from the flow's state, like a pure ACK: a burst
+  // of thousands of connects cannot overflow a queue and lose SYN-ACKs.
+  f.syn_owed = true;
+  if (!f.in_acks) {
+    f.in_acks = true;
+    acks_.push_back(slot);
+  }
 }
 
 void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
@@ -252,7 +262,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
   }
   f->deadline_ms = monotonic_ms() + f->rto_ms;
   env_.counters.tcp_forwards_accepted.add();
-  queue_syn(*f);
+  owe_syn(*f, slot);
 }
 
 void TcpFlows::connected(std::uint32_t slot) {
@@ -261,7 +271,7 @@ void TcpFlows::connected(std::uint32_t slot) {
   epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
   f.rto_ms = kMinRtoMs;
   f.deadline_ms = monotonic_ms() + f.rto_ms;
-  queue_syn(f);
+  owe_syn(f, slot);
 }
 
 void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload) {
@@ -307,7 +317,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
     return;
   }
   if (tcp.has(tcp_flag::kSyn)) {
-    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) queue_syn(f);  // ours was lost
+    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) owe_syn(f, slot);  // ours was lost
     return;
   }
   if (!tcp.has(tcp_flag::kAck)) return;
@@ -529,9 +539,20 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer) {
   while (!acks_.empty()) {
     const std::uint32_t slot = acks_.front();
     Flow& f = flows_[slot];
-    if (!f.live || f.acks_to_send == 0) {
+    if (!f.live || (f.acks_to_send == 0 && !f.syn_owed)) {
       f.in_acks = false;
       acks_.pop_front();
+      continue;
+    }
+    if (f.syn_owed) {
+      f.syn_owed = false;
+      if (f.acks_to_send == 0) {
+        f.in_acks = false;
+        acks_.pop_front();
+      }
+      std::array<std::byte, kDataHeaders + 40> h{};  // room for the SYN's options
+      const std::size_t n = write_segment(h, f.key, syn_fields(f));
+      if (iov_write(buffer, 0, std::span(h).first(n)) == n) return n;
       continue;
     }
     const std::size_t n = pure_ack(buffer, f);
@@ -581,7 +602,7 @@ void TcpFlows::on_tick(std::uint64_t now_ms) {
         f.rto_ms = std::min(f.rto_ms * 2, kMaxRtoMs);
         f.deadline_ms = now_ms + f.rto_ms;
         if (f.state != State::established) {
-          queue_syn(f);
+          owe_syn(f, s);
         } else {
           rewind(f, s);
         }

@@ -125,6 +125,7 @@ class TcpFlows {
     bool want_write = false;  // EPOLLOUT armed: the socket was full, or the window ran low
     bool refused = false;     // the socket took less than a segment: the guest must resend
     bool in_ready = false, in_acks = false, window_blocked = false;
+    bool syn_owed = false;  // our SYN-ACK (or SYN) waits in acks_
     std::uint8_t acks_to_send = 0;  // pure ACKs owed (3 = ask the guest to resend now)
     std::uint8_t dup_acks = 0;
     std::uint8_t retries = 0;
@@ -157,7 +158,9 @@ class TcpFlows {
   [[nodiscard]] packet::TcpFields ack_fields(const Flow& f) const noexcept;
   // Whole segments without payload for the control queue.
   void queue_control(const Key& k, const packet::TcpFields& t);
-  void queue_syn(const Flow& f);  // SYN-ACK, or SYN for an inbound flow
+  // Our SYN-ACK (or SYN, for an inbound flow) is due; next_frame() writes it.
+  void owe_syn(Flow& f, std::uint32_t slot);
+  [[nodiscard]] packet::TcpFields syn_fields(const Flow& f) const noexcept;
   void queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack);
   std::size_t pure_ack(std::span<const iovec> buffer, const Flow& f);
   std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more);
@@ -166,7 +169,7 @@ class TcpFlows {
   FlowEnv env_;
   FlowSlots<Flow> flows_;
   std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
-  std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK
+  std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK or their SYN(-ACK)
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
   std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
