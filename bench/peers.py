@@ -129,7 +129,9 @@ def markdown(doc):
         f"{doc['host']}. QEMU {doc['qemu']} under `-accel {doc['accel']}`, 1 vCPU, 256 MiB, Debian cloud kernel; "
         f"iperf3 {doc['runs']} × {doc['seconds']} s each way to 127.0.0.1 through the gateway address; medians. "
         "CPU is the backend process's utime+stime per GiB moved; RSS its VmHWM. "
-        "libslirp runs inside QEMU, so its cost is not separable (—).",
+        "libslirp runs inside QEMU, so its cost is not separable (—). An RTT of — means the guest's pings "
+        "got no answer: Debian's 2023 passt sends pings for the gateway out through the default route, which "
+        "here (scripts/isolated --uplink) leads nowhere.",
         "",
         "| backend | guest→host Mb/s | host→guest Mb/s | gateway RTT ms | lease s | CPU-s/GiB up | CPU-s/GiB down | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

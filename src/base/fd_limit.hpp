@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <utility>
 
 namespace vnk {
 
@@ -27,12 +28,32 @@ class FdBudget {
   FdBudget();  // from the limit in force and /proc/self/fd
   explicit FdBudget(std::size_t limit) noexcept : limit_(limit) {}
 
-  // Takes one fd from the budget; false when it is used up.
-  [[nodiscard]] bool take() noexcept {
-    if (used_ >= limit_) return false;
+  // One fd taken from the budget for a flow being opened: given back when
+  // the lease ends, unless keep() hands it to the flow (whose close gives it
+  // back). Empty (false) when the budget is used up.
+  class Lease {
+   public:
+    Lease(Lease&& o) noexcept : budget_(std::exchange(o.budget_, nullptr)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (budget_ != nullptr) budget_->give();
+    }
+    explicit operator bool() const noexcept { return budget_ != nullptr; }
+    void keep() noexcept { budget_ = nullptr; }
+
+   private:
+    friend class FdBudget;
+    explicit Lease(FdBudget* budget) noexcept : budget_(budget) {}
+    FdBudget* budget_;
+  };
+  [[nodiscard]] Lease lease() noexcept {
+    if (used_ >= limit_) return Lease(nullptr);
     ++used_;
-    return true;
+    return Lease(this);
   }
+  // A kept lease's fd comes back (its flow closed).
   void give() noexcept {
     if (used_ > 0) --used_;
   }

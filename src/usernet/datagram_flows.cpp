@@ -99,19 +99,18 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
   if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, out_of_fds);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
-  if (!env_.fds.take()) {
+  auto fd = env_.fds.lease();
+  if (!fd) {
     env_.counters.flows_refused_fd_limit.add();
     out_of_fds = true;
     return nullptr;
   }
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
   if (!sock.valid()) {
-    env_.fds.give();
     (icmp ? env_.counters.icmp_socket_errors : env_.counters.udp_socket_errors).add();
     return nullptr;
   }
   if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst) != 0) {
-    env_.fds.give();
     env_.counters.drop_no_route.add();
     return nullptr;
   }
@@ -119,10 +118,10 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
-    env_.fds.give();
     flows_.release(slot);
     return nullptr;
   }
+  fd.keep();  // close() gives it back
   f.sock = std::move(sock);
   f.key = key;
   f.live = true;
@@ -136,16 +135,17 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
 DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& out_of_fds) {
   if (!raw_.valid()) {
     // One socket for every raw flow, kept to the end: one fd of the budget.
-    if (!env_.fds.take()) {
+    auto fd = env_.fds.lease();
+    if (!fd) {
       env_.counters.flows_refused_fd_limit.add();
       out_of_fds = true;
       return nullptr;
     }
     if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
-      env_.fds.give();
       env_.counters.icmp_socket_errors.add();
       return nullptr;
     }
+    fd.keep();  // for as long as this object lives
     // Identifiers start at a random point, away from other programs' pings
     // (often the process id), which the raw socket sees too.
     std::uint16_t r = 0;

@@ -208,20 +208,18 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
   // The flow's socket comes out of the open-file budget, so a guest cannot
   // take the fds the process needs for itself; existing flows go on.
-  if (!env_.fds.take()) return refuse(env_.counters.flows_refused_fd_limit);
-  auto refuse_and_give = [&](Counter& why) {
-    env_.fds.give();
-    refuse(why);
-  };
+  auto fd = env_.fds.lease();
+  if (!fd) return refuse(env_.counters.flows_refused_fd_limit);
   UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!sock.valid()) return refuse_and_give(env_.counters.tcp_connect_failed);
+  if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
   prepare_socket(sock.get());
   const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
-  if (rc != 0 && errno != EINPROGRESS) return refuse_and_give(env_.counters.tcp_connect_failed);
+  if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
 
   std::uint32_t slot = 0;
   Flow* f = add_flow(std::move(sock), key, EPOLLOUT, State::connecting, slot);
-  if (f == nullptr) return refuse_and_give(env_.counters.tcp_connect_failed);
+  if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
+  fd.keep();  // close() gives it back
   f->rcv_nxt = tcp.seq + 1;
   f->guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
   f->scaling = tcp.wscale.has_value();
@@ -238,7 +236,8 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     env_.counters.tcp_forward_refused.add();
     return;  // no guest to connect to yet: the host client sees the close
   }
-  if (!env_.fds.take()) {
+  auto fd = env_.fds.lease();
+  if (!fd) {
     env_.counters.flows_refused_fd_limit.add();
     env_.counters.tcp_forward_refused.add();
     return;
@@ -246,7 +245,6 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
   Key key{guest_ip.value, guest_port, remote_ip.value, remote_port};
   for (unsigned tries = 0; by_key_.contains(key); ++tries) {
     if (tries == 1000) {
-      env_.fds.give();
       env_.counters.tcp_forward_refused.add();
       return;
     }
@@ -256,10 +254,10 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
   prepare_socket(sock.get());
   Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot);
   if (f == nullptr) {
-    env_.fds.give();
     env_.counters.tcp_forward_refused.add();
     return;
   }
+  fd.keep();
   f->deadline_ms = monotonic_ms() + f->rto_ms;
   env_.counters.tcp_forwards_accepted.add();
   owe_syn(*f, slot);
