@@ -71,18 +71,24 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
     env_.counters.flows_evicted.add();
   }
   const int fd = listener.sock.get();
-  const std::uint32_t slot = flows_.acquire();  // may move flows_: `listener` is not used after this
+  std::uint32_t slot = 0;
+  Flow& f = new_flow(key, kUdpIdleMs, slot);  // may move flows_: `listener` is not used after this
+  f.borrowed_fd = fd;
+  f.peer = peer;
+  env_.counters.udp_flows_opened.add();
+  return &f;
+}
+
+DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot) {
+  slot = flows_.acquire();
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
   f.key = key;
   f.live = true;
   f.ready = false;
-  f.borrowed_fd = fd;
-  f.peer = peer;
-  f.idle_ms = kUdpIdleMs;
+  f.idle_ms = idle_ms;
   by_key_.emplace(key, slot);
-  env_.counters.udp_flows_opened.add();
-  return &f;
+  return f;
 }
 
 DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
@@ -114,20 +120,14 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
     env_.counters.drop_no_route.add();
     return nullptr;
   }
-  const std::uint32_t slot = flows_.acquire();
-  Flow& f = flows_[slot];
-  f.gen = next_gen_++;
+  std::uint32_t slot = 0;
+  Flow& f = new_flow(key, icmp ? kIcmpIdleMs : key.remote_ip == env_.cfg.dns.value ? kDnsIdleMs : kUdpIdleMs, slot);
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
-    flows_.release(slot);
+    close(slot);
     return nullptr;
   }
   fd.keep();  // close() gives it back
   f.sock = std::move(sock);
-  f.key = key;
-  f.live = true;
-  f.ready = false;
-  f.idle_ms = icmp ? kIcmpIdleMs : key.remote_ip == env_.cfg.dns.value ? kDnsIdleMs : kUdpIdleMs;
-  by_key_.emplace(key, slot);
   (icmp ? env_.counters.icmp_flows_opened : env_.counters.udp_flows_opened).add();
   return &f;
 }
@@ -153,17 +153,11 @@ DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr
   }
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
-  const std::uint32_t slot = flows_.acquire();
-  Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  f.key = key;
-  f.live = true;
-  f.ready = false;
+  std::uint32_t slot = 0;
+  Flow& f = new_flow(key, kIcmpIdleMs, slot);
   f.raw_icmp = true;
   f.raw_id = id;
   f.peer = dst;
-  f.idle_ms = kIcmpIdleMs;
-  by_key_.emplace(key, slot);
   raw_ids_.emplace(id, slot);
   env_.counters.icmp_flows_opened.add();
   return &f;

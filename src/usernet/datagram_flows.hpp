@@ -109,6 +109,9 @@ class DatagramFlows {
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
   std::uint32_t oldest_slot() const;
+  // A live flow for `key` in a fresh slot (returned in `slot`), listed in
+  // by_key_; its socket is the caller's to set.
+  Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
   Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& out_of_fds);
