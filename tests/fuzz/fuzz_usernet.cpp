@@ -9,7 +9,11 @@
 // Input: frames, each {u16 little-endian length, bytes}. Each frame goes
 // through UserNet::transmit, then every queued reply is received into a
 // buffer whose size the input's first byte picks (so truncated delivery is
-// exercised), and each reply must parse back as Ethernet.
+// exercised), and each reply must parse back as Ethernet. An odd first byte
+// runs usernet as on an old, locked-down host: no TCP SO_PEEK_OFF, no ping
+// sockets (raw ICMP where this process may), and room for only 4 flows'
+// sockets, so the fallbacks and the refusals (RST, ICMP unreachable) are
+// fuzzed too.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -27,11 +31,21 @@ using namespace vnk;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   log::set_level(log::Level::error);
-  static const usernet::UsernetConfig cfg = [] {
+  static const usernet::UsernetConfig plain = [] {
     usernet::UsernetConfig c;
     c.host_only = true;
     return *usernet::validate(c);
   }();
+  static const usernet::UsernetConfig old_host = [] {
+    usernet::UsernetConfig c = plain;
+    HostFeatures h = host_features();
+    h.tcp_peek_off_v4 = h.tcp_peek_off_v6 = false;
+    h.ping_sockets_v4 = h.ping_sockets_v6 = false;
+    c.host = h;
+    c.flow_fds = 4;
+    return c;
+  }();
+  const usernet::UsernetConfig& cfg = size > 0 && (data[0] & 1) != 0 ? old_host : plain;
   usernet::UserNet net(cfg);
   // The metadata service sits in front, as in `vnetkit serve --mmds`.
   static const nlohmann::json doc = nlohmann::json::parse(R"({"a": {"b": "c"}, "n": [1, 2]})");

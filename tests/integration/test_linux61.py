@@ -5,7 +5,9 @@ the real vnetkit binary serves a real namespace inside it, and real
 programs (Python's HTTP client, busybox ping, iperf3, the glibc resolver)
 use it: a 64 MiB download and upload (sha256), DNS, ping to the gateway,
 iperf3 both ways; then 3000 connections at once under init's soft open-file
-limit of 1024. All traffic stays inside the UML kernel.
+limit of 1024. The unit suite runs there too, so each flow test's
+"this kernel" variant meets 6.1's own answers to the probe. All traffic
+stays inside the UML kernel.
 """
 import os
 import shutil
@@ -64,6 +66,17 @@ class Linux61Test(unittest.TestCase):
         if int(limits["hard"]) >= 4096:
             self.assertEqual(many["connected"], "3000", f"soft limit {limits['soft']}: {many}")
         self.assertEqual(kv(g.wait_for(r"VNK: linux61 finished .*", 1).group(0))["status"], "0", out)
+
+
+    def test_unit_tests_pass_on_linux_6_1(self):
+        g = Linux61("unit")
+        self.addCleanup(g.kill)
+        g.wait_for(r"VNK: linux61 kernel=6\.1\.", 60)
+        status = kv(g.wait_for(r"VNK: linux61 finished .*", 240).group(0))["status"]
+        out = g.text()
+        print(out[-2500:], flush=True)
+        self.assertIn("[  PASSED  ]", out)
+        self.assertEqual(status, "0", out[-3000:])
 
 
 if __name__ == "__main__":
