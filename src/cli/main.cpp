@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
     // hard limit allows (desktops start programs with a soft 1024).
     vnk::raise_fd_limit();
   });
+  app.footer(
+      "Environment: VNETKIT_LOG=LEVEL sets the log level; VNETKIT_PRETEND_MISSING=tcp-peek-off,ping-sockets,raw-icmp "
+      "makes vnetkit act as on a kernel or host without those (for testing the fallbacks).");
   int exit_code = 0;
   vnk::cli::add_serve_command(app, exit_code);
   vnk::cli::add_netns_command(app, exit_code);
