@@ -35,6 +35,10 @@ void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& 
                  fmt::format("The {} reaches only the host's loopback (via the gateway) and DNS, nothing beyond", peer));
   group.add_flag("--no-map-gw", args.no_map_gw,
                  "Do not map the gateway address to the host's 127.0.0.1 (it then answers ARP and DHCP only)");
+  group.add_flag("--allow-link-local", args.allow_link_local,
+                 fmt::format("Let the {} reach link-local 169.254.0.0/16 through host sockets; by default it is "
+                             "refused, as clouds serve the host's metadata and credentials there",
+                             peer));
 }
 
 std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const UsernetArgs& a) {
@@ -64,6 +68,7 @@ std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const Usern
   cfg.map_gateway_to_loopback = !a.no_map_gw;
   cfg.pcap_path = a.pcap;
   cfg.host_only = a.host_only;
+  cfg.allow_link_local = a.allow_link_local;
   for (const auto& text : a.dns_upstreams) {
     auto u = usernet::parse_upstream(text);
     if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));

@@ -29,6 +29,7 @@ struct UsernetArgs {
   std::vector<std::string> forwards;
   std::string pcap;
   bool host_only = false;
+  bool allow_link_local = false;
 };
 
 // Adds the options to `group`; `peer` names the other end in the help text

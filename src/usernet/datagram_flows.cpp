@@ -91,10 +91,12 @@ DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_
   return f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
+DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   auto dst = host_destination(env_.cfg, key.protocol, Ipv4Address{key.remote_ip}, key.remote_port);
   if (!dst) {
-    env_.counters.drop_no_route.add();
+    const bool policy = dst.error() == RouteRefusal::link_local;
+    (policy ? env_.counters.drop_link_local : env_.counters.drop_no_route).add();
+    refused = policy;
     return nullptr;
   }
   if (by_key_.size() >= kMaxFlows) {
@@ -102,13 +104,13 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
     env_.counters.flows_evicted.add();
   }
   const bool icmp = key.protocol == ip_proto::kIcmp;
-  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, out_of_fds);
+  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, refused);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
   auto fd = env_.fds.lease();
   if (!fd) {
     env_.counters.flows_refused_fd_limit.add();
-    out_of_fds = true;
+    refused = true;
     return nullptr;
   }
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
@@ -132,13 +134,13 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& out_of_fds) {
   return &f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& out_of_fds) {
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused) {
   if (!raw_.valid()) {
     // One socket for every raw flow, kept to the end: one fd of the budget.
     auto fd = env_.fds.lease();
     if (!fd) {
       env_.counters.flows_refused_fd_limit.add();
-      out_of_fds = true;
+      refused = true;
       return nullptr;
     }
     if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
@@ -182,9 +184,9 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   if (auto it = by_key_.find(key); it != by_key_.end()) {
     f = &flows_[it->second];
   } else {
-    bool out_of_fds = false;
-    f = open(key, out_of_fds);
-    if (f == nullptr) return !out_of_fds;
+    bool refused = false;  // by policy or for want of open files: the guest is told
+    f = open(key, refused);
+    if (f == nullptr) return !refused;
   }
   f->last_used_ms = monotonic_ms();
   const bool icmp = protocol == ip_proto::kIcmp;

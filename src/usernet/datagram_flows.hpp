@@ -44,8 +44,9 @@ class DatagramFlows {
   // A datagram from the guest: UDP (`port`s are UDP ports) or ICMP echo
   // request (`guest_port` is the echo identifier, `remote_port` 0). `payload`
   // is the UDP payload or the whole ICMP message, in guest memory.
-  // Returns false when a new flow was refused because the open-file budget
-  // is used up (the caller tells the guest so); other failures are counted.
+  // Returns false when a new flow was refused -- by the reachability policy
+  // or because the open-file budget is used up -- and the caller should tell
+  // the guest so; other failures are only counted.
   bool from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote,
                   std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
   // Listens for `udp:` port forwards: datagrams to the bound host socket
@@ -103,8 +104,8 @@ class DatagramFlows {
   };
 
   // A new flow; nullptr (counted) when it cannot be opened, with
-  // `out_of_fds` set when the open-file budget is why.
-  Flow* open(const Key& key, bool& out_of_fds);
+  // `refused` set when policy (link-local) or the open-file budget is why.
+  Flow* open(const Key& key, bool& refused);
   // The flow of a forward's host peer, created on its first datagram.
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
@@ -114,7 +115,7 @@ class DatagramFlows {
   Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
-  Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& out_of_fds);
+  Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused);
   // A frame for the guest from the next echo reply matching a raw flow.
   std::size_t next_raw_icmp_frame(std::span<const iovec> buffer);
   // Writes the Ethernet and IPv4 headers of an ICMP message of `len` bytes

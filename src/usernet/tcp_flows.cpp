@@ -204,7 +204,8 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
     queue_reset(key, 0, tcp.seq + 1, true);
   };
   auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
-  if (!dst) return refuse(env_.counters.drop_no_route);
+  if (!dst)
+    return refuse(dst.error() == RouteRefusal::link_local ? env_.counters.drop_link_local : env_.counters.drop_no_route);
   if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
   // The flow's socket comes out of the open-file budget, so a guest cannot
   // take the fds the process needs for itself; existing flows go on.

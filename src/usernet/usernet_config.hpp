@@ -40,6 +40,9 @@ struct UsernetConfig {
   // Only the gateway (host loopback) and DNS addresses are reachable: no
   // connection, datagram or ping goes to any other address.
   bool host_only = false;
+  // Link-local 169.254.0.0/16 (the cloud's instance metadata and credential
+  // services) is reachable through host sockets. Off: refused and counted.
+  bool allow_link_local = false;
   // Where queries to the DNS address (UDP and TCP port 53) are forwarded;
   // the first is used. Empty: DNS is not served.
   struct Upstream {

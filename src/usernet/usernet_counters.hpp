@@ -61,6 +61,7 @@ namespace vnk::usernet {
   X(drop_not_for_us)           /* unicast to a MAC that is not the gateway's */ \
   X(drop_unsupported)          /* a protocol or ICMP type usernet does not relay */ \
   X(drop_no_route)             /* no host destination (guest network, multicast, no resolver) */ \
+  X(drop_link_local)           /* to link-local 169.254/16 (cloud metadata), refused: --allow-link-local */ \
   X(drop_icmp_not_permitted)   /* ICMP echo while ping sockets are not permitted */ \
   X(drop_queue_full)           /* no room to queue a reply for the guest */ \
   X(drop_too_big_for_guest)    /* a datagram larger than the guest's RX buffer */ \

@@ -313,6 +313,35 @@ TEST_P(UsernetFlowsTest, AnotherProgramsPingRepliesNeverReachTheGuest) {
   }
 }
 
+// The cloud's metadata and credential services live on link-local
+// addresses and answer with the host's identity: the guest is refused, and
+// told so (RST, ICMP unreachable), unless --allow-link-local.
+TEST_P(UsernetFlowsTest, LinkLocalDestinationsAreRefusedAndTheGuestIsTold) {
+  start();
+  const Ipv4Address imds = Ipv4Address::of(169, 254, 169, 254);
+  const TcpFields syn{kGuestPort, 80, kIsn, 0, tcp_flag::kSyn, 0xffff, 1460, {}};
+  Bytes syn_seg(tcp_header_size(syn));
+  write_tcp(syn_seg, syn);
+  Checksum sum;
+  sum.add(syn_seg);
+  store_tcp_checksum(syn_seg, sum, kGuest, imds, syn_seg.size());
+  send(ipv4_frame(ip_proto::kTcp, imds, syn_seg));
+  auto rst = next();
+  ASSERT_TRUE(rst && rst->tcp);
+  EXPECT_TRUE(rst->tcp->has(tcp_flag::kRst));
+  EXPECT_EQ(rst->ip.src, imds);
+  Bytes dgram(kUdpFrameOverhead + 1);
+  write_udp_frame(dgram, UdpEndpoints{UsernetConfig{}.gateway_mac, kGuestMac, kGuest, 5000,
+                                      Ipv4Address::of(169, 254, 170, 2), 80}, 1);
+  send(dgram);
+  auto unreachable = next();
+  ASSERT_TRUE(unreachable);
+  EXPECT_EQ(unreachable->ip.protocol, ip_proto::kIcmp);
+  EXPECT_EQ(unreachable->payload[0], std::byte{icmp_type::kDestUnreachable});
+  EXPECT_EQ(net->counters().drop_link_local.get(), 2u);
+  EXPECT_EQ(net->tcp_flows() + net->datagram_flows(), 0u) << "no host socket was opened";
+}
+
 TEST_P(UsernetFlowsTest, TcpHandshakeDataAndFinBothWays) {
   start();
   std::uint16_t port = 0;
