@@ -39,7 +39,8 @@ namespace vnk::net {
   X(rx_poisoned)             /* RX queue poisoned (structural ring error) */                      \
   X(rx_interrupts)           /* used-ring interrupts raised for RX */                             \
   X(notify_bad_queue)        /* notify for a queue index the device does not have */              \
-  X(config_writes_ignored)   /* driver writes to the read-only config space */
+  X(config_writes_ignored)   /* driver writes to the read-only config space */                    \
+  X(rings_overlap)           /* activations refused: two rings shared guest memory */
 
 struct NetCounters {
   VNK_NET_COUNTERS(VNK_COUNTER_FIELD)

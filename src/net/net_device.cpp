@@ -54,6 +54,11 @@ void NetDevice::write_config(std::uint64_t, std::span<const std::byte>) {
 std::expected<void, virtio::ActivateError> NetDevice::activate(const virtio::Activation& a) {
   if (a.queues.size() < 2 || !a.queues[0].ready || !a.queues[1].ready)
     return std::unexpected(virtio::ActivateError::queue_not_ready);
+  if (virtio::rings_overlap(a.queues.first(2))) {
+    counters_.rings_overlap.add();
+    log::warn("virtio-net: queue configuration refused: rings overlap");
+    return std::unexpected(virtio::ActivateError::queue_invalid);
+  }
   const bool event_idx = a.features & bit(virtio::kFeatureRingEventIdx);
   const bool indirect = a.features & bit(virtio::kFeatureRingIndirectDesc);
   auto rx = virtio::Virtqueue::create(a.queues[0], kQueueMaxSize, *a.memory, event_idx, indirect);

@@ -304,12 +304,12 @@ void NetSession::maybe_start() {
   if (pair_ || !memory_ || !ring_ready(rings_[0]) || !ring_ready(rings_[1])) return;
   const bool event_idx = acked_features_ & bit(virtio::kFeatureRingEventIdx);
   const bool indirect = acked_features_ & bit(virtio::kFeatureRingIndirectDesc);
-  std::array<std::optional<virtio::Virtqueue>, kNumQueues> queues;
+  using virtio::Virtqueue;
+  std::array<virtio::QueueConfig, kNumQueues> configs;
   for (std::uint16_t i = 0; i < kNumQueues; ++i) {
     const Ring& r = rings_[i];
     // Ring addresses are the frontend's virtual addresses (vhost-user.rst,
     // "Vring address description"): translate each whole ring.
-    using virtio::Virtqueue;
     auto desc = memory_->user_to_guest(r.addr->desc, Virtqueue::desc_table_size(r.num));
     auto avail = memory_->user_to_guest(r.addr->avail, Virtqueue::avail_ring_size(r.num));
     auto used = memory_->user_to_guest(r.addr->used, Virtqueue::used_ring_size(r.num));
@@ -318,8 +318,18 @@ void NetSession::maybe_start() {
       counters_.rejected.add();
       return;
     }
-    auto q = Virtqueue::create(virtio::QueueConfig{r.num, true, *desc, *avail, *used}, kMaxQueueSize, *memory_,
-                               event_idx, indirect);
+    configs[i] = virtio::QueueConfig{r.num, true, *desc, *avail, *used};
+  }
+  if (virtio::rings_overlap(configs)) {
+    log::warn("vhost-user: rings refused: they overlap in guest memory");
+    net_counters_.rings_overlap.add();
+    counters_.rejected.add();
+    return;
+  }
+  std::array<std::optional<Virtqueue>, kNumQueues> queues;
+  for (std::uint16_t i = 0; i < kNumQueues; ++i) {
+    const Ring& r = rings_[i];
+    auto q = Virtqueue::create(configs[i], kMaxQueueSize, *memory_, event_idx, indirect);
     std::expected<void, virtio::QueueError> resumed;
     if (q) resumed = q->resume(*memory_, RingIndex(r.base));
     if (!q || !resumed) {

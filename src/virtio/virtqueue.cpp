@@ -28,6 +28,24 @@ std::string_view to_string(QueueError e) noexcept {
   return "unknown";
 }
 
+bool rings_overlap(std::span<const QueueConfig> queues) noexcept {
+  struct Range {
+    std::uint64_t begin, end;
+  };
+  std::array<Range, 3 * 8> ranges{};  // vhost-user and MMIO net: 2 queues; room for 8
+  std::size_t n = 0;
+  for (const QueueConfig& q : queues) {
+    if (n + 3 > ranges.size()) return true;  // more queues than any device here has: refuse
+    ranges[n++] = {q.desc.value, q.desc.value + Virtqueue::desc_table_size(q.size)};
+    ranges[n++] = {q.avail.value, q.avail.value + Virtqueue::avail_ring_size(q.size)};
+    ranges[n++] = {q.used.value, q.used.value + Virtqueue::used_ring_size(q.size)};
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j < n; ++j)
+      if (ranges[i].begin < ranges[j].end && ranges[j].begin < ranges[i].end) return true;
+  return false;
+}
+
 std::expected<Virtqueue, QueueError> Virtqueue::create(const QueueConfig& cfg, std::uint16_t max_size,
                                                        const GuestMemory& mem, bool event_idx, bool indirect) {
   const std::uint16_t n = cfg.size;

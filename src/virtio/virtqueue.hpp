@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <expected>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "base/guest_address.hpp"
@@ -53,6 +54,13 @@ enum class QueueError : std::uint8_t {
 };
 
 [[nodiscard]] std::string_view to_string(QueueError e) noexcept;
+
+// True when any two rings of `queues` -- descriptor tables, avail and used
+// rings, within a queue or across queues -- share a byte of guest memory.
+// A real driver never lays them out so; a hostile one does it to make the
+// device's own used-ring writes look like new avail entries, so a drain
+// never ends. Checked at activation, before any ring is touched.
+[[nodiscard]] bool rings_overlap(std::span<const QueueConfig> queues) noexcept;
 
 class Virtqueue {
  public:

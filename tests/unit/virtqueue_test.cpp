@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <vector>
 
 #include "driver_queue.hpp"
@@ -72,6 +73,31 @@ TEST_F(VirtqueueTest, CreateValidatesSizeAlignmentAndMapping) {
   c = ok;
   c.desc = GuestAddress{test::kGuestBase.value + (1 << 20) - 64};  // table runs off the end
   EXPECT_EQ(Virtqueue::create(c, 256, *mem, false, false).error(), QueueError::ring_unmapped);
+}
+
+// A used ring laid over an avail ring (or any two rings sharing bytes, in
+// one queue or across queues) would let the device's own completions look
+// like new work: refused at activation (../shared/findings: a frontend did
+// exactly this and pinned the I/O thread).
+TEST(RingsOverlapTest, AnyTwoRingsSharingAByteAreRefused) {
+  const QueueConfig rx{256, true, GuestAddress{0x10000}, GuestAddress{0x11000}, GuestAddress{0x12000}};
+  const QueueConfig tx{256, true, GuestAddress{0x20000}, GuestAddress{0x21000}, GuestAddress{0x22000}};
+  EXPECT_FALSE(rings_overlap(std::array{rx, tx}));
+  QueueConfig bad = rx;
+  bad.used = bad.avail;  // the finding
+  EXPECT_TRUE(rings_overlap(std::array{bad, tx}));
+  bad = rx;
+  bad.avail = GuestAddress{rx.desc.value + 16 * 256 - 2};  // the last two bytes of the descriptor table
+  EXPECT_TRUE(rings_overlap(std::array{bad, tx}));
+  bad = tx;
+  bad.desc = rx.desc;  // a descriptor table shared by both queues
+  EXPECT_TRUE(rings_overlap(std::array{rx, bad}));
+  bad = tx;
+  bad.avail = GuestAddress{rx.used.value + 8};  // TX avail inside RX used
+  EXPECT_TRUE(rings_overlap(std::array{rx, bad}));
+  bad = rx;
+  bad.avail = GuestAddress{rx.desc.value + 16 * 256};  // adjacent, not overlapping
+  EXPECT_FALSE(rings_overlap(std::array{bad, tx}));
 }
 
 TEST_F(VirtqueueTest, PopsChainsInOrderAndPublishesUsed) {
