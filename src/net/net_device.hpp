@@ -38,6 +38,10 @@ class NetDevice final : public virtio::VirtioDevice {
   // must outlive the device.
   NetDevice(const NetConfig& cfg, NetBackend& backend, FrameInterceptor* interceptor = nullptr);
 
+  // Bounded drain rounds per queue_notify()/backend_ready() (each a drain
+  // budget per queue): far more than an honest driver's ring holds.
+  static constexpr unsigned kMaxRounds = 256;
+
   [[nodiscard]] std::uint32_t device_id() const override;
   [[nodiscard]] std::uint64_t device_features() const override;
   [[nodiscard]] std::uint16_t num_queues() const override { return 2; }

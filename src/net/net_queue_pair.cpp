@@ -11,18 +11,18 @@ NetQueuePair::NetQueuePair(std::shared_ptr<const GuestMemory> memory, EngineCont
   ctx_.memory = memory_.get();
 }
 
-void NetQueuePair::on_tx_kick() {
-  // Alternate bounded drains so neither direction starves the other.
-  bool tx_more = true;
-  while (tx_more) {
-    tx_more = tx_.process(ctx_);
-    if (ctx_.rx_pending()) rx_.process(ctx_);
-  }
+bool NetQueuePair::on_tx_kick() {
+  const bool tx_more = tx_.process(ctx_);
+  const bool rx_more = ctx_.rx_pending() && rx_.process(ctx_);
+  return tx_more || rx_more;
 }
 
-void NetQueuePair::on_rx_ready() {
-  while (rx_.process(ctx_)) {
-  }
+bool NetQueuePair::on_rx_ready() { return rx_.process(ctx_); }
+
+bool NetQueuePair::resume() {
+  const bool tx_more = tx_.process(ctx_);
+  const bool rx_more = rx_.process(ctx_);
+  return tx_more || rx_more;
 }
 
 void NetQueuePair::set_memory(std::shared_ptr<const GuestMemory> memory) {

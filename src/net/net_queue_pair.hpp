@@ -19,11 +19,18 @@ class NetQueuePair {
   NetQueuePair(std::shared_ptr<const GuestMemory> memory, EngineContext ctx, virtio::Virtqueue rx,
                virtio::Virtqueue tx, std::uint16_t rx_index);
 
+  // Each call does a bounded amount of work (one drain budget per queue)
+  // and returns true when more is waiting, so the caller's event loop can
+  // serve its other sources before calling again: a guest that keeps TX
+  // busy must not starve control messages, host sockets or signals.
+  //
   // The driver kicked TX: send what it posted, then deliver anything that
   // became pending (a loopback backend echoes TX straight back).
-  void on_tx_kick();
+  [[nodiscard]] bool on_tx_kick();
   // The driver posted RX buffers, or the backend has frames: deliver them.
-  void on_rx_ready();
+  [[nodiscard]] bool on_rx_ready();
+  // One bounded round of both directions; true when more is waiting.
+  [[nodiscard]] bool resume();
 
   // Swaps the memory layout (vhost-user SET_MEM_TABLE) between drains.
   void set_memory(std::shared_ptr<const GuestMemory> memory);

@@ -344,8 +344,7 @@ void NetSession::maybe_start() {
   counters_.ring_starts.add();
   log::info("vhost-user: queue pair 0 started (size {}/{})", rings_[0].num, rings_[1].num);
   // Work posted before the rings started would otherwise wait for a kick.
-  pair_->on_tx_kick();
-  pair_->on_rx_ready();
+  work_pending_ = pair_->resume();
 }
 
 void NetSession::stop() {
@@ -373,15 +372,16 @@ void NetSession::on_kick(std::uint16_t queue) {
     [[maybe_unused]] const ssize_t n = ::read(rings_[queue].kick.get(), &count, sizeof count);
   }
   if (!pair_) return;
-  if (queue == 1) {
-    pair_->on_tx_kick();
-  } else {
-    pair_->on_rx_ready();
-  }
+  const bool more = queue == 1 ? pair_->on_tx_kick() : pair_->on_rx_ready();
+  work_pending_ = work_pending_ || more;
 }
 
 void NetSession::backend_ready() {
-  if (pair_) pair_->on_rx_ready();
+  if (pair_) work_pending_ = pair_->on_rx_ready() || work_pending_;
+}
+
+void NetSession::resume() {
+  work_pending_ = pair_ != nullptr && pair_->resume();
 }
 
 void NetSession::set_link_up(bool up) {

@@ -77,6 +77,10 @@ class NetSession final : private virtio::Interrupts {
   void on_kick(std::uint16_t queue);
   // The backend's rx_fd() became readable.
   void backend_ready();
+  // Each of those does a bounded amount of ring work. True when more is
+  // waiting: the server serves its other sources, then calls resume().
+  [[nodiscard]] bool work_pending() const noexcept { return pair_ != nullptr && work_pending_; }
+  void resume();
 
   // Link state (config space status); a change is announced to the frontend.
   void set_link_up(bool up);
@@ -111,6 +115,7 @@ class NetSession final : private virtio::Interrupts {
 
   [[nodiscard]] bool ring_ready(const Ring& r) const noexcept;
   void maybe_start();
+  bool work_pending_ = false;  // the last round of ring work stopped at its budget
   void stop();
   void reset_all();
   [[nodiscard]] std::array<std::byte, 12> config_bytes() const;

@@ -182,7 +182,9 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   Message msg;
   while (connected && !stopping_) {
     std::array<epoll_event, 16> events{};
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    // Ring work left from the last round: look at the other sources without
+    // waiting, then take the next round (bounded work per wake-up).
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), session.work_pending() ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected("epoll_wait: " + errno_text(errno));
@@ -226,6 +228,10 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
       } else if (tag == kTagTimer) {
         on_timer();
       }
+    }
+    if (connected && session.work_pending()) {
+      session.resume();
+      sync_backend();
     }
   }
 

@@ -45,6 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (req >= 0xf0) {  // not a message: a kick or backend readiness
       session.on_kick(req & 1);
       session.backend_ready();
+      // As the server does between its other sources: a few more bounded
+      // rounds while work is left (never unbounded: a hang is a finding).
+      for (int round = 0; round < 8 && session.work_pending(); ++round) session.resume();
       continue;
     }
     vhost_user::Message m;

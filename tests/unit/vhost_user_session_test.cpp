@@ -184,6 +184,31 @@ TEST_F(Frontend, FramesLoopBackThroughSharedMemoryWithCallSignals) {
   EXPECT_FALSE(session.running());
 }
 
+// One wake-up does one drain budget per queue and says when more may wait;
+// the server serves its other sources (control messages, host sockets,
+// signals) before it calls resume(). A guest cannot hold the I/O thread.
+TEST_F(Frontend, EachWakeUpDoesABoundedRoundAndSaysWhenMoreWaits) {
+  start();
+  const auto frame = test::make_frame(60, 1);
+  std::vector<std::byte> wire(12);
+  wire.insert(wire.end(), frame.begin(), frame.end());
+  for (std::uint32_t i = 0; i < net::kDrainBudget; ++i) {
+    const GuestAddress tb{kGpa.value + 0x200000 + 0x100 * std::uint64_t{i}};
+    ASSERT_TRUE(mem->write(tb, wire));
+    const test::Buffer t{tb, static_cast<std::uint32_t>(wire.size()), false};
+    txq->add(std::span(&t, 1));
+  }
+  session.on_kick(1);
+  const auto handled = [&] {
+    return session.net_counters().tx_packets.get() + session.net_counters().tx_drop_backend.get();
+  };
+  EXPECT_EQ(handled(), net::kDrainBudget);
+  EXPECT_TRUE(session.work_pending()) << "the round stopped at its budget";
+  session.resume();
+  EXPECT_FALSE(session.work_pending());
+  EXPECT_EQ(handled(), net::kDrainBudget);
+}
+
 TEST_F(Frontend, LinkChangeIsAnnouncedOnTheBackendChannel) {
   start();
   session.set_link_up(false);
