@@ -1,8 +1,13 @@
 // The seam between the virtio-net device and whatever carries its frames.
 //
 // The device knows no concrete backend. TX hands a backend the frame as spans
-// of guest memory (valid only during the call: copy or write them out before
-// returning) plus the parsed virtio-net header. RX hands a backend the
+// (valid only during the call: copy or write them out before returning) plus
+// the parsed virtio-net header. The frame's leading bytes -- every header a
+// consumer parses -- are a copy in host memory, taken once by the TX engine;
+// only the payload behind them is still guest memory (zero-copy). So the
+// interceptor, the backend and pcap all see the same headers, whatever
+// another vCPU writes into the guest's buffer meanwhile (time of check is
+// time of use). RX hands a backend the
 // guest's posted buffer as spans so it writes (or recv()s) the frame straight
 // into guest memory; the device writes the header afterwards.
 //
@@ -19,10 +24,18 @@
 
 namespace vnk::net {
 
+// How many leading bytes of each TX frame are copied into host memory:
+// Ethernet (14) + the largest IPv4 (60) or IPv6 header with extension
+// headers one may parse + TCP with options (60), with room to spare.
+constexpr std::size_t kTxHeadBytes = 256;
+
 struct TxFrame {
   const NetHeader& header;
-  std::span<const iovec> data;  // the Ethernet frame, header stripped
-  std::size_t length;           // == iov_length(data)
+  // The Ethernet frame, virtio-net header stripped: data[0] is `head`, the
+  // rest is the payload in guest memory.
+  std::span<const iovec> data;
+  std::size_t length;                // == iov_length(data)
+  std::span<const std::byte> head;   // the first min(length, kTxHeadBytes) bytes, in host memory
 };
 
 enum class TxResult { sent, dropped };

@@ -38,8 +38,11 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
     note(c.tx_drop_runt, "TX frame shorter than an Ethernet header");
     return;
   }
-  const std::size_t n = iov_tail(gathered->iov, kNetHeaderSize, frame_iov_);
-  const TxFrame frame{header, std::span<const iovec>(frame_iov_.data(), n), frame_len};
+  // The headers every consumer parses are read from guest memory here, once.
+  const std::size_t head_len = iov_read(gathered->iov, kNetHeaderSize, std::span(head_).first(std::min(frame_len, head_.size())));
+  frame_iov_[0] = iovec{head_.data(), head_len};
+  const std::size_t n = 1 + iov_tail(gathered->iov, kNetHeaderSize + head_len, std::span(frame_iov_).subspan(1));
+  const TxFrame frame{header, std::span<const iovec>(frame_iov_.data(), n), frame_len, std::span(head_).first(head_len)};
 
   if (ctx.interceptor && ctx.interceptor->intercept_tx(frame)) {
     c.tx_intercepted.add();

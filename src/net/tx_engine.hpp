@@ -1,6 +1,8 @@
 // TX (guest -> backend) for one queue: pop chains, strip and check the
-// virtio-net header, hand the frame to the interceptor or backend as spans of
-// guest memory, complete the chain with length 0, interrupt once per drain.
+// virtio-net header, copy the frame's first kTxHeadBytes into host memory
+// once, hand the frame to the interceptor or backend as that copy plus the
+// payload's spans of guest memory, complete the chain with length 0,
+// interrupt once per drain.
 //
 // Every popped chain is completed, valid or not, so a hostile or buggy guest
 // never waits forever on a descriptor; a frame is dropped whole, never
@@ -34,7 +36,8 @@ class TxEngine {
   virtio::Virtqueue queue_;
   std::uint16_t index_;
   std::array<iovec, kMaxChainIovecs> chain_iov_{};
-  std::array<iovec, kMaxChainIovecs> frame_iov_{};
+  std::array<iovec, kMaxChainIovecs + 1> frame_iov_{};  // [head_] + the payload in guest memory
+  std::array<std::byte, kTxHeadBytes> head_{};
 };
 
 }  // namespace vnk::net

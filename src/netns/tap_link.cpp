@@ -39,7 +39,9 @@ bool TapLink::from_tap() {
     }
     const net::NetHeader header = net::NetHeader::parse(std::span(in_).first<kNetHeaderSize>());
     const iovec data{in_.data() + kNetHeaderSize, len - kNetHeaderSize};
-    const net::TxFrame frame{header, std::span(&data, 1), data.iov_len};
+    // A TAP frame is in our own buffer already: all of it is "head".
+    const net::TxFrame frame{header, std::span(&data, 1), data.iov_len,
+                             std::span(in_).subspan(kNetHeaderSize, std::min(data.iov_len, net::kTxHeadBytes))};
     if (interceptor_ && interceptor_->intercept_tx(frame)) {
       counters_.intercepted.add();
       continue;

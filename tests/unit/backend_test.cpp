@@ -19,7 +19,7 @@ using test::make_frame;
 net::TxFrame as_frame(std::vector<std::byte>& bytes, iovec& iov) {
   static const net::NetHeader kHeader{};
   iov = iovec{bytes.data(), bytes.size()};
-  return net::TxFrame{kHeader, std::span<const iovec>(&iov, 1), bytes.size()};
+  return net::TxFrame{kHeader, std::span<const iovec>(&iov, 1), bytes.size(), std::span(bytes).first(std::min(bytes.size(), net::kTxHeadBytes))};
 }
 
 TEST(LoopbackBackend, BoundedRingDropsWhenFull) {

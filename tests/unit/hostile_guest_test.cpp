@@ -3,6 +3,12 @@
 // counter and nothing else, the right status bits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "memory/iovec_ops.hpp"
+
 #include "counter_delta.hpp"
 #include "net_rig.hpp"
 
@@ -110,7 +116,7 @@ TEST_F(HostileGuest, AvailIndexJumpPoisonsTxOnlyWithOneConfigInterrupt) {
   EXPECT_EQ(rig.irqs - irqs, 1);
   EXPECT_TRUE(d.moved(rig.counters(), {{"tx_poisoned", 1}}));
   // RX is a different queue and still delivers what the backend has.
-  rig.loopback.transmit(TxFrame{NetHeader{}, {}, 0});
+  rig.loopback.transmit(TxFrame{NetHeader{}, {}, 0, {}});
   rig.kick_rx();
   EXPECT_EQ(rig.take_rx().size(), 1u);
 }
@@ -294,6 +300,69 @@ TEST_F(HostileGuest, ResetMidTrafficThenFreshDriverWorks) {
   rig.probe();
   rig.post_rx(4, 2048);
   expect_device_still_works();
+}
+
+// Time of check to time of use: another vCPU rewrites the frame's headers in
+// guest memory while the device is handling it -- here, the interceptor
+// itself does, the moment it is asked. Whatever reaches the backend must be
+// what the interceptor saw: the headers come from the TX engine's one copy.
+class RewritesGuestMemory final : public FrameInterceptor {
+ public:
+  RewritesGuestMemory(NetRig*& rig, std::array<std::byte, 4> from, std::array<std::byte, 4> to)
+      : rig_(rig), from_(from), to_(to) {}
+  bool intercept_tx(const TxFrame& frame) override {
+    seen = {frame.head.begin() + 30, frame.head.begin() + 34};
+    // Find the frame's destination address in guest memory and change it.
+    std::vector<std::byte> all(test::kGuestSize);
+    EXPECT_TRUE(rig_->memory->read(test::kGuestBase, all));
+    for (std::size_t i = 0; i + 4 <= all.size(); ++i) {
+      if (std::equal(from_.begin(), from_.end(), all.begin() + static_cast<std::ptrdiff_t>(i))) {
+        rig_->write_guest(GuestAddress{test::kGuestBase.value + i}, to_);
+        ++rewritten;
+      }
+    }
+    return false;
+  }
+  RxResult receive(std::span<const iovec>) override { return {}; }
+  [[nodiscard]] bool rx_pending() const override { return false; }
+
+  std::vector<std::byte> seen;
+  int rewritten = 0;
+
+ private:
+  NetRig*& rig_;
+  std::array<std::byte, 4> from_, to_;
+};
+
+class RecordsHeaders final : public NetBackend {
+ public:
+  TxResult transmit(const TxFrame& frame) override {
+    std::array<std::byte, 4> dst{};
+    iov_read(frame.data, 30, dst);  // as a backend would parse it, from the frame's spans
+    got.assign(dst.begin(), dst.end());
+    return TxResult::sent;
+  }
+  RxResult receive(std::span<const iovec>) override { return {}; }
+  [[nodiscard]] bool rx_pending() const override { return false; }
+  [[nodiscard]] std::string_view name() const override { return "records"; }
+  std::vector<std::byte> got;
+};
+
+TEST(HostileGuestRace, HeadersRewrittenAfterTheInterceptorLookedDoNotReachTheBackend) {
+  const std::array<std::byte, 4> guest_dst{std::byte{198}, std::byte{51}, std::byte{100}, std::byte{77}};
+  const std::array<std::byte, 4> imds{std::byte{169}, std::byte{254}, std::byte{169}, std::byte{254}};
+  NetRig* rig_ptr = nullptr;
+  RewritesGuestMemory interceptor(rig_ptr, guest_dst, imds);
+  RecordsHeaders backend;
+  NetRig rig(test::RigOptions{{}, &backend, &interceptor});
+  rig_ptr = &rig;
+  rig.probe();
+  auto frame = make_frame(600, 9);
+  std::copy(guest_dst.begin(), guest_dst.end(), frame.begin() + 30);  // IPv4 destination's offset
+  ASSERT_TRUE(rig.send(frame, test::TxLayout{.header_separate = true, .split_header_at = 0, .chunk = 100}));
+  EXPECT_GE(interceptor.rewritten, 1) << "the guest's buffer really changed under the device";
+  EXPECT_EQ(interceptor.seen, std::vector<std::byte>(guest_dst.begin(), guest_dst.end()));
+  EXPECT_EQ(backend.got, interceptor.seen) << "the backend acts on what the interceptor saw";
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ class MmdsInterceptorTest : public ::testing::Test {
     store_tcp_checksum(seg, sum, kGuest, MmdsInterceptor::kAddress, seg.size());
     const iovec iov{f.data(), f.size()};
     const net::NetHeader h{};
-    return mmds.intercept_tx(net::TxFrame{h, std::span(&iov, 1), f.size()});
+    return mmds.intercept_tx(net::TxFrame{h, std::span(&iov, 1), f.size(), std::span(f).first(std::min(f.size(), net::kTxHeadBytes))});
   }
   // Every frame waiting for the guest: (tcp header, payload).
   std::vector<std::pair<Tcp, std::string>> take() {
@@ -148,7 +148,7 @@ TEST_F(MmdsInterceptorTest, OtherTrafficPassesAndStrayPortsAreReset) {
   write_ethernet(other, kGwMac, kGuestMac, ethertype::kArp);
   const iovec iov{other.data(), other.size()};
   const net::NetHeader h{};
-  EXPECT_FALSE(mmds.intercept_tx(net::TxFrame{h, std::span(&iov, 1), other.size()}));
+  EXPECT_FALSE(mmds.intercept_tx(net::TxFrame{h, std::span(&iov, 1), other.size(), std::span(other).first(std::min(other.size(), net::kTxHeadBytes))}));
   EXPECT_TRUE(send(40004, 5, 0, tcp_flag::kAck, "x"));  // no connection: RST
   auto r = take();
   ASSERT_EQ(r.size(), 1u);

@@ -95,7 +95,7 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
   void send(const Bytes& frame) {
     const iovec iov{const_cast<std::byte*>(frame.data()), frame.size()};
     const net::NetHeader hdr{};
-    net->transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size()});
+    net->transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size(), std::span(frame).first(std::min(frame.size(), net::kTxHeadBytes))});
   }
 
   Bytes ipv4_frame(std::uint8_t proto, Ipv4Address dst, const Bytes& l4) {

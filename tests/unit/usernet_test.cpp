@@ -25,7 +25,7 @@ class UsernetTest : public ::testing::Test {
   net::TxResult send(std::vector<std::byte> frame) {
     const iovec iov{frame.data(), frame.size()};
     const net::NetHeader hdr{};
-    return net.transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size()});
+    return net.transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size(), std::span(frame).first(std::min(frame.size(), net::kTxHeadBytes))});
   }
   // The next frame for the guest, or an empty vector.
   std::vector<std::byte> take() {
