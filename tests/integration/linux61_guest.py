@@ -8,6 +8,7 @@ usage: linux61_guest.py SCENARIO   (netns: the services and the namespace;
 """
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -79,8 +80,8 @@ def unit():
     for line in r.stdout.splitlines()[-40:]:
         print(line, flush=True)
     report("unit-exit", status=r.returncode)
-    failed = sorted({line.split("]", 1)[1].split(",")[0].strip() for line in r.stdout.splitlines()
-                     if line.startswith("[  FAILED  ]") and "," in line})
+    failed = sorted({m.group(1) for m in (re.match(r"\[  FAILED  \] ([A-Za-z_][\w/.]*)", line)
+                                          for line in r.stdout.splitlines()) if m})
     if r.returncode == 0 or not failed:
         return r.returncode
     # The suite runs beside QEMU and UML guests on a loaded CI machine, and a
