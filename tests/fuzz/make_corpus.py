@@ -173,8 +173,29 @@ def usernet_seeds():
                                            udp_frame(GUEST_IP, bytes([10, 0, 2, 3]), 5001, 53, b"\x12\x34" + bytes(10)))
 
 
+def dhcp_server_seeds():
+    # First byte: the reply buffer's size (64 + 4 * it); then one DHCP payload.
+    req_ip = bytes([50, 4, 10, 0, 2, 15])
+    server_id = bytes([54, 4, 10, 0, 2, 2])
+    yield "discover", b"\x80" + dhcp_msg(1, bytes([55, 4, 1, 3, 6, 15]))
+    yield "request", b"\x80" + dhcp_msg(3, req_ip + server_id)
+    yield "request_small_buffer", b"\x10" + dhcp_msg(3, req_ip + server_id)
+    yield "inform", b"\x80" + dhcp_msg(8)
+    yield "release", b"\x80" + dhcp_msg(7, server_id)
+
+
+def mmds_http_seeds():
+    # Requests separated by NUL; an odd first byte asks for IMDSv2 tokens.
+    yield "get", b"\x00GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n"
+    yield "put_then_get", (b"\x01PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 60\r\n"
+                           b"Content-Length: 0\r\n\r\n\x00GET /latest/meta-data/ HTTP/1.1\r\n\r\n")
+    yield "bad_ttl", b"\x01PUT /latest/api/token HTTP/1.0\r\nX-metadata-token-ttl-seconds: 99999999999\r\n\r\n"
+    yield "body", b"\x00POST /x HTTP/1.0\r\nContent-Length: 4\r\n\r\nabcd"
+
+
 for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
-                      ("fuzz_vhost_user", vhost_user_seeds()), ("fuzz_usernet", usernet_seeds())):
+                      ("fuzz_vhost_user", vhost_user_seeds()), ("fuzz_usernet", usernet_seeds()),
+                      ("fuzz_dhcp_server", dhcp_server_seeds()), ("fuzz_mmds_http", mmds_http_seeds())):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds:

@@ -1,0 +1,46 @@
+// libFuzzer target: the DHCP server against crafted client messages. Each
+// input is one DHCP payload (the UDP datagram's data): it is parsed, the
+// server answers into a buffer whose size the first byte picks (so a reply
+// that does not fit is exercised), and every reply must parse back as an
+// Ethernet/IPv4/UDP frame carrying a DHCP message.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "base/log.hpp"
+#include "packet/dhcp.hpp"
+#include "packet/headers.hpp"
+#include "usernet/dhcp_server.hpp"
+#include "usernet/usernet_config.hpp"
+#include "usernet/usernet_counters.hpp"
+
+using namespace vnk;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  log::set_level(log::Level::error);
+  static const usernet::UsernetConfig cfg = [] {
+    usernet::UsernetConfig c;
+    c.hostname = "guest";
+    c.domain = "vnetkit.test";
+    return *usernet::validate(c);
+  }();
+  if (size < 1) return 0;
+  usernet::UsernetCounters counters;
+  usernet::DhcpServer server(cfg, counters);
+  std::vector<std::byte> in(size - 1);
+  std::transform(data + 1, data + size, in.begin(), [](std::uint8_t b) { return std::byte{b}; });
+  auto msg = packet::parse_dhcp(in);
+  if (!msg) return 0;
+  std::vector<std::byte> out(64 + data[0] * 4u);
+  const std::size_t n = server.handle(*msg, out);
+  if (n == 0) return 0;
+  if (n > out.size()) __builtin_trap();
+  auto eth = packet::parse_ethernet(std::span(out).first(n));
+  if (!eth) __builtin_trap();
+  auto ip = packet::parse_ipv4(eth->payload);
+  if (!ip) __builtin_trap();
+  auto udp = packet::parse_udp(*ip);
+  if (!udp) __builtin_trap();
+  if (!packet::parse_dhcp(udp->payload)) __builtin_trap();
+  return 0;
+}
