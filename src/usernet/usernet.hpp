@@ -62,8 +62,9 @@ class UserNet final : public net::NetBackend {
   [[nodiscard]] const UsernetCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::optional<MacAddress> guest_mac() const noexcept { return guest_mac_; }
   [[nodiscard]] bool leased() const noexcept { return dhcp_.leased(); }
-  // False when this host does not let us open ping sockets (ICMP is then
-  // dropped and counted; see net.ipv4.ping_group_range).
+  // False when this host lets us open neither ping sockets
+  // (net.ipv4.ping_group_range) nor a raw ICMP socket (CAP_NET_RAW): guest
+  // pings are then dropped and counted.
   [[nodiscard]] bool icmp_available() const noexcept { return icmp_available_; }
   [[nodiscard]] std::size_t tcp_flows() const noexcept { return tcp_.size(); }
   [[nodiscard]] std::size_t pcap_frames() const noexcept { return pcap_ ? pcap_->frames() : 0; }
