@@ -66,10 +66,6 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
     if (tries == 1000) return nullptr;
     key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
   }
-  if (by_key_.size() >= kMaxFlows) {
-    close(oldest_slot());
-    env_.counters.flows_evicted.add();
-  }
   const int fd = listener.sock.get();
   std::uint32_t slot = 0;
   Flow& f = new_flow(key, kUdpIdleMs, slot);  // may move flows_: `listener` is not used after this
@@ -80,6 +76,12 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
 }
 
 DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot) {
+  // A full table makes room only now that the new flow is certain: a flow
+  // refused (policy, open files, no socket) never costs an existing one.
+  if (by_key_.size() >= kMaxFlows) {
+    close(oldest_slot());
+    env_.counters.flows_evicted.add();
+  }
   slot = flows_.acquire();
   Flow& f = flows_[slot];
   f.gen = next_gen_++;
@@ -98,10 +100,6 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
     (policy ? env_.counters.drop_link_local : env_.counters.drop_no_route).add();
     refused = policy;
     return nullptr;
-  }
-  if (by_key_.size() >= kMaxFlows) {
-    close(oldest_slot());
-    env_.counters.flows_evicted.add();
   }
   const bool icmp = key.protocol == ip_proto::kIcmp;
   if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, refused);

@@ -111,7 +111,8 @@ class DatagramFlows {
   void close(std::uint32_t slot);
   std::uint32_t oldest_slot() const;
   // A live flow for `key` in a fresh slot (returned in `slot`), listed in
-  // by_key_; its socket is the caller's to set.
+  // by_key_, the least recently used flow evicted when the table is full;
+  // its socket is the caller's to set.
   Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
