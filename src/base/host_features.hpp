@@ -26,6 +26,12 @@ struct HostFeatures {
   bool pidfd = false;             // pidfd_open (Linux 5.3)
 };
 
+// What to check when creating an unprivileged user namespace fails.
+inline constexpr const char* kUserNamespaceHint =
+    "unprivileged user namespaces may be disabled: check sysctl user.max_user_namespaces (must be > 0), "
+    "kernel.unprivileged_userns_clone (Debian kernels before 6.x) and "
+    "kernel.apparmor_restrict_unprivileged_userns (Ubuntu), or run as root";
+
 // Probes the kernel now (a few sockets opened and closed), honouring
 // VNETKIT_PRETEND_MISSING.
 [[nodiscard]] HostFeatures probe_host_features();

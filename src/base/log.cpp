@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 namespace vnk::log {
@@ -43,6 +44,11 @@ spdlog::level::level_enum to_spdlog(Level l) {
 bool enabled(Level level) noexcept { return level >= g_level.load(std::memory_order_relaxed); }
 
 void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
+
+void prepare() {
+  ::tzset();
+  (void)logger();
+}
 
 void write(Level level, std::string_view message) {
   auto& l = logger();

@@ -14,6 +14,9 @@ enum class Level { debug, info, warn, error };
 void write(Level level, std::string_view message);
 [[nodiscard]] bool enabled(Level level) noexcept;
 void set_level(Level level);
+// Sets the logger up now: it asks whether stderr is a terminal and loads the
+// time zone, which the sandbox forbids later.
+void prepare();
 
 template <typename... Args>
 void debug(fmt::format_string<Args...> f, Args&&... args) {

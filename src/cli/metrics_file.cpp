@@ -1,8 +1,12 @@
 #include "cli/metrics_file.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
@@ -20,6 +24,32 @@ bool MetricsFile::write() const {
     g.visit([&](std::string_view name, std::uint64_t value) { section[std::string(name)] = value; });
   }
   const std::string text = doc.dump(2) + "\n";
+  const bool ok = file_.valid() ? write_in_place(text) : replace_by_rename(text);
+  if (!ok && !warned_) {
+    log::warn("cannot write metrics to {}: {} (further failures are not reported)", path_, std::strerror(errno));
+    warned_ = true;
+  }
+  return ok;
+}
+
+std::expected<void, std::string> MetricsFile::keep_open() {
+  file_.reset(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!file_.valid()) return std::unexpected(fmt::format("--metrics {}: {}", path_, std::strerror(errno)));
+  return {};
+}
+
+bool MetricsFile::write_in_place(const std::string& text) const {
+  std::string padded = text;
+  // Spaces before the final newline: still one JSON document.
+  if (padded.size() < longest_) padded.insert(padded.size() - 1, longest_ - padded.size(), ' ');
+  longest_ = padded.size();
+  const ssize_t n = ::pwrite(file_.get(), padded.data(), padded.size(), 0);
+  if (n == static_cast<ssize_t>(padded.size())) return true;
+  if (n >= 0) errno = EIO;
+  return false;
+}
+
+bool MetricsFile::replace_by_rename(const std::string& text) const {
   const std::string tmp = path_ + ".tmp";
   int err = 0;  // the first failure's errno, for the message
   auto check = [&err](bool ok) {
@@ -34,10 +64,7 @@ bool MetricsFile::write() const {
     ok = check(std::fclose(f) == 0) && ok;
   }
   ok = ok && check(std::rename(tmp.c_str(), path_.c_str()) == 0);
-  if (!ok && !warned_) {
-    log::warn("cannot write metrics to {}: {} (further failures are not reported)", path_, std::strerror(err));
-    warned_ = true;
-  }
+  errno = err;
   return ok;
 }
 

@@ -17,6 +17,7 @@
 #include "base/log.hpp"
 #include "cli/metrics_file.hpp"
 #include "cli/mmds_options.hpp"
+#include "cli/sandbox_options.hpp"
 #include "cli/signal_fd.hpp"
 #include "cli/usernet_options.hpp"
 #include "net/net_config.hpp"
@@ -41,6 +42,7 @@ struct NetnsArgs {
   MmdsArgs mmds;
   std::string metrics_path;
   unsigned metrics_interval_ms = 1000;
+  SandboxArgs sandbox;
 };
 
 enum Tag : std::uint64_t { kTap, kBackend, kSignal, kExit, kMetrics };
@@ -75,6 +77,8 @@ int run_netns(const NetnsArgs& a) {
   }
   request.interface = {a.ifname, *mac, cfg->mtu, cfg->guest.value, cfg->prefix, cfg->gateway.value};
   request.resolv_conf = resolv_conf_for(*cfg);
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::netns, false});
+  if (!plan) return fail(plan.error());
 
   auto started = start_usernet(*cfg);
   if (!started) return fail(started.error());
@@ -118,6 +122,14 @@ int run_netns(const NetnsArgs& a) {
   if (metrics_timer.valid()) ok = ok && epoll_add(epoll.get(), metrics_timer.get(), EPOLLIN, kMetrics);
   if (!ok) return fail(fmt::format("epoll: {}", std::strerror(errno)));
 
+  if (plan->has_value()) {
+    // From here on only open files are reachable.
+    if (metrics)
+      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (*mmds) (*mmds)->store().pin_file();
+  }
+  if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
+
   log::info("vnetkit netns: {} {}/{} gateway {} DNS {} MTU {}{}", a.ifname, cfg->guest.to_string(), cfg->prefix,
             cfg->gateway.to_string(), cfg->dns.to_string(), cfg->mtu,
             child->runs_command ? fmt::format(", running {}", request.command.front())
@@ -144,7 +156,15 @@ int run_netns(const NetnsArgs& a) {
             } else if (si.ssi_code != SI_KERNEL) {
               // Relay signals sent to us; the terminal's (SI_KERNEL) reach
               // the command by itself, being in our process group.
-              ::kill(child->pid, static_cast<int>(si.ssi_signo));
+              if (::kill(child->pid, static_cast<int>(si.ssi_signo)) != 0 && errno == EPERM) {
+                // A command running as root, and we are --runas now: stop
+                // instead; the command gets SIGTERM as we exit (its parent
+                // death signal).
+                log::info("vnetkit netns: signal {} cannot be relayed to the command (it runs as another user); "
+                          "stopping, which sends it SIGTERM", si.ssi_signo);
+                exit_code = 128 + static_cast<int>(si.ssi_signo);
+                running = false;
+              }
             }
           }
           break;
@@ -194,6 +214,7 @@ void add_netns_command(CLI::App& app, int& exit_code) {
   auto* user = cmd->add_option_group("user-mode network");
   add_usernet_options(*user, args->user, "namespace", "--mtu");
   add_mmds_options(*cmd, args->mmds);
+  add_sandbox_options(*cmd, args->sandbox);
   cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
   cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")
       ->check(CLI::Range(10u, 3'600'000u))

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -12,6 +13,7 @@
 #include "base/log.hpp"
 #include "cli/metrics_file.hpp"
 #include "cli/mmds_options.hpp"
+#include "cli/sandbox_options.hpp"
 #include "cli/signal_fd.hpp"
 #include "cli/usernet_options.hpp"
 #include "usernet/usernet.hpp"
@@ -34,6 +36,7 @@ struct ServeArgs {
   unsigned max_connections = 0;
   UsernetArgs user;  // --net user
   MmdsArgs mmds;
+  SandboxArgs sandbox;
 };
 
 // The backend chosen with --net, with its counters for --metrics.
@@ -98,6 +101,19 @@ int run_serve(const ServeArgs& a) {
     normalized->queue_pairs = 1;
   }
 
+  // In client mode the socket is reached by path on every reconnection:
+  // its directory stays visible (read-only) in the sandbox's empty root.
+  const bool connect_mode = !a.connect_path.empty();
+  std::string socket_path = connect_mode ? a.connect_path : a.listen_path;
+  std::vector<std::string> visible;
+  if (connect_mode) {
+    std::error_code ec;
+    socket_path = std::filesystem::absolute(socket_path, ec).lexically_normal().string();
+    visible.push_back(std::filesystem::path(socket_path).parent_path().string());
+  }
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode}, std::move(visible));
+  if (!plan) return fail(plan.error());
+
   auto choice = make_backend(a.net, a);
   if (!choice) return fail(choice.error());
   auto mmds = open_mmds(a.mmds);
@@ -106,8 +122,9 @@ int run_serve(const ServeArgs& a) {
   if (!signals) return fail(signals.error());
 
   vhost_user::ServerOptions opts;
-  opts.connect = !a.connect_path.empty();
-  opts.socket_path = opts.connect ? a.connect_path : a.listen_path;
+  opts.connect = connect_mode;
+  opts.socket_path = socket_path;
+  opts.remove_socket_on_exit = !plan->has_value();
   opts.net = *normalized;
   opts.signal_fd = signals->get();
   opts.max_connections = a.max_connections;
@@ -133,6 +150,13 @@ int run_serve(const ServeArgs& a) {
     if (*mmds) metrics->add(group_of("mmds", (*mmds)->counters()));
   }
   if (auto r = server->open(); !r) return fail(r.error());
+  if (plan->has_value()) {
+    // From here on only open files are reachable.
+    if (metrics)
+      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (*mmds) (*mmds)->store().pin_file();
+  }
+  if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
   log::info("vnetkit serve: {} backend, MAC {}{}", choice->backend->name(), normalized->mac.to_string(),
             normalized->mtu ? fmt::format(", MTU {}", *normalized->mtu) : std::string{});
   if (auto r = server->run(); !r) return fail(r.error());
@@ -164,6 +188,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* user = cmd->add_option_group("user-mode network", "With --net user");
   add_usernet_options(*user, args->user, "guest", "--user-mtu");
   add_mmds_options(*cmd, args->mmds);
+  add_sandbox_options(*cmd, args->sandbox);
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
   cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
   cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")

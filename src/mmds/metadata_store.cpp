@@ -1,12 +1,13 @@
 #include "mmds/metadata_store.hpp"
 
 #include <sys/random.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 
 #include "base/log.hpp"
 
@@ -14,17 +15,26 @@ namespace vnk::mmds {
 
 namespace {
 
-std::int64_t mtime_ns(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return -1;
+// Documents larger than this are refused: the whole file is held in memory.
+constexpr std::size_t kMaxDocumentBytes = 16u << 20;
+
+std::int64_t mtime_ns(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
-std::expected<nlohmann::json, std::string> read_json(const std::string& path) {
-  errno = 0;
-  std::ifstream in(path);
-  if (!in) return std::unexpected("--mmds " + path + ": cannot open: " + std::strerror(errno != 0 ? errno : EIO));
-  auto doc = nlohmann::json::parse(in, nullptr, false);
+// Reads the whole file from offset 0 (pread: the fd is kept and re-read).
+std::expected<nlohmann::json, std::string> read_json(int fd, const std::string& path) {
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected("--mmds " + path + ": cannot read: " + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxDocumentBytes) return std::unexpected("--mmds " + path + ": larger than 16 MiB");
+  }
+  auto doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded()) return std::unexpected("--mmds " + path + ": not valid JSON");
   return doc;
 }
@@ -44,11 +54,16 @@ std::string new_token() {
 }  // namespace
 
 std::expected<MetadataStore, std::string> MetadataStore::open(std::string path, bool require_token) {
-  auto doc = read_json(path);
+  auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file->valid()) return std::unexpected("--mmds " + path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(file->get(), &st) != 0) return std::unexpected("--mmds " + path + ": " + std::strerror(errno));
+  auto doc = read_json(file->get(), path);
   if (!doc) return std::unexpected(doc.error());
   MetadataStore s(std::move(*doc), require_token);
-  s.mtime_ns_ = mtime_ns(path);
+  s.stamp_ = mtime_ns(st);
   s.path_ = std::move(path);
+  s.file_ = std::move(file);
   return s;
 }
 
@@ -56,17 +71,30 @@ MetadataStore::MetadataStore(nlohmann::json doc, bool require_token)
     : doc_(std::move(doc)), require_token_(require_token) {}
 
 void MetadataStore::reload_if_changed() {
-  if (path_.empty()) return;
-  const std::int64_t m = mtime_ns(path_);
-  if (m == mtime_ns_) return;
-  auto doc = read_json(path_);
+  if (!file_) return;
+  struct stat st {};
+  if (follow_path_) {
+    // Replaced by rename (as editors and config tools do): take the new file.
+    struct stat now {};
+    if (::stat(path_.c_str(), &now) == 0 && ::fstat(file_->get(), &st) == 0 &&
+        (now.st_ino != st.st_ino || now.st_dev != st.st_dev)) {
+      UniqueFd fresh(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+      if (fresh.valid()) {
+        *file_ = std::move(fresh);
+        stamp_ = -1;  // a new file is read whatever its time
+      }
+    }
+  }
+  if (::fstat(file_->get(), &st) != 0) return;
+  const std::int64_t m = mtime_ns(st);
+  if (m == stamp_) return;
+  stamp_ = m;  // a broken file is not re-read on every request
+  auto doc = read_json(file_->get(), path_);
   if (!doc) {
     log::warn("mmds: {}; keeping the previous document", doc.error());
-    mtime_ns_ = m;  // do not re-read a broken file on every request
     return;
   }
   doc_ = std::move(*doc);
-  mtime_ns_ = m;
   log::info("mmds: reloaded {}", path_);
 }
 

@@ -1,5 +1,5 @@
 // The metadata service's content and sessions: a JSON document read from a
-// file (re-read when the file changes, so it can be replaced at run time),
+// file (re-read when it changes, so it can be edited at run time), 
 // answered by path the way cloud metadata services do, and IMDSv2-style
 // session tokens.
 //
@@ -14,10 +14,13 @@
 #include <cstdint>
 #include <expected>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
+
+#include "base/unique_fd.hpp"
 
 namespace vnk::mmds {
 
@@ -43,14 +46,21 @@ class MetadataStore {
 
   [[nodiscard]] std::size_t tokens() const noexcept { return tokens_.size(); }
 
+  // From now on re-read only the file opened at start (edits in place),
+  // never the path again: for the sandbox, whose root is empty. Without it a
+  // file replaced by rename is followed too.
+  void pin_file() noexcept { follow_path_ = false; }
+
  private:
   void reload_if_changed();
   HttpResponse lookup(std::string_view path) const;
 
   nlohmann::json doc_;
   bool require_token_;
-  std::string path_;          // empty for in-memory documents
-  std::int64_t mtime_ns_ = 0;  // of path_ when last read
+  std::string path_;            // empty for in-memory documents
+  std::shared_ptr<UniqueFd> file_;  // the document's file (shared: the store is copied into the interceptor)
+  bool follow_path_ = true;
+  std::int64_t stamp_ = 0;       // the file's mtime when last read
   std::map<std::string, std::uint64_t> tokens_;  // token -> expiry (ms)
 };
 

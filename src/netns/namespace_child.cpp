@@ -19,6 +19,9 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "base/host_features.hpp"
+#include "base/small_file.hpp"
+
 namespace vnk::netns {
 
 namespace {
@@ -80,19 +83,6 @@ Message receive_message(int sock) {
   return m;
 }
 
-bool write_file(const char* path, std::string_view text) {
-  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  return ok;
-}
-
-constexpr const char* kUsernsHint =
-    "unprivileged user namespaces may be disabled: check sysctl user.max_user_namespaces (must be > 0), "
-    "kernel.unprivileged_userns_clone (Debian kernels before 6.x) and "
-    "kernel.apparmor_restrict_unprivileged_userns (Ubuntu), or run as root";
-
 bool in_path(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";
@@ -138,10 +128,10 @@ class Helper {
       const uid_t uid = ::geteuid();
       const gid_t gid = ::getegid();
       if (::unshare(CLONE_NEWUSER | CLONE_NEWNET | mount_ns) != 0)
-        fail(fmt::format("no permission to create a network namespace ({}); {}", std::strerror(errno), kUsernsHint));
+        fail(fmt::format("no permission to create a network namespace ({}); {}", std::strerror(errno), kUserNamespaceHint));
       // Map the caller to root inside, so it may configure the namespace.
-      if (!write_file("/proc/self/setgroups", "deny") || !write_file("/proc/self/uid_map", fmt::format("0 {} 1", uid)) ||
-          !write_file("/proc/self/gid_map", fmt::format("0 {} 1", gid)))
+      if (!write_small_file("/proc/self/setgroups", "deny") || !write_small_file("/proc/self/uid_map", fmt::format("0 {} 1", uid)) ||
+          !write_small_file("/proc/self/gid_map", fmt::format("0 {} 1", gid)))
         fail(fmt::format("cannot write the user namespace's id maps: {}", std::strerror(errno)));
       return;
     }

@@ -21,6 +21,11 @@ namespace vnk::usernet {
 
 using namespace packet;
 
+DatagramFlows::DatagramFlows(FlowEnv env) : env_(env) {
+  bool refused = false;
+  if (!env_.host.ping_sockets_v4 && env_.host.raw_icmp_v4) (void)open_raw_socket(refused);
+}
+
 DatagramFlows::~DatagramFlows() {
   for (std::uint32_t s = 0; s < flows_.extent(); ++s)
     if (flows_[s].live) close(s);
@@ -132,25 +137,28 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   return &f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused) {
-  if (!raw_.valid()) {
-    // One socket for every raw flow, kept to the end: one fd of the budget.
-    auto fd = env_.fds.lease();
-    if (!fd) {
-      env_.counters.flows_refused_fd_limit.add();
-      refused = true;
-      return nullptr;
-    }
-    if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
-      env_.counters.icmp_socket_errors.add();
-      return nullptr;
-    }
-    fd.keep();  // for as long as this object lives
-    // Identifiers start at a random point, away from other programs' pings
-    // (often the process id), which the raw socket sees too.
-    std::uint16_t r = 0;
-    if (::getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r) next_raw_id_ = r;
+bool DatagramFlows::open_raw_socket(bool& refused) {
+  // One socket for every raw flow, kept to the end: one fd of the budget.
+  auto fd = env_.fds.lease();
+  if (!fd) {
+    env_.counters.flows_refused_fd_limit.add();
+    refused = true;
+    return false;
   }
+  if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
+    env_.counters.icmp_socket_errors.add();
+    return false;
+  }
+  fd.keep();  // for as long as this object lives
+  // Identifiers start at a random point, away from other programs' pings
+  // (often the process id), which the raw socket sees too.
+  std::uint16_t r = 0;
+  if (::getrandom(&r, sizeof r, GRND_NONBLOCK) == sizeof r) next_raw_id_ = r;
+  return true;
+}
+
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused) {
+  if (!raw_.valid() && !open_raw_socket(refused)) return nullptr;
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
   std::uint32_t slot = 0;

@@ -38,7 +38,9 @@ class DatagramFlows {
   static constexpr std::uint64_t kDnsIdleMs = 10'000;
   static constexpr std::uint64_t kIcmpIdleMs = 30'000;
 
-  explicit DatagramFlows(FlowEnv env) : env_(env) {}
+  // Where pings must go through the raw socket, it is opened here, at
+  // start-up: later the sandbox has dropped CAP_NET_RAW.
+  explicit DatagramFlows(FlowEnv env);
   ~DatagramFlows();
 
   // A datagram from the guest: UDP (`port`s are UDP ports) or ICMP echo
@@ -117,6 +119,8 @@ class DatagramFlows {
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
   Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused);
+  // Opens the one raw ICMP socket; false when the fd budget or the kernel refuses.
+  bool open_raw_socket(bool& refused);
   // A frame for the guest from the next echo reply matching a raw flow.
   std::size_t next_raw_icmp_frame(std::span<const iovec> buffer);
   // Writes the Ethernet and IPv4 headers of an ICMP message of `len` bytes

@@ -43,7 +43,7 @@ Server::Server(ServerOptions options, net::NetBackend& backend, net::FrameInterc
     : options_(std::move(options)), backend_(backend), interceptor_(interceptor) {}
 
 Server::~Server() {
-  if (listener_.valid()) ::unlink(options_.socket_path.c_str());
+  if (listener_.valid() && options_.remove_socket_on_exit) ::unlink(options_.socket_path.c_str());
 }
 
 std::expected<void, std::string> Server::open() {

@@ -35,6 +35,9 @@ struct ServerOptions {
   // after this long.
   std::chrono::milliseconds io_timeout{5000};
   unsigned max_connections = 0;  // stop after this many frontends (0: never); tests use it
+  // Unlink the listening socket at exit. Off in the sandbox, whose root is
+  // empty; the next start replaces the stale socket.
+  bool remove_socket_on_exit = true;
 };
 
 struct ServerCounters {

@@ -2,7 +2,12 @@
 // and the interceptor's TCP exchange driven by a test guest's frames.
 #include "mmds/mmds_interceptor.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <string>
 #include <vector>
@@ -45,6 +50,76 @@ TEST(MetadataStoreTest, TokensAreIssuedCheckedAndExpire) {
   EXPECT_EQ(s.handle("GET", "/latest/meta-data/instance-id", "", "forged", 5000).status, 401);
   EXPECT_EQ(s.handle("GET", "/latest/meta-data/instance-id", "", t.body, 11001).status, 401);  // expired
   EXPECT_EQ(s.tokens(), 0u);
+}
+
+// A document file in a private directory, rewritten in place or replaced.
+class DocumentFile {
+ public:
+  DocumentFile() {
+    char tmpl[] = "/tmp/vnk-mmds-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    path_ = dir_ + "/doc.json";
+  }
+  ~DocumentFile() {
+    std::remove(path_.c_str());
+    std::remove((path_ + ".new").c_str());
+    ::rmdir(dir_.c_str());
+  }
+  void edit_in_place(const std::string& text) const {
+    std::FILE* f = std::fopen(path_.c_str(), "r+");
+    if (f == nullptr) f = std::fopen(path_.c_str(), "w");
+    std::fwrite(text.data(), 1, text.size(), f);
+    ::ftruncate(::fileno(f), static_cast<off_t>(text.size()));
+    std::fclose(f);
+    bump_mtime();
+  }
+  void replace_by_rename(const std::string& text) const {
+    std::FILE* f = std::fopen((path_ + ".new").c_str(), "w");
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+    std::rename((path_ + ".new").c_str(), path_.c_str());
+    bump_mtime();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  // Two writes within one clock tick must still read as a change.
+  void bump_mtime() const {
+    static long tick = 0;
+    timespec times[2] = {{0, UTIME_OMIT}, {1'000'000 + ++tick, 0}};
+    ::utimensat(AT_FDCWD, path_.c_str(), times, 0);
+  }
+  std::string dir_;
+  std::string path_;
+};
+
+std::string get(MetadataStore& s, std::string_view path) { return s.handle("GET", path, "", "", 0).body; }
+
+TEST(MetadataStoreTest, RereadsTheDocumentWhenItIsEditedOrReplaced) {
+  DocumentFile file;
+  file.edit_in_place(R"({"v": "one"})");
+  auto store = MetadataStore::open(file.path(), false);
+  ASSERT_TRUE(store.has_value()) << store.error();
+  EXPECT_EQ(get(*store, "/v"), "one");
+  file.edit_in_place(R"({"v": "two"})");
+  EXPECT_EQ(get(*store, "/v"), "two");
+  file.replace_by_rename(R"({"v": "three"})");
+  EXPECT_EQ(get(*store, "/v"), "three");
+  file.edit_in_place(R"({"v": broken)");
+  EXPECT_EQ(get(*store, "/v"), "three") << "a broken document keeps the previous one";
+}
+
+TEST(MetadataStoreTest, PinnedToItsFileSeesEditsButNotTheReplacedPath) {
+  // The sandbox's view: the path is gone, the open file remains.
+  DocumentFile file;
+  file.edit_in_place(R"({"v": "one"})");
+  auto store = MetadataStore::open(file.path(), false);
+  ASSERT_TRUE(store.has_value()) << store.error();
+  store->pin_file();
+  file.edit_in_place(R"({"v": "two"})");
+  EXPECT_EQ(get(*store, "/v"), "two");
+  file.replace_by_rename(R"({"v": "three"})");
+  EXPECT_EQ(get(*store, "/v"), "two");
 }
 
 TEST(HttpRequestTest, ParsesTheRequestLineAndTheImdsHeaders) {

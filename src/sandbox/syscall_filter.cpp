@@ -1,0 +1,152 @@
+#include "sandbox/syscall_filter.hpp"
+
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/sockios.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+
+namespace vnk::sandbox {
+
+namespace {
+
+// Called with no arguments checked: I/O on fds we hold, and the runtime.
+constexpr std::array kCommon = {
+    // The event loop and I/O on sockets, eventfds, timerfds, the TAP fd.
+    "epoll_wait", "epoll_pwait", "epoll_ctl", "read", "write", "readv", "writev", "pread64", "pwrite64",
+    "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "close", "fcntl",
+    // usernet's host sockets (socket() itself is narrowed below).
+    "connect", "bind", "listen", "accept4", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
+    // Timers and time (the vDSO answers most; these are its fallbacks).
+    "timerfd_settime", "timerfd_gettime", "clock_gettime", "clock_getres", "gettimeofday", "nanosleep",
+    "clock_nanosleep",
+    // Memory allocation (mmap and mprotect are narrowed below).
+    "brk", "munmap", "mremap", "madvise", "futex",
+    // fstat (MMDS document changes), random numbers (session tokens, ids).
+    "newfstatat", "fstat", "lseek", "getrandom",
+    // Signals, exiting, and what abort() and our SIGSYS handler call.
+    "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+    "tgkill", "sched_yield"};
+
+// vnetkit netns waits for its command and relays signals to it.
+constexpr std::array kNetns = {"wait4", "waitid", "kill", "pidfd_send_signal"};
+
+// Names of system calls by number, filled before the filter is installed:
+// the SIGSYS handler may not allocate.
+constexpr int kNamedSyscalls = 512;
+std::array<char[32], kNamedSyscalls> g_names{};
+
+void name_syscalls() {
+  for (int n = 0; n < kNamedSyscalls; ++n) {
+    std::unique_ptr<char, decltype(&std::free)> name(seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, n), &std::free);
+    std::snprintf(g_names[n], sizeof g_names[n], "%s", name ? name.get() : "?");
+  }
+}
+
+void append(char*& p, const char* end, const char* s) {
+  while (*s != 0 && p < end) *p++ = *s++;
+}
+
+// Async-signal-safe: no allocation, no stdio.
+void on_forbidden_syscall(int, siginfo_t* info, void*) {
+  char line[160];
+  char* p = line;
+  const char* end = line + sizeof line;
+  const int nr = info->si_syscall;
+  append(p, end, "vnetkit: sandbox: system call ");
+  append(p, end, nr >= 0 && nr < kNamedSyscalls ? g_names[nr] : "?");
+  char num[16];
+  char* q = num + sizeof num;
+  *--q = 0;
+  unsigned v = static_cast<unsigned>(nr);
+  do {
+    *--q = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && q > num);
+  append(p, end, " (");
+  append(p, end, q);
+  append(p, end, ") is not allowed; stopping (run with --no-sandbox to debug)\n");
+  (void)!::write(STDERR_FILENO, line, static_cast<std::size_t>(p - line));
+  // SA_RESETHAND made the action the default again, and SA_NODEFER lets it
+  // be delivered now: the process ends by SIGSYS, as a seccomp kill would.
+  ::syscall(SYS_tgkill, ::getpid(), ::gettid(), SIGSYS);
+  ::_exit(128 + SIGSYS);
+}
+
+struct Rule {
+  int nr;
+  std::vector<scmp_arg_cmp> args;
+};
+
+std::vector<Rule> rules_for(const FilterNeeds& needs) {
+  std::vector<Rule> rules;
+  auto add = [&rules](const char* name) {
+    const int nr = seccomp_syscall_resolve_name(name);
+    if (nr != __NR_SCMP_ERROR) rules.push_back({nr, {}});
+  };
+  for (const char* name : kCommon) add(name);
+  if (needs.profile == Profile::netns)
+    for (const char* name : kNetns) add(name);
+  // Sockets only of the families usernet (and vhost-user) open.
+  rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_INET)}});
+  rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_INET6)}});
+  if (needs.connects_unix) rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)}});
+  // TCP flows ask how much the host peer has not acknowledged yet.
+  rules.push_back({SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, SIOCOUTQ)}});
+  // Memory never becomes executable: no code can be loaded.
+  rules.push_back({SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
+  rules.push_back({SCMP_SYS(mprotect), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
+  return rules;
+}
+
+}  // namespace
+
+std::vector<std::string> allowed_syscalls(const FilterNeeds& needs) {
+  std::vector<std::string> names;
+  for (const Rule& r : rules_for(needs)) {
+    std::unique_ptr<char, decltype(&std::free)> name(seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, r.nr), &std::free);
+    std::string n = name ? name.get() : std::to_string(r.nr);
+    if (!r.args.empty()) n += "*";  // arguments checked
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::expected<void, std::string> install_syscall_filter(const FilterNeeds& needs) {
+  name_syscalls();
+  struct sigaction sa {};
+  sa.sa_sigaction = on_forbidden_syscall;
+  sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(SIGSYS, &sa, nullptr) != 0) return std::unexpected(fmt::format("sigaction(SIGSYS): {}", std::strerror(errno)));
+  // SIGSYS must reach the handler even while other signals are blocked.
+  sigset_t sys;
+  sigemptyset(&sys);
+  sigaddset(&sys, SIGSYS);
+  ::sigprocmask(SIG_UNBLOCK, &sys, nullptr);
+
+  std::unique_ptr<void, decltype(&seccomp_release)> ctx(seccomp_init(SCMP_ACT_TRAP), &seccomp_release);
+  if (!ctx) return std::unexpected("seccomp_init failed");
+  for (const Rule& r : rules_for(needs)) {
+    const int rc = seccomp_rule_add_array(ctx.get(), SCMP_ACT_ALLOW, r.nr, static_cast<unsigned>(r.args.size()),
+                                          r.args.empty() ? nullptr : r.args.data());
+    if (rc != 0) return std::unexpected(fmt::format("seccomp_rule_add({}): {}", r.nr, std::strerror(-rc)));
+  }
+  if (const int rc = seccomp_load(ctx.get()); rc != 0)
+    return std::unexpected(fmt::format("seccomp_load: {}", std::strerror(-rc)));
+  return {};
+}
+
+}  // namespace vnk::sandbox
