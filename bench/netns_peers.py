@@ -7,6 +7,9 @@ as the ceiling, in one invocation.
   vnetkit-no-peek-off
                 the same with VNETKIT_PRETEND_MISSING=tcp-peek-off: TCP as on
                 kernels before 6.9 (no SO_PEEK_OFF), beside the normal path
+  vnetkit-no-sandbox
+                the same with --no-sandbox: what the sandbox costs (vnetkit
+                is otherwise sandboxed: nobody, seccomp, no capabilities)
   pasta         Debian's pasta (passt package), `pasta --config-net HOLDER`
   slirp4netns   Debian's slirp4netns at MTU 65520 and at MTU 1500
   veth          a veth pair, MTU 65520: no user-mode stack at all
@@ -56,6 +59,7 @@ LABELS = {
     "veth": "veth pair (kernel, ceiling)",
     "vnetkit": "vnetkit netns",
     "vnetkit-no-peek-off": "vnetkit netns, no SO_PEEK_OFF (< 6.9)",
+    "vnetkit-no-sandbox": "vnetkit netns --no-sandbox",
     "pasta": "pasta",
     "slirp4netns-65520": "slirp4netns MTU 65520",
     "slirp4netns-1500": "slirp4netns MTU 1500",
@@ -110,12 +114,13 @@ def start_engine(name, ns, vnetkit):
         run(ns.cmd("ip", "link", "set", ns_if, "up"))
         run(ns.cmd("ip", "link", "set", "lo", "up"))
         return None, VETH_HOST
-    if name in ("vnetkit", "vnetkit-no-peek-off"):
+    if name.startswith("vnetkit"):
         env = dict(os.environ)
         if name == "vnetkit-no-peek-off":
             env["VNETKIT_PRETEND_MISSING"] = "tcp-peek-off"
-        p = Process([vnetkit, "--log-level", "warn", "netns", "--pid", str(ns.pid), "--dns-upstream", "127.0.0.1:1"],
-                    name, env=env)
+        extra = ["--no-sandbox"] if name == "vnetkit-no-sandbox" else []
+        p = Process([vnetkit, "--log-level", "error", "netns", *extra, "--pid", str(ns.pid), "--dns-upstream",
+                     "127.0.0.1:1"], name, env=env)
         ns.wait_address("10.0.2.15")
         return p, GATEWAY
     if name == "pasta":
@@ -219,7 +224,7 @@ def markdown(doc):
         "127.0.0.1 through the gateway address (veth: the host end's address); UDP: iperf3 `-u -b 0 -l 64` "
         f"namespace→host for {doc['seconds']} s, datagrams received per second; TCP RR: 20000 one-byte "
         "round trips (bench/tcp_rr). CPU is the backend process's utime+stime per GiB moved, RSS its VmHWM "
-        "(veth has no process: —). All engines run as root against a namespace held by `unshare --net`.",
+        "(veth has no process: —). All engines run as root against a namespace held by `unshare --net`; vnetkit then sandboxes itself (nobody, seccomp, no capabilities) unless `--no-sandbox`.",
         "",
         "| engine | " + " | ".join(c[1] for c in COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),

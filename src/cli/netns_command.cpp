@@ -156,15 +156,7 @@ int run_netns(const NetnsArgs& a) {
             } else if (si.ssi_code != SI_KERNEL) {
               // Relay signals sent to us; the terminal's (SI_KERNEL) reach
               // the command by itself, being in our process group.
-              if (::kill(child->pid, static_cast<int>(si.ssi_signo)) != 0 && errno == EPERM) {
-                // A command running as root, and we are --runas now: stop
-                // instead; the command gets SIGTERM as we exit (its parent
-                // death signal).
-                log::info("vnetkit netns: signal {} cannot be relayed to the command (it runs as another user); "
-                          "stopping, which sends it SIGTERM", si.ssi_signo);
-                exit_code = 128 + static_cast<int>(si.ssi_signo);
-                running = false;
-              }
+              netns::relay_signal(*child, static_cast<int>(si.ssi_signo));
             }
           }
           break;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -159,7 +160,13 @@ int run_serve(const ServeArgs& a) {
   if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
   log::info("vnetkit serve: {} backend, MAC {}{}", choice->backend->name(), normalized->mac.to_string(),
             normalized->mtu ? fmt::format(", MTU {}", *normalized->mtu) : std::string{});
-  if (auto r = server->run(); !r) return fail(r.error());
+  if (auto r = server->run(); !r) {
+    if (connect_mode && plan->has_value() && (*plan)->runas && r.error().ends_with(std::strerror(EACCES)))
+      return fail(fmt::format("{} (once sandboxed vnetkit runs as {}: let that user reach the socket, name another "
+                              "with --runas, or use --no-sandbox)",
+                              r.error(), (*plan)->runas->text));
+    return fail(r.error());
+  }
   return 0;
 }
 
@@ -173,7 +180,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGINT/SIGTERM stop.\n"
       "Attach User-Mode Linux with virtio_uml.device=PATH:1, QEMU with\n"
       "  -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 -device virtio-net-pci,netdev=n0\n"
-      "and shared guest memory (-object memory-backend-memfd,id=m,size=...,share=on -numa node,memdev=m).");
+      "and shared guest memory (-object memory-backend-memfd,id=m,size=...,share=on -numa node,memdev=m).\n"
+      "With --vhost-user-connect the socket is reached again on every reconnection, by the sandbox's user\n"
+      "(started as root: --runas, default nobody), with only the socket's directory visible, read-only.\n"
+      "In the sandbox a --vhost-user socket is not removed at exit (the next start replaces it), and --metrics\n"
+      "is rewritten in place.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");

@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -111,7 +113,7 @@ class Helper {
     send_message(sock_, 'T', {}, tap->get());
     tap->reset();
     if (req_.command.empty()) ::_exit(0);
-    exec_command();
+    run_command();
   }
 
  private:
@@ -168,9 +170,79 @@ class Helper {
     ::unlink(path.c_str());  // the mount keeps the file
   }
 
-  [[noreturn]] void exec_command() {
-    // The command gets default signal handling, and is told to stop if
-    // vnetkit dies: without it the namespace has no network.
+  // The helper stays as the command's parent (its reaper): it relays the
+  // signals vnetkit is sent ('S' messages) and ends the command when vnetkit
+  // goes away (the socket closes). vnetkit cannot do either itself once
+  // sandboxed: it may run as another user than the command (root), and the
+  // kernel checks a parent-death signal like a kill().
+  [[noreturn]] void run_command() {
+    int exec_pipe[2];  // the command's exec errno; closed (end of file) by a successful exec
+    if (::pipe2(exec_pipe, O_CLOEXEC) != 0) fail(fmt::format("pipe: {}", std::strerror(errno)));
+    const pid_t command = ::fork();
+    if (command < 0) fail(fmt::format("fork: {}", std::strerror(errno)));
+    if (command == 0) {
+      ::close(exec_pipe[0]);
+      exec_command(exec_pipe[1]);
+    }
+    ::close(exec_pipe[1]);
+    int err = 0;
+    ssize_t n;
+    do {
+      n = ::read(exec_pipe[0], &err, sizeof err);
+    } while (n < 0 && errno == EINTR);
+    ::close(exec_pipe[0]);
+    if (n == static_cast<ssize_t>(sizeof err)) {
+      // execvp reports EACCES when some PATH directory could not be searched,
+      // even if the command is in none of them: call that "not found".
+      if (err == EACCES && req_.command.front().find('/') == std::string::npos && !in_path(req_.command.front()))
+        err = ENOENT;
+      send_message(sock_, 'X', std::to_string(err));
+      wait_exit_code(command);
+      ::_exit(err == ENOENT ? 127 : 126);
+    }
+    send_message(sock_, 'R', {});
+    reap(command);
+  }
+
+  [[noreturn]] void reap(pid_t command) {
+    // Signals from the terminal reach the command directly (one process
+    // group); the reaper only waits. SIGCHLD arrives through a signalfd.
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    for (int sig : {SIGCHLD, SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGTSTP, SIGTTIN, SIGTTOU}) sigaddset(&blocked, sig);
+    ::sigprocmask(SIG_BLOCK, &blocked, nullptr);
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    UniqueFd sfd(::signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK));
+    bool vnetkit_gone = false;
+    for (;;) {
+      int status = 0;
+      const pid_t done = ::waitpid(command, &status, WNOHANG);
+      if (done == command && (WIFEXITED(status) || WIFSIGNALED(status)))
+        ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      std::array<pollfd, 2> fds{{{sfd.get(), POLLIN, 0}, {vnetkit_gone ? -1 : sock_, POLLIN, 0}}};
+      if (::poll(fds.data(), fds.size(), sfd.valid() ? -1 : 100) < 0 && errno != EINTR) ::_exit(125);
+      if (fds[0].revents != 0) {
+        signalfd_siginfo si{};
+        while (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        }
+      }
+      if (fds[1].revents != 0) {
+        const Message m = receive_message(sock_);
+        if (m.kind == 'S') {
+          ::kill(command, std::atoi(m.body.c_str()));
+        } else if (m.kind == 0) {
+          vnetkit_gone = true;  // without vnetkit the namespace has no network
+          ::kill(command, SIGTERM);
+        }
+      }
+    }
+  }
+
+  [[noreturn]] void exec_command(int exec_pipe) {
+    // The command gets default signal handling, and is told to stop if its
+    // reaper dies.
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -180,13 +252,9 @@ class Helper {
     for (const auto& a : req_.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
-    int err = errno;
-    // execvp reports EACCES when some PATH directory could not be searched,
-    // even if the command is in none of them: call that "not found".
-    if (err == EACCES && req_.command.front().find('/') == std::string::npos && !in_path(req_.command.front()))
-      err = ENOENT;
-    send_message(sock_, 'X', std::to_string(err));
-    ::_exit(err == ENOENT ? 127 : 126);
+    const int err = errno;
+    (void)!::write(exec_pipe, &err, sizeof err);
+    ::_exit(127);
   }
 
   const NamespaceRequest& req_;
@@ -224,12 +292,14 @@ std::expected<NamespaceChild, SpawnError> spawn_namespace(const NamespaceRequest
   if (m.kind != 'T' || !m.fd.valid()) return failed("the namespace helper died before it created the TAP device", 125);
   child.tap = std::move(m.fd);
   if (child.runs_command) {
-    // Nothing more (end of file) once exec succeeded: the socket is close-on-exec.
+    // 'R' once the command runs (its exec succeeded), 'X' if it could not.
     Message e = receive_message(ours.get());
     if (e.kind == 'X') {
       const int err = std::atoi(e.body.c_str());
       return failed(fmt::format("cannot run {}: {}", request.command.front(), std::strerror(err)), err == ENOENT ? 127 : 126);
     }
+    if (e.kind != 'R') return failed("the namespace helper died before it started the command", 125);
+    child.control = std::move(ours);
   }
   if (!child.runs_command) {
     wait_exit_code(pid);  // the helper's work is done
@@ -239,6 +309,12 @@ std::expected<NamespaceChild, SpawnError> spawn_namespace(const NamespaceRequest
   child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!child.pidfd.valid()) return failed(fmt::format("pidfd_open: {}", std::strerror(errno)), 125);
   return child;
+}
+
+bool relay_signal(const NamespaceChild& child, int signal) {
+  if (!child.control.valid()) return false;
+  send_message(child.control.get(), 'S', std::to_string(signal));
+  return true;
 }
 
 int wait_exit_code(pid_t pid) {

@@ -1,7 +1,9 @@
 // The helper process that stands in the target network namespace: it creates
 // (or joins) the namespace, creates and configures the TAP device there,
-// hands the TAP's fd back to vnetkit over a socket, and then either execs the
-// user's command or exits.
+// hands the TAP's fd back to vnetkit over a socket, and then either exits or
+// starts the user's command and stays as its parent: it reports the exec,
+// relays the signals vnetkit asks it to, ends the command if vnetkit dies,
+// and exits with the command's status.
 //
 // vnetkit itself never leaves the namespace it was started in, so every host
 // socket usernet opens is a socket of the caller's network, and the TAP fd is
@@ -32,8 +34,9 @@ struct NamespaceRequest {
 };
 
 struct NamespaceChild {
-  pid_t pid = -1;     // the command's process; -1 when none runs
-  UniqueFd pidfd;     // readable when the command exits
+  pid_t pid = -1;     // the helper that runs the command (it exits with its status); -1 when none runs
+  UniqueFd pidfd;     // readable when the helper (so the command) exits
+  UniqueFd control;   // to the helper: signals to relay; closing it ends the command
   UniqueFd tap;       // the TAP device's fd, nonblocking
   bool runs_command = false;
 };
@@ -44,6 +47,10 @@ struct SpawnError {
 };
 
 std::expected<NamespaceChild, SpawnError> spawn_namespace(const NamespaceRequest& request);
+
+// Asks the helper to send `signal` to the command (vnetkit, sandboxed, may
+// not be allowed to signal it itself). False when no command runs.
+bool relay_signal(const NamespaceChild& child, int signal);
 
 // Waits for `pid` and returns its status as a shell would: the exit code, or
 // 128 + the signal that killed it.

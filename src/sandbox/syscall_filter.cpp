@@ -39,8 +39,9 @@ constexpr std::array kCommon = {
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
     "tgkill", "sched_yield"};
 
-// vnetkit netns waits for its command and relays signals to it.
-constexpr std::array kNetns = {"wait4", "waitid", "kill", "pidfd_send_signal"};
+// vnetkit netns waits for the helper that runs its command (signals for the
+// command go to the helper as messages).
+constexpr std::array kNetns = {"wait4", "waitid"};
 
 // Names of system calls by number, filled before the filter is installed:
 // the SIGSYS handler may not allocate.

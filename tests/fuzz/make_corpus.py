@@ -193,9 +193,41 @@ def mmds_http_seeds():
     yield "body", b"\x00POST /x HTTP/1.0\r\nContent-Length: 4\r\n\r\nabcd"
 
 
+def tcp_flows_seeds():
+    # Byte 0 variant (odd: no SO_PEEK_OFF), bytes 1..4 the guest ISN, byte 5
+    # SYN options; then {op, a, b, c}: 0 data (a: offset/97, b: length/16),
+    # 1 ACK (a: offset/131, b c: window), 2 peer writes a*512+b, 3 peer
+    # reads, 4 peer half-closes, 5 FIN, 6 RST (a == 0x5a), 7 drain (buffer).
+    isn = struct.pack("<I", 1000)
+    data_both_ways = (bytes([0, 0, 20, 1]) + bytes([7, 255, 0, 0]) + bytes([3, 0, 0, 0]) + bytes([2, 64, 0, 0]) +
+                      bytes([7, 255, 0, 0]) + bytes([1, 0, 255, 255]) + bytes([2, 32, 0, 0]) + bytes([7, 20, 0, 0]))
+    close = bytes([5, 0, 255, 255]) + bytes([4, 0, 0, 0]) + bytes([7, 255, 0, 0]) + bytes([1, 1, 255, 255])
+    yield "data_both_ways", b"\x00" + isn + b"\x03" + data_both_ways + close
+    yield "data_both_ways_no_peek_off", b"\x01" + isn + b"\x03" + data_both_ways + close
+    holes = bytes([0, 3, 10, 0]) + bytes([0, 0, 10, 0]) + bytes([0, 253, 10, 0]) + bytes([7, 255, 0, 0]) + bytes([3, 0, 0, 0])
+    yield "holes_and_overlaps", b"\x00" + isn + b"\x00" + holes
+    zero_window = bytes([2, 200, 0, 0]) + bytes([1, 0, 0, 0]) + bytes([7, 255, 0, 0]) + bytes([1, 0, 16, 0]) + bytes([7, 255, 0, 0])
+    yield "zero_window", b"\x00" + isn + b"\x02" + zero_window
+    yield "reset", b"\x00" + isn + b"\x00" + bytes([0, 0, 4, 0]) + bytes([6, 0x5a, 1, 0]) + bytes([7, 255, 0, 0])
+
+
+def dns_relay_seeds():
+    # {op, a, b, len/4}: 0 guest query from port 1024+a%8 (b%8 == 7: to port
+    # b), 1 resolver answers that port's flow (odd b: from another socket),
+    # 2 resolver reads, 3 guest reads into 14+b*256+a bytes.
+    query = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7]) + b"vnetkit" + bytes([4]) + b"test" + bytes([0, 0, 1, 0, 1])
+    q = bytes([0, 0, 0, len(query) // 4]) + query[:len(query) // 4 * 4]
+    answer = bytes([1, 0, 0, 8]) + bytes(32)
+    yield "query_answer", q + bytes([2, 0, 0, 0]) + answer + bytes([3, 0, 255, 0])
+    yield "two_ports", q + bytes([0, 1, 0, 2]) + bytes(8) + bytes([2, 0, 0, 0]) + answer + bytes([1, 1, 0, 1]) + bytes(4) + bytes([3, 0, 255, 0])
+    yield "spoofed_answer", q + bytes([2, 0, 0, 0]) + bytes([1, 0, 1, 2]) + bytes(8) + bytes([3, 0, 255, 0])
+    yield "small_buffer", q + bytes([2, 0, 0, 0]) + answer + bytes([3, 10, 0, 0])
+
+
 for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
                       ("fuzz_vhost_user", vhost_user_seeds()), ("fuzz_usernet", usernet_seeds()),
-                      ("fuzz_dhcp_server", dhcp_server_seeds()), ("fuzz_mmds_http", mmds_http_seeds())):
+                      ("fuzz_dhcp_server", dhcp_server_seeds()), ("fuzz_mmds_http", mmds_http_seeds()),
+                      ("fuzz_tcp_flows", tcp_flows_seeds()), ("fuzz_dns_relay", dns_relay_seeds())):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds:

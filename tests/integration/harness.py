@@ -93,6 +93,20 @@ class Process:
         self.proc.stdout.close()
 
 
+def read_metrics(path, attempts=50):
+    """The metrics file as JSON. In the sandbox vnetkit rewrites it in place,
+    so a read racing a write can see a mix; read again then."""
+    for i in range(attempts):
+        with open(path) as f:
+            text = f.read()
+        try:
+            return json.loads(text)
+        except ValueError:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.01)
+
+
 class Serve(Process):
     """`vnetkit serve` with a metrics file, in a private directory."""
 
@@ -109,8 +123,7 @@ class Serve(Process):
             self.wait_for(r"listening on", 10)
 
     def metrics(self):
-        with open(self.metrics_path) as f:
-            return json.load(f)
+        return read_metrics(self.metrics_path)
 
     def wait_metric(self, section, key, predicate, timeout=10):
         deadline = time.monotonic() + timeout

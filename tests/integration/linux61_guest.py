@@ -6,7 +6,6 @@ adds what vnetkit's counters say. Everything happens inside the UML kernel.
 usage: linux61_guest.py SCENARIO   (netns: the services and the namespace;
                                    unit: the unit tests on this kernel)
 """
-import json
 import os
 import re
 import resource
@@ -15,7 +14,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import VNETKIT  # noqa: E402
+from harness import VNETKIT, read_metrics  # noqa: E402
 from servers import DnsServer, HttpServer, Iperf3Server  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,8 +38,7 @@ def netns():
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
         for line in r.stdout.splitlines():
             print(line, flush=True)
-        with open(metrics) as f:
-            m = json.load(f)["backend"]
+        m = read_metrics(metrics)["backend"]
         report("counters", **{k: m[k] for k in ("tcp_bytes_repeeked", "tcp_retransmits", "icmp_echo_replies",
                                                 "icmp_raw_ignored", "drop_icmp_not_permitted", "tcp_flows_opened")})
         return r.returncode

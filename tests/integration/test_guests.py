@@ -210,6 +210,9 @@ class QemuGuestTest(GuestScenarios, unittest.TestCase):
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
+        # vnetkit connects (and reconnects) as its sandbox's user, nobody.
+        os.chmod(d, 0o755)
+        os.chmod(sock, 0o777)
         serve = self.serve("--mac", MAC, connect=sock, workdir=d)
         self.assertEqual(int(g.result("echo")["matched"]), ECHO_COUNT, g.tail())
         self.assertEqual(g.status(), 0)

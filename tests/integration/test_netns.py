@@ -21,7 +21,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import VNETKIT, Process, kv  # noqa: E402
+from harness import VNETKIT, Process, kv, read_metrics  # noqa: E402
 from servers import DnsServer, HttpServer, Iperf3Server, free_port  # noqa: E402
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns_client.py")
@@ -41,8 +41,7 @@ class Netns(Process):
         super().__init__(argv, "vnetkit netns", env={**os.environ, **(env or {})})
 
     def metrics(self):
-        with open(self.metrics_path) as f:
-            return json.load(f)
+        return read_metrics(self.metrics_path)
 
     def cleanup(self):
         if self.alive():
