@@ -39,6 +39,16 @@ constexpr std::array kCommon = {
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
     "tgkill", "sched_yield"};
 
+// What the AddressSanitizer runtime calls on its own (test builds only).
+#if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define VNK_SANITIZER_RUNTIME 1
+#endif
+#endif
+#ifdef VNK_SANITIZER_RUNTIME
+constexpr std::array kSanitizerRuntime = {"sigaltstack"};
+#endif
+
 // vnetkit netns waits for the helper that runs its command (signals for the
 // command go to the helper as messages).
 constexpr std::array kNetns = {"wait4", "waitid"};
@@ -85,6 +95,10 @@ void on_forbidden_syscall(int, siginfo_t* info, void*) {
   ::_exit(128 + SIGSYS);
 }
 
+scmp_arg_cmp arg(unsigned index, scmp_compare op, std::uint64_t a, std::uint64_t b = 0) {
+  return scmp_arg_cmp{index, op, a, b};
+}
+
 struct Rule {
   int nr;
   std::vector<scmp_arg_cmp> args;
@@ -97,17 +111,20 @@ std::vector<Rule> rules_for(const FilterNeeds& needs) {
     if (nr != __NR_SCMP_ERROR) rules.push_back({nr, {}});
   };
   for (const char* name : kCommon) add(name);
+#ifdef VNK_SANITIZER_RUNTIME
+  for (const char* name : kSanitizerRuntime) add(name);
+#endif
   if (needs.profile == Profile::netns)
     for (const char* name : kNetns) add(name);
   // Sockets only of the families usernet (and vhost-user) open.
-  rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_INET)}});
-  rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_INET6)}});
-  if (needs.connects_unix) rules.push_back({SCMP_SYS(socket), {SCMP_A0(SCMP_CMP_EQ, AF_UNIX)}});
+  rules.push_back({SCMP_SYS(socket), {arg(0, SCMP_CMP_EQ, AF_INET)}});
+  rules.push_back({SCMP_SYS(socket), {arg(0, SCMP_CMP_EQ, AF_INET6)}});
+  if (needs.connects_unix) rules.push_back({SCMP_SYS(socket), {arg(0, SCMP_CMP_EQ, AF_UNIX)}});
   // TCP flows ask how much the host peer has not acknowledged yet.
-  rules.push_back({SCMP_SYS(ioctl), {SCMP_A1(SCMP_CMP_EQ, SIOCOUTQ)}});
+  rules.push_back({SCMP_SYS(ioctl), {arg(1, SCMP_CMP_EQ, SIOCOUTQ)}});
   // Memory never becomes executable: no code can be loaded.
-  rules.push_back({SCMP_SYS(mmap), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
-  rules.push_back({SCMP_SYS(mprotect), {SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
+  rules.push_back({SCMP_SYS(mmap), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
+  rules.push_back({SCMP_SYS(mprotect), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
   return rules;
 }
 
