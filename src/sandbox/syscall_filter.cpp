@@ -26,18 +26,18 @@ constexpr std::array kCommon = {
     // The event loop and I/O on sockets, eventfds, timerfds, the TAP fd.
     "epoll_wait", "epoll_pwait", "epoll_ctl", "read", "write", "readv", "writev", "pread64", "pwrite64",
     "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg", "close", "fcntl",
-    // usernet's host sockets (socket() itself is narrowed below).
-    "connect", "bind", "listen", "accept4", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
+    // usernet's host sockets (socket() itself is narrowed below); listening
+    // sockets (forwards, vhost-user) were bound during set-up.
+    "connect", "accept4", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
     // Timers and time (the vDSO answers most; these are its fallbacks).
-    "timerfd_settime", "timerfd_gettime", "clock_gettime", "clock_getres", "gettimeofday", "nanosleep",
-    "clock_nanosleep",
+    "timerfd_settime", "timerfd_gettime", "clock_gettime", "clock_getres", "gettimeofday",
     // Memory allocation (mmap and mprotect are narrowed below).
     "brk", "munmap", "mremap", "madvise", "futex",
     // fstat (MMDS document changes), random numbers (session tokens, ids).
     "newfstatat", "fstat", "lseek", "getrandom",
     // Signals, exiting, and what abort() and our SIGSYS handler call.
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
-    "tgkill", "sched_yield"};
+    "tgkill"};
 
 // What the AddressSanitizer runtime calls on its own (test builds only).
 #if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)

@@ -82,7 +82,7 @@ TEST(SyscallFilterTest, AllowlistsHoldWhatServingNeedsAndNothingThatEscapes) {
     EXPECT_TRUE(has(netns, n)) << n;
   }
   for (const auto* n : {"execve", "execveat", "open", "openat", "openat2", "ptrace", "clone", "clone3", "fork", "unshare",
-                        "setns", "mount", "chroot", "bpf", "process_vm_readv", "kill", "unlink", "rename"}) {
+                        "setns", "mount", "chroot", "bpf", "process_vm_readv", "kill", "unlink", "rename", "bind", "listen"}) {
     EXPECT_FALSE(has(serve, n)) << n;
   }
   EXPECT_TRUE(has(netns, "wait4"));
