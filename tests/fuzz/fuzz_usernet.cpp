@@ -75,7 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     const iovec iov{frame.data(), frame.size()};
     const net::NetHeader hdr{};
-    const net::TxFrame tx{hdr, std::span(&iov, 1), frame.size()};
+    const net::TxFrame tx{hdr, std::span(&iov, 1), frame.size(),
+                          std::span<const std::byte>(frame).first(std::min(frame.size(), net::kTxHeadBytes))};
     if (!meta.intercept_tx(tx)) (void)net.transmit(tx);
     for (int budget = 0; budget < 256; ++budget) {
       const iovec out{rx.data(), rx.size()};
