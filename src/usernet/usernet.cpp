@@ -103,7 +103,7 @@ void UserNet::accept_forwarded(std::uint32_t index) {
                          SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!c.valid()) return;
     tcp_.accept_inbound(std::move(c), cfg_.guest, tcp_listener_forward_[index].guest_port, cfg_.gateway,
-                        ntohs(peer.sin_port));
+                        ntohs(peer.sin_port), monotonic_ms());
   }
 }
 
@@ -224,7 +224,7 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + tcp->header_len, tcp->payload_len, payload);
-      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n));
+      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n), monotonic_ms());
       return;
     }
     case ip_proto::kIcmp: {
@@ -288,7 +288,7 @@ void UserNet::poll_host() {
           datagrams_.expire(now);
           break;
         }
-        case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events); break;
+        case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events, monotonic_ms()); break;
         case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
         case TagKind::raw_icmp: datagrams_.on_raw_icmp_event(); break;
         case TagKind::listener: accept_forwarded(tag_slot(tag)); break;
@@ -306,7 +306,7 @@ net::RxResult UserNet::receive(std::span<const iovec> buffer) {
   net::RxResult r = replies_.pop_into(buffer);
   if (r.status != net::RxStatus::frame) {
     std::size_t n = datagrams_.next_frame(buffer);
-    if (n == 0) n = tcp_.next_frame(buffer);
+    if (n == 0) n = tcp_.next_frame(buffer, monotonic_ms());
     if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, {}};
   }
   if (r.status == net::RxStatus::frame) {

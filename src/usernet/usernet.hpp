@@ -26,7 +26,7 @@
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
 #include "usernet/pcap_writer.hpp"
-#include "usernet/tcp_flows.hpp"
+#include "usernet/tcp/tcp_flows.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
 

@@ -29,6 +29,7 @@
 // sees a reset). The table is bounded; nothing is allocated per segment.
 #pragma once
 
+#include <sys/epoll.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -40,6 +41,7 @@
 #include "base/unique_fd.hpp"
 #include "packet/tcp.hpp"
 #include "usernet/flow_env.hpp"
+#include "usernet/guest_frame.hpp"
 
 namespace vnk::usernet {
 
@@ -70,21 +72,27 @@ class TcpFlows {
   // A connection accepted on a forwarded host port: usernet sends the guest
   // a SYN from remote_ip:remote_port to guest_ip:guest_port and joins the two
   // once the guest answers.
+  //
+  // Every entry point takes the time (monotonic milliseconds): nothing here
+  // reads the clock, so tests drive time.
   void accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
-                      std::uint16_t remote_port);
+                      std::uint16_t remote_port, std::uint64_t now_ms);
   // A segment from the guest. `payload` is the segment's data in guest memory.
-  void from_guest(const packet::Ipv4& ip, const packet::Tcp& tcp, std::span<const iovec> payload);
+  void from_guest(const packet::Ipv4& ip, const packet::Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms);
   // The host socket of `slot` reported `events`.
-  void on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events);
+  void on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events, std::uint64_t now_ms);
   // Writes the next frame for the guest (an ACK, data, a FIN) into `buffer`;
   // returns its length, or 0 when nothing waits.
-  std::size_t next_frame(std::span<const iovec> buffer);
+  std::size_t next_frame(std::span<const iovec> buffer, std::uint64_t now_ms);
   [[nodiscard]] bool has_frames() const noexcept { return !acks_.empty() || !ready_.empty(); }
   // Retransmission and connect timeouts.
   void on_tick(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
 
  private:
+  static constexpr std::size_t kDataHeaders = kEthIpv4Size + packet::kTcpHeaderSize;  // data segments carry no options
+  static constexpr std::uint32_t kEstablishedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
   struct Key {
     std::uint32_t guest_ip;
     std::uint16_t guest_port;
@@ -171,6 +179,7 @@ class TcpFlows {
   std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
   std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK or their SYN(-ACK)
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
+  std::uint64_t now_ms_ = 0;  // the time the current entry point was called with
   std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
   // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.

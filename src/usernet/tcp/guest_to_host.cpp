@@ -1,0 +1,81 @@
+// Guest -> host: segments from the guest written into the host socket, and
+// the guest's FIN.
+#include "usernet/tcp/tcp_flows.hpp"
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include "memory/iovec_ops.hpp"
+#include "usernet/guest_frame.hpp"
+#include "usernet/tcp/sequence.hpp"
+
+namespace vnk::usernet {
+
+using namespace packet;
+
+void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::span<const iovec> payload) {
+  if (f.state != State::established) return;
+  const std::size_t len = tcp.payload_len;
+  const auto offset = static_cast<std::int32_t>(f.rcv_nxt - tcp.seq);
+  if (len > 0) {
+    if (offset < 0 || f.guest_fin) {
+      // A gap (a segment we could not take earlier) or data after FIN. While
+      // the socket refuses data stay quiet: duplicate ACKs come when it drains.
+      env_.counters.tcp_out_of_order.add();
+      if (!f.refused) owe_ack(f, slot);
+      return;
+    }
+    if (static_cast<std::size_t>(offset) < len) {
+      std::array<iovec, 64> tail;  // the first n are set
+      const std::size_t nt = iov_tail(payload, static_cast<std::size_t>(offset), tail);
+      msghdr m{};
+      m.msg_iov = tail.data();
+      m.msg_iovlen = nt;
+      const ssize_t n = ::sendmsg(f.sock.get(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+        close(slot, false);
+        return;
+      }
+      const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+      f.rcv_nxt += static_cast<std::uint32_t>(written);
+      env_.counters.tcp_bytes_to_host.add(written);
+      f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
+      if (f.room < f.room_measured / 2) measure_room(f);
+      if (written < len - static_cast<std::size_t>(offset)) {
+        env_.counters.tcp_socket_full.add();
+        f.refused = true;
+        f.room = 0;
+        want_writable(f, slot);
+        owe_ack(f, slot);
+        return;
+      }
+      // Less than a full segment of room: the guest stops; it hears when
+      // the socket drains.
+      if (f.room < std::max<std::uint32_t>(env_.cfg.mtu, 1u << kWindowShift)) want_writable(f, slot);
+    }
+    owe_ack(f, slot);
+  } else if (seq_lt(tcp.seq, f.rcv_nxt)) {
+    owe_ack(f, slot);  // a keepalive probe
+  }
+  if (tcp.has(tcp_flag::kFin) && !f.guest_fin && tcp.seq + static_cast<std::uint32_t>(len) == f.rcv_nxt) {
+    f.guest_fin = true;
+    f.rcv_nxt += 1;
+    ::shutdown(f.sock.get(), SHUT_WR);
+    owe_ack(f, slot);
+  }
+}
+
+bool TcpFlows::closing_done(const Flow& f) const noexcept {
+  return f.guest_fin && f.fin_sent && f.snd_una == f.snd_nxt;
+}
+
+}  // namespace vnk::usernet

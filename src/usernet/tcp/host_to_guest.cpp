@@ -1,0 +1,225 @@
+// Host -> guest: the window we offer, segments built from peeks at the host
+// socket, pure ACKs, SYN(-ACK)s and resets, and the guest's ACKs for them.
+#include "usernet/tcp/tcp_flows.hpp"
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include "memory/iovec_ops.hpp"
+#include "usernet/guest_frame.hpp"
+#include "usernet/tcp/sequence.hpp"
+
+#include "base/epoll_ops.hpp"
+
+namespace vnk::usernet {
+
+using namespace packet;
+
+std::uint16_t TcpFlows::window_field(const Flow& f) const noexcept {
+  const std::uint32_t window = std::min(f.room, kWindowBytes);
+  return f.scaling ? static_cast<std::uint16_t>(window >> kWindowShift)
+                   : static_cast<std::uint16_t>(std::min<std::uint32_t>(window, 0xffff));
+}
+
+void TcpFlows::measure_room(Flow& f) const noexcept {
+  int sndbuf = 0;
+  socklen_t len = sizeof sndbuf;
+  int queued = 0;
+  long room = 0;
+  if (::getsockopt(f.sock.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 &&
+      ::ioctl(f.sock.get(), SIOCOUTQ, &queued) == 0) {
+    // SO_SNDBUF also pays for the kernel's per-buffer overhead, which
+    // SIOCOUTQ (payload bytes) leaves out: keep an eighth of it for that.
+    room = static_cast<long>(sndbuf) - sndbuf / 8 - queued;
+  }
+  f.room = f.room_measured = static_cast<std::uint32_t>(std::clamp<long>(room, 0, kWindowBytes));
+}
+
+void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
+  if (f.want_write) return;
+  f.want_write = true;
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
+}
+
+std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
+                                    std::size_t payload_len, const Checksum& payload_sum) noexcept {
+  return write_tcp_frame_headers(
+      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip}}, t,
+      payload_len, payload_sum, ip_id_++);
+}
+
+TcpFields TcpFlows::ack_fields(const Flow& f) const noexcept {
+  return TcpFields{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}};
+}
+
+void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
+  if (!env_.guest_mac) return;
+  auto slot = env_.control.reserve();
+  if (slot.empty()) {
+    env_.counters.drop_queue_full.add();
+    return;
+  }
+  env_.control.commit(write_segment(slot, k, t));
+}
+
+TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
+  const bool inbound = f.state == State::syn_sent;
+  return TcpFields{f.key.remote_port,
+                   f.key.guest_port,
+                   f.iss,
+                   inbound ? 0 : f.rcv_nxt,
+                   static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
+                   inbound ? std::uint16_t{0xffff} : window_field(f),
+                   static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                   inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
+}
+
+void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
+  // Written by next_frame() from the flow's state, like a pure ACK: a burst
+  // of thousands of connects cannot overflow a queue and lose SYN-ACKs.
+  f.syn_owed = true;
+  if (!f.in_acks) {
+    f.in_acks = true;
+    acks_.push_back(slot);
+  }
+}
+
+void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
+  if (!env_.guest_mac) return;
+  queue_control(k, TcpFields{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
+                             static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {}});
+  env_.counters.tcp_resets_to_guest.add();
+}
+
+void TcpFlows::owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count) {
+  f.acks_to_send = std::max(f.acks_to_send, count);
+  if (!f.in_acks) {
+    f.in_acks = true;
+    acks_.push_back(slot);
+  }
+}
+
+void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
+  f.window_blocked = false;
+  if (!f.in_ready) {
+    f.in_ready = true;
+    ready_.push_back(slot);
+  }
+}
+
+void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
+  const std::uint32_t window = std::uint32_t{tcp.window} << (f.scaling ? f.guest_wscale : 0);
+  if (f.state == State::syn_acked) {
+    if (tcp.ack != f.iss + 1) return;
+    f.state = State::established;
+    f.snd_una = f.snd_nxt = f.iss + 1;
+    f.deadline_ms = 0;
+    f.rto_ms = kMinRtoMs;
+    f.retries = 0;
+    f.guest_window = window;
+    make_ready(f, slot);  // the host may have spoken first
+    return;
+  }
+  const std::uint32_t ack = tcp.ack;
+  if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
+    std::uint32_t data = ack - f.snd_una;
+    if (f.fin_sent && ack == f.snd_nxt) --data;  // our FIN takes a sequence number, not a byte
+    // Drop the acknowledged bytes from the socket; the peek offset moves back
+    // by as much.
+    while (data > 0) {
+      const ssize_t n = ::recv(f.sock.get(), nullptr, data, MSG_TRUNC | MSG_DONTWAIT);
+      if (n <= 0) break;
+      data -= static_cast<std::uint32_t>(n);
+    }
+    f.snd_una = ack;
+    f.dup_acks = 0;
+    f.retries = 0;
+    f.rto_ms = kMinRtoMs;
+    f.deadline_ms = f.snd_una == f.snd_nxt ? 0 : now_ms_ + f.rto_ms;
+    if (f.window_blocked) make_ready(f, slot);
+  } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
+             window == f.guest_window) {
+    if (++f.dup_acks == 3) rewind(f, slot);
+  }
+  if (window > f.guest_window && f.window_blocked) make_ready(f, slot);
+  f.guest_window = window;
+}
+
+std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
+  std::array<std::byte, kDataHeaders> h{};
+  const std::size_t n = write_segment(h, f.key, ack_fields(f));
+  return iov_write(buffer, 0, std::span(h).first(n)) == n ? n : 0;
+}
+
+std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
+  more = false;
+  if (f.state != State::established || f.fin_sent) return 0;
+  const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
+  const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
+  if (in_flight >= window) {
+    f.window_blocked = true;
+    return 0;
+  }
+  // Without a peek offset the peek starts at the queue's head: the bytes in
+  // flight go to the discard area first (the window above keeps them
+  // within it), the new ones into the guest's buffer.
+  std::array<iovec, kDiscardIovecs + 64> iov;  // [discard...][guest buffer tail...]
+  std::size_t skip = 0;
+  for (std::size_t left = peek_offset_ ? 0 : in_flight; left > 0; left -= iov[skip++].iov_len)
+    iov[skip] = iovec{discard_.data(), std::min(left, discard_.size())};
+  const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
+  const std::size_t max = std::min<std::size_t>(
+      {window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+  if (max == 0) {
+    env_.counters.drop_too_big_for_guest.add();
+    return 0;
+  }
+  const std::size_t nt = iov_slice(buffer, kDataHeaders, max, std::span(iov).subspan(skip));
+  msghdr m{};
+  m.msg_iov = iov.data();
+  m.msg_iovlen = skip + nt;
+  const ssize_t got = ::recvmsg(f.sock.get(), &m, MSG_PEEK | MSG_DONTWAIT);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;  // wait for the next edge
+    env_.counters.tcp_host_resets.add();
+    queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+    close(slot, false);
+    return 0;
+  }
+  const std::size_t skipped = peek_offset_ ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), in_flight);
+  env_.counters.tcp_bytes_repeeked.add(skipped);
+  const std::size_t len = static_cast<std::size_t>(got) - skipped;
+  // Nothing new: the end of the stream once the peer has closed (a peek at
+  // an offset past the data returns 0 then too); otherwise more is to come.
+  const bool eof = len == 0 && (peek_offset_ || f.host_closed);
+  if (len == 0 && !eof) return 0;
+  TcpFields t = ack_fields(f);
+  if (eof) {
+    f.fin_sent = true;
+    t.flags |= tcp_flag::kFin;
+  } else {
+    t.flags |= tcp_flag::kPsh;
+    // A short peek drained the socket: the next edge says when there is
+    // more, unless the peer has closed (then the next peek finds the end).
+    more = len == max || f.host_closed;
+  }
+  Checksum payload;
+  add_iov(payload, buffer, kDataHeaders, len);
+  std::array<std::byte, kDataHeaders> h{};
+  iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
+  f.snd_nxt += static_cast<std::uint32_t>(len) + (eof ? 1 : 0);
+  if (f.deadline_ms == 0) f.deadline_ms = now_ms_ + f.rto_ms;
+  if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
+  env_.counters.tcp_bytes_to_guest.add(len);
+  return kDataHeaders + len;
+}
+
+}  // namespace vnk::usernet

@@ -1,0 +1,313 @@
+// The flow table: opening (guest SYN, forwarded host connection), closing,
+// dispatching guest segments and socket events, and choosing the next
+// frame for the guest.
+#include "usernet/tcp/tcp_flows.hpp"
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+#include "memory/iovec_ops.hpp"
+#include "usernet/guest_frame.hpp"
+#include "usernet/tcp/sequence.hpp"
+#include <sys/random.h>
+
+#include "base/epoll_ops.hpp"
+#include "usernet/host_route.hpp"
+
+namespace vnk::usernet {
+
+using namespace packet;
+
+namespace {
+
+std::uint32_t random_u32(std::uint64_t now_ms) noexcept {
+  std::uint32_t v = 0;
+  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = static_cast<std::uint32_t>(now_ms * 2654435761u);
+  return v;
+}
+
+}  // namespace
+
+TcpFlows::TcpFlows(FlowEnv env) : env_(env), peek_offset_(env.host.tcp_peek_off_v4) {
+  if (!peek_offset_) discard_.resize(kDiscardChunk);
+}
+
+TcpFlows::~TcpFlows() {
+  for (std::uint32_t s = 0; s < flows_.extent(); ++s)
+    if (flows_[s].live) close(s, false);
+}
+
+// TCP_NODELAY: the guest does its own batching. A peek offset (where the
+// kernel has one) lets each peek start behind the bytes already sent.
+void TcpFlows::prepare_socket(int fd) const noexcept {
+  const int one = 1, zero = 0;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (peek_offset_) ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
+}
+
+TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state,
+                                   std::uint32_t& slot) {
+  slot = flows_.acquire();
+  Flow& f = flows_[slot];
+  f.gen = next_gen_++;
+  if (!epoll_add(env_.epoll_fd, sock.get(), events, make_tag(TagKind::tcp, f.gen, slot))) {
+    flows_.release(slot);
+    return nullptr;
+  }
+  f.sock = std::move(sock);
+  f.key = key;
+  f.live = true;
+  f.state = state;
+  f.iss = random_u32(now_ms_);
+  f.snd_una = f.iss;
+  f.snd_nxt = f.iss + 1;  // our SYN
+  measure_room(f);
+  by_key_.emplace(key, slot);
+  return &f;
+}
+
+void TcpFlows::close(std::uint32_t slot, bool reset_host) {
+  Flow& f = flows_[slot];
+  if (!f.live) return;
+  if (reset_host) {
+    const linger lg{1, 0};  // close() then sends RST instead of FIN
+    ::setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  epoll_del(env_.epoll_fd, f.sock.get());
+  by_key_.erase(f.key);
+  flows_.release(slot);  // closes the socket
+  env_.fds.give();
+  env_.counters.tcp_flows_closed.add();
+}
+
+void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
+  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
+  auto refuse = [&](Counter& why) {
+    why.add();
+    queue_reset(key, 0, tcp.seq + 1, true);
+  };
+  auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
+  if (!dst)
+    return refuse(dst.error() == RouteRefusal::link_local ? env_.counters.drop_link_local : env_.counters.drop_no_route);
+  if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
+  // The flow's socket comes out of the open-file budget, so a guest cannot
+  // take the fds the process needs for itself; existing flows go on.
+  auto fd = env_.fds.lease();
+  if (!fd) return refuse(env_.counters.flows_refused_fd_limit);
+  UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
+  prepare_socket(sock.get());
+  const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
+  if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
+
+  std::uint32_t slot = 0;
+  Flow* f = add_flow(std::move(sock), key, EPOLLOUT, State::connecting, slot);
+  if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
+  fd.keep();  // close() gives it back
+  f->rcv_nxt = tcp.seq + 1;
+  f->guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
+  f->scaling = tcp.wscale.has_value();
+  f->guest_wscale = tcp.wscale.value_or(0);
+  f->guest_window = tcp.window;  // a SYN's window is never scaled
+  f->deadline_ms = now_ms_ + kConnectTimeoutMs;
+  env_.counters.tcp_flows_opened.add();
+  if (rc == 0) connected(slot);
+}
+
+void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
+                              std::uint16_t remote_port, std::uint64_t now_ms) {
+  now_ms_ = now_ms;
+  if (!env_.guest_mac || by_key_.size() >= kMaxFlows) {
+    env_.counters.tcp_forward_refused.add();
+    return;  // no guest to connect to yet: the host client sees the close
+  }
+  auto fd = env_.fds.lease();
+  if (!fd) {
+    env_.counters.flows_refused_fd_limit.add();
+    env_.counters.tcp_forward_refused.add();
+    return;
+  }
+  Key key{guest_ip.value, guest_port, remote_ip.value, remote_port};
+  for (unsigned tries = 0; by_key_.contains(key); ++tries) {
+    if (tries == 1000) {
+      env_.counters.tcp_forward_refused.add();
+      return;
+    }
+    key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
+  }
+  std::uint32_t slot = 0;
+  prepare_socket(sock.get());
+  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot);
+  if (f == nullptr) {
+    env_.counters.tcp_forward_refused.add();
+    return;
+  }
+  fd.keep();
+  f->deadline_ms = now_ms_ + f->rto_ms;
+  env_.counters.tcp_forwards_accepted.add();
+  owe_syn(*f, slot);
+}
+
+void TcpFlows::connected(std::uint32_t slot) {
+  Flow& f = flows_[slot];
+  f.state = State::syn_acked;
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+  f.rto_ms = kMinRtoMs;
+  f.deadline_ms = now_ms_ + f.rto_ms;
+  owe_syn(f, slot);
+}
+
+void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms) {
+  now_ms_ = now_ms;
+  env_.counters.tcp_segments_from_guest.add();
+  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    if (tcp.has(tcp_flag::kRst)) return;
+    if (tcp.has(tcp_flag::kSyn) && !tcp.has(tcp_flag::kAck)) return open(ip, tcp);
+    // No connection: answer as RFC 9293 §3.10.7.1 says for a CLOSED port.
+    env_.counters.tcp_no_flow.add();
+    if (tcp.has(tcp_flag::kAck)) {
+      queue_reset(key, tcp.ack, 0, false);
+    } else {
+      const auto len = static_cast<std::uint32_t>(tcp.payload_len + (tcp.has(tcp_flag::kSyn) ? 1 : 0) +
+                                                  (tcp.has(tcp_flag::kFin) ? 1 : 0));
+      queue_reset(key, 0, tcp.seq + len, true);
+    }
+    return;
+  }
+  const std::uint32_t slot = it->second;
+  Flow& f = flows_[slot];
+  if (tcp.has(tcp_flag::kRst)) {
+    env_.counters.tcp_resets_from_guest.add();
+    close(slot, true);
+    return;
+  }
+  if (f.state == State::connecting) return;  // a retransmitted SYN: the connect is still running
+  if (f.state == State::syn_sent) {
+    if (tcp.has(tcp_flag::kSyn) && tcp.has(tcp_flag::kAck) && tcp.ack == f.iss + 1) {
+      f.state = State::established;
+      f.rcv_nxt = tcp.seq + 1;
+      f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
+      f.scaling = tcp.wscale.has_value();  // we offered it in our SYN
+      f.guest_wscale = tcp.wscale.value_or(0);
+      f.guest_window = tcp.window;  // a SYN-ACK's window is never scaled
+      f.snd_una = f.snd_nxt = f.iss + 1;
+      f.deadline_ms = 0;
+      f.retries = 0;
+      owe_ack(f, slot);
+      make_ready(f, slot);  // the host client may have written already
+    }
+    return;
+  }
+  if (tcp.has(tcp_flag::kSyn)) {
+    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) owe_syn(f, slot);  // ours was lost
+    return;
+  }
+  if (!tcp.has(tcp_flag::kAck)) return;
+  handle_ack(f, slot, tcp);
+  handle_data(f, slot, tcp, payload);
+  if (f.live && closing_done(f)) {
+    if (f.acks_to_send != 0) {
+      // The flow ends now, so its last ACK (for the guest's FIN) goes out whole.
+      queue_control(f.key, ack_fields(f));
+    }
+    close(slot, false);
+  }
+}
+
+void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events, std::uint64_t now_ms) {
+  now_ms_ = now_ms;
+  if (slot >= flows_.extent()) return;
+  Flow& f = flows_[slot];
+  if (!f.live || f.gen != gen) return;
+  if (f.state == State::connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == 0 && (events & EPOLLOUT) != 0) return connected(slot);
+    env_.counters.tcp_connect_refused.add();
+    queue_reset(f.key, 0, f.rcv_nxt, true);
+    close(slot, false);
+    return;
+  }
+  if ((events & EPOLLERR) != 0) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      env_.counters.tcp_host_resets.add();
+      queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+      close(slot, false);
+      return;
+    }
+  }
+  if ((events & EPOLLOUT) != 0 && f.want_write) {
+    f.want_write = false;
+    epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+    measure_room(f);
+    // A window update; after a refusal, three duplicate ACKs so the guest
+    // resends what the socket did not take.
+    owe_ack(f, slot, f.refused ? 3 : 1);
+    f.refused = false;
+  }
+  if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0) f.host_closed = true;
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
+}
+
+std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t now_ms) {
+  now_ms_ = now_ms;
+  if (!env_.guest_mac) return 0;
+  while (!acks_.empty()) {
+    const std::uint32_t slot = acks_.front();
+    Flow& f = flows_[slot];
+    if (!f.live || (f.acks_to_send == 0 && !f.syn_owed)) {
+      f.in_acks = false;
+      acks_.pop_front();
+      continue;
+    }
+    if (f.syn_owed) {
+      f.syn_owed = false;
+      if (f.acks_to_send == 0) {
+        f.in_acks = false;
+        acks_.pop_front();
+      }
+      std::array<std::byte, kDataHeaders + 40> h{};  // room for the SYN's options
+      const std::size_t n = write_segment(h, f.key, syn_fields(f));
+      if (iov_write(buffer, 0, std::span(h).first(n)) == n) return n;
+      continue;
+    }
+    const std::size_t n = pure_ack(buffer, f);
+    if (--f.acks_to_send == 0) {
+      f.in_acks = false;
+      acks_.pop_front();
+    }
+    if (n != 0) return n;
+  }
+  while (!ready_.empty()) {
+    const std::uint32_t slot = ready_.front();
+    Flow& f = flows_[slot];
+    ready_.pop_front();
+    if (!f.live) continue;
+    f.in_ready = false;
+    bool more = false;
+    const std::size_t n = data_or_fin(buffer, f, slot, more);
+    if (f.live && more) {
+      f.in_ready = true;
+      ready_.push_back(slot);  // round-robin among flows with data
+    }
+    if (f.live && closing_done(f)) close(slot, false);
+    if (n != 0) return n;
+  }
+  return 0;
+}
+
+}  // namespace vnk::usernet
