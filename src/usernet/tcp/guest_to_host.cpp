@@ -22,15 +22,15 @@ namespace vnk::usernet {
 using namespace packet;
 
 void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::span<const iovec> payload) {
-  if (f.state != State::established) return;
+  if (!f.established()) return;
   const std::size_t len = tcp.payload_len;
   const auto offset = static_cast<std::int32_t>(f.rcv_nxt - tcp.seq);
   if (len > 0) {
-    if (offset < 0 || f.guest_fin) {
+    if (offset < 0 || f.has(TcpEvent::guest_fin)) {
       // A gap (a segment we could not take earlier) or data after FIN. While
       // the socket refuses data stay quiet: duplicate ACKs come when it drains.
       env_.counters.tcp_out_of_order.add();
-      if (!f.refused) owe_ack(f, slot);
+      if (!f.has(TcpFlag::refused)) owe_ack(f, slot);
       return;
     }
     if (static_cast<std::size_t>(offset) < len) {
@@ -52,7 +52,7 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
       if (f.room < f.room_measured / 2) measure_room(f);
       if (written < len - static_cast<std::size_t>(offset)) {
         env_.counters.tcp_socket_full.add();
-        f.refused = true;
+        change(f, TcpFlag::refused, true);
         f.room = 0;
         want_writable(f, slot);
         owe_ack(f, slot);
@@ -66,8 +66,8 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
   } else if (seq_lt(tcp.seq, f.rcv_nxt)) {
     owe_ack(f, slot);  // a keepalive probe
   }
-  if (tcp.has(tcp_flag::kFin) && !f.guest_fin && tcp.seq + static_cast<std::uint32_t>(len) == f.rcv_nxt) {
-    f.guest_fin = true;
+  if (tcp.has(tcp_flag::kFin) && !f.has(TcpEvent::guest_fin) && tcp.seq + static_cast<std::uint32_t>(len) == f.rcv_nxt) {
+    change(f, TcpEvent::guest_fin);
     f.rcv_nxt += 1;
     ::shutdown(f.sock.get(), SHUT_WR);
     owe_ack(f, slot);
@@ -75,7 +75,7 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
 }
 
 bool TcpFlows::closing_done(const Flow& f) const noexcept {
-  return f.guest_fin && f.fin_sent && f.snd_una == f.snd_nxt;
+  return f.has(TcpEvent::guest_fin) && f.has(TcpFlag::fin_sent) && f.snd_una == f.snd_nxt;
 }
 
 }  // namespace vnk::usernet

@@ -44,8 +44,8 @@ void TcpFlows::measure_room(Flow& f) const noexcept {
 }
 
 void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
-  if (f.want_write) return;
-  f.want_write = true;
+  if (f.has(TcpFlag::want_write)) return;
+  change(f, TcpFlag::want_write, true);
   epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
 }
 
@@ -71,7 +71,7 @@ void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
 }
 
 TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
-  const bool inbound = f.state == State::syn_sent;
+  const bool inbound = f.syn_sent();
   return TcpFields{f.key.remote_port,
                    f.key.guest_port,
                    f.iss,
@@ -85,7 +85,7 @@ TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
 void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
   // Written by next_frame() from the flow's state, like a pure ACK: a burst
   // of thousands of connects cannot overflow a queue and lose SYN-ACKs.
-  f.syn_owed = true;
+  change(f, TcpFlag::syn_owed, true);
   if (!f.in_acks) {
     f.in_acks = true;
     acks_.push_back(slot);
@@ -108,7 +108,7 @@ void TcpFlows::owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count) {
 }
 
 void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
-  f.window_blocked = false;
+  change(f, TcpFlag::window_blocked, false);
   if (!f.in_ready) {
     f.in_ready = true;
     ready_.push_back(slot);
@@ -117,9 +117,9 @@ void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
 
 void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   const std::uint32_t window = std::uint32_t{tcp.window} << (f.scaling ? f.guest_wscale : 0);
-  if (f.state == State::syn_acked) {
+  if (f.syn_acked()) {
     if (tcp.ack != f.iss + 1) return;
-    f.state = State::established;
+    change(f, TcpEvent::established);
     f.snd_una = f.snd_nxt = f.iss + 1;
     f.deadline_ms = 0;
     f.rto_ms = kMinRtoMs;
@@ -131,7 +131,7 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   const std::uint32_t ack = tcp.ack;
   if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
     std::uint32_t data = ack - f.snd_una;
-    if (f.fin_sent && ack == f.snd_nxt) --data;  // our FIN takes a sequence number, not a byte
+    if (f.has(TcpFlag::fin_sent) && ack == f.snd_nxt) --data;  // our FIN takes a sequence number, not a byte
     // Drop the acknowledged bytes from the socket; the peek offset moves back
     // by as much.
     while (data > 0) {
@@ -144,12 +144,12 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
     f.retries = 0;
     f.rto_ms = kMinRtoMs;
     f.deadline_ms = f.snd_una == f.snd_nxt ? 0 : now_ms_ + f.rto_ms;
-    if (f.window_blocked) make_ready(f, slot);
+    if (f.has(TcpFlag::window_blocked)) make_ready(f, slot);
   } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
              window == f.guest_window) {
     if (++f.dup_acks == 3) rewind(f, slot);
   }
-  if (window > f.guest_window && f.window_blocked) make_ready(f, slot);
+  if (window > f.guest_window && f.has(TcpFlag::window_blocked)) make_ready(f, slot);
   f.guest_window = window;
 }
 
@@ -161,11 +161,11 @@ std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
 
 std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
   more = false;
-  if (f.state != State::established || f.fin_sent) return 0;
+  if (!f.established() || f.has(TcpFlag::fin_sent)) return 0;
   const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
   const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
   if (in_flight >= window) {
-    f.window_blocked = true;
+    change(f, TcpFlag::window_blocked, true);
     return 0;
   }
   // Without a peek offset the peek starts at the queue's head: the bytes in
@@ -199,17 +199,17 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   const std::size_t len = static_cast<std::size_t>(got) - skipped;
   // Nothing new: the end of the stream once the peer has closed (a peek at
   // an offset past the data returns 0 then too); otherwise more is to come.
-  const bool eof = len == 0 && (peek_offset_ || f.host_closed);
+  const bool eof = len == 0 && (peek_offset_ || f.has(TcpEvent::host_eof));
   if (len == 0 && !eof) return 0;
   TcpFields t = ack_fields(f);
   if (eof) {
-    f.fin_sent = true;
+    change(f, TcpFlag::fin_sent, true);
     t.flags |= tcp_flag::kFin;
   } else {
     t.flags |= tcp_flag::kPsh;
     // A short peek drained the socket: the next edge says when there is
     // more, unless the peer has closed (then the next peek finds the end).
-    more = len == max || f.host_closed;
+    more = len == max || f.has(TcpEvent::host_eof);
   }
   Checksum payload;
   add_iov(payload, buffer, kDataHeaders, len);

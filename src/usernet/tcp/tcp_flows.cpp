@@ -20,6 +20,7 @@
 #include <sys/random.h>
 
 #include "base/epoll_ops.hpp"
+#include "base/log.hpp"
 #include "usernet/host_route.hpp"
 
 namespace vnk::usernet {
@@ -53,7 +54,7 @@ void TcpFlows::prepare_socket(int fd) const noexcept {
   if (peek_offset_) ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
 }
 
-TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state,
+TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound,
                                    std::uint32_t& slot) {
   slot = flows_.acquire();
   Flow& f = flows_[slot];
@@ -65,13 +66,36 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
   f.sock = std::move(sock);
   f.key = key;
   f.live = true;
-  f.state = state;
   f.iss = random_u32(now_ms_);
   f.snd_una = f.iss;
   f.snd_nxt = f.iss + 1;  // our SYN
   measure_room(f);
   by_key_.emplace(key, slot);
+  if (inbound) {
+    change(f, TcpEvent::inbound);
+    change(f, TcpEvent::host_connected);  // accepted: connected already
+  }
   return &f;
+}
+
+void TcpFlows::change(Flow& f, TcpEvent e) {
+  const auto bit = static_cast<std::uint8_t>(e);
+  if ((f.events & bit) != 0) return;
+  f.events |= bit;
+  if (log::enabled(log::Level::debug))
+    log::debug("tcp {}:{} > {}:{}: {} (events {}, flags {})", Ipv4Address{f.key.guest_ip}.to_string(), f.key.guest_port,
+               Ipv4Address{f.key.remote_ip}.to_string(), f.key.remote_port, bit_names(bit, kTcpEventNames),
+               bit_names(f.events, kTcpEventNames), bit_names(f.flags, kTcpFlagNames));
+}
+
+void TcpFlows::change(Flow& f, TcpFlag flag, bool on) {
+  const auto bit = static_cast<std::uint8_t>(flag);
+  if (((f.flags & bit) != 0) == on) return;
+  f.flags = on ? (f.flags | bit) : (f.flags & ~bit);
+  if (log::enabled(log::Level::debug))
+    log::debug("tcp {}:{} > {}:{}: {}{} (events {}, flags {})", Ipv4Address{f.key.guest_ip}.to_string(),
+               f.key.guest_port, Ipv4Address{f.key.remote_ip}.to_string(), f.key.remote_port, on ? "+" : "-",
+               bit_names(bit, kTcpFlagNames), bit_names(f.events, kTcpEventNames), bit_names(f.flags, kTcpFlagNames));
 }
 
 void TcpFlows::close(std::uint32_t slot, bool reset_host) {
@@ -109,7 +133,7 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
 
   std::uint32_t slot = 0;
-  Flow* f = add_flow(std::move(sock), key, EPOLLOUT, State::connecting, slot);
+  Flow* f = add_flow(std::move(sock), key, EPOLLOUT, false, slot);
   if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
   fd.keep();  // close() gives it back
   f->rcv_nxt = tcp.seq + 1;
@@ -145,7 +169,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
   }
   std::uint32_t slot = 0;
   prepare_socket(sock.get());
-  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, State::syn_sent, slot);
+  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, true, slot);
   if (f == nullptr) {
     env_.counters.tcp_forward_refused.add();
     return;
@@ -158,7 +182,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
 
 void TcpFlows::connected(std::uint32_t slot) {
   Flow& f = flows_[slot];
-  f.state = State::syn_acked;
+  change(f, TcpEvent::host_connected);
   epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
   f.rto_ms = kMinRtoMs;
   f.deadline_ms = now_ms_ + f.rto_ms;
@@ -191,10 +215,10 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
     close(slot, true);
     return;
   }
-  if (f.state == State::connecting) return;  // a retransmitted SYN: the connect is still running
-  if (f.state == State::syn_sent) {
+  if (f.connecting()) return;  // a retransmitted SYN: the connect is still running
+  if (f.syn_sent()) {
     if (tcp.has(tcp_flag::kSyn) && tcp.has(tcp_flag::kAck) && tcp.ack == f.iss + 1) {
-      f.state = State::established;
+      change(f, TcpEvent::established);
       f.rcv_nxt = tcp.seq + 1;
       f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
       f.scaling = tcp.wscale.has_value();  // we offered it in our SYN
@@ -209,7 +233,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
     return;
   }
   if (tcp.has(tcp_flag::kSyn)) {
-    if (f.state == State::syn_acked && !tcp.has(tcp_flag::kAck)) owe_syn(f, slot);  // ours was lost
+    if (f.syn_acked() && !tcp.has(tcp_flag::kAck)) owe_syn(f, slot);  // ours was lost
     return;
   }
   if (!tcp.has(tcp_flag::kAck)) return;
@@ -229,7 +253,7 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if (slot >= flows_.extent()) return;
   Flow& f = flows_[slot];
   if (!f.live || f.gen != gen) return;
-  if (f.state == State::connecting) {
+  if (f.connecting()) {
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
@@ -250,16 +274,16 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
       return;
     }
   }
-  if ((events & EPOLLOUT) != 0 && f.want_write) {
-    f.want_write = false;
+  if ((events & EPOLLOUT) != 0 && f.has(TcpFlag::want_write)) {
+    change(f, TcpFlag::want_write, false);
     epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
     measure_room(f);
     // A window update; after a refusal, three duplicate ACKs so the guest
     // resends what the socket did not take.
-    owe_ack(f, slot, f.refused ? 3 : 1);
-    f.refused = false;
+    owe_ack(f, slot, f.has(TcpFlag::refused) ? 3 : 1);
+    change(f, TcpFlag::refused, false);
   }
-  if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0) f.host_closed = true;
+  if ((events & (EPOLLRDHUP | EPOLLHUP)) != 0) change(f, TcpEvent::host_eof);
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
 }
 
@@ -269,13 +293,13 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
   while (!acks_.empty()) {
     const std::uint32_t slot = acks_.front();
     Flow& f = flows_[slot];
-    if (!f.live || (f.acks_to_send == 0 && !f.syn_owed)) {
+    if (!f.live || (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed))) {
       f.in_acks = false;
       acks_.pop_front();
       continue;
     }
-    if (f.syn_owed) {
-      f.syn_owed = false;
+    if (f.has(TcpFlag::syn_owed)) {
+      change(f, TcpFlag::syn_owed, false);
       if (f.acks_to_send == 0) {
         f.in_acks = false;
         acks_.pop_front();

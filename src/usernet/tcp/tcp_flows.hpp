@@ -24,6 +24,11 @@
 // (kPeekFallbackWindow); retransmission, window and FIN logic are the same
 // on both paths.
 //
+// Files: tcp_flows.cpp (the table, opening, dispatch, next frame),
+// guest_to_host.cpp, host_to_guest.cpp, timers.cpp; connection.hpp holds the
+// per-connection record and its events and flags, changed only through
+// change(), which logs each change at debug level (--log-level debug).
+//
 // FIN and half-close work both ways (guest FIN -> shutdown(SHUT_WR)); RST
 // both ways (a guest RST closes the socket with SO_LINGER 0 so the host peer
 // sees a reset). The table is bounded; nothing is allocated per segment.
@@ -41,6 +46,7 @@
 #include "base/unique_fd.hpp"
 #include "packet/tcp.hpp"
 #include "usernet/flow_env.hpp"
+#include "usernet/tcp/connection.hpp"
 #include "usernet/guest_frame.hpp"
 
 namespace vnk::usernet {
@@ -54,7 +60,7 @@ class TcpFlows {
   // (Flow::room), so the guest never sends what would have to be dropped.
   // It is measured (SO_SNDBUF less SIOCOUTQ) again once half of the last
   // measurement is used up, and when the socket turns writable.
-  static constexpr std::uint32_t kMinRtoMs = 250;
+  static constexpr std::uint32_t kMinRtoMs = kTcpMinRtoMs;
   static constexpr std::uint32_t kMaxRtoMs = 8000;
   static constexpr unsigned kMaxRetries = 10;
   static constexpr std::uint64_t kConnectTimeoutMs = 60'000;
@@ -93,57 +99,22 @@ class TcpFlows {
   static constexpr std::size_t kDataHeaders = kEthIpv4Size + packet::kTcpHeaderSize;  // data segments carry no options
   static constexpr std::uint32_t kEstablishedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
-  struct Key {
-    std::uint32_t guest_ip;
-    std::uint16_t guest_port;
-    std::uint32_t remote_ip;
-    std::uint16_t remote_port;
-    friend bool operator==(const Key&, const Key&) = default;
-  };
+  using Key = TcpKey;
+  using Flow = TcpConnection;
   struct KeyHash {
     std::size_t operator()(const Key& k) const noexcept {
       return hash_flow(k.guest_ip, k.remote_ip, std::uint64_t{k.guest_port} << 16 | k.remote_port);
     }
   };
-  enum class State : std::uint8_t {
-    connecting,   // host connect() in progress; the guest waits for its SYN-ACK
-    syn_sent,     // inbound (port forward): our SYN is out, waiting for the guest's SYN-ACK
-    syn_acked,    // SYN-ACK sent; waiting for the guest's ACK
-    established,  // data both ways (and half-closed states, by the flags below)
-  };
-  struct Flow {
-    UniqueFd sock;
-    Key key{};
-    std::uint16_t gen = 0;
-    bool live = false;
-    State state = State::connecting;
-    // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked.
-    std::uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
-    // From the guest: the next byte expected.
-    std::uint32_t rcv_nxt = 0;
-    std::uint32_t guest_window = 0;  // bytes, already scaled
-    std::uint32_t room = 0;           // bytes the host socket can take at most: as last measured, less what was written since
-    std::uint32_t room_measured = 0;  // room at the last measurement
-    std::uint16_t guest_mss = 536;
-    std::uint8_t guest_wscale = 0;
-    bool scaling = false;     // both sides sent window scale
-    bool fin_sent = false;    // our FIN is at snd_nxt - 1
-    bool guest_fin = false;   // the guest's FIN was received (socket shut for writing)
-    bool host_closed = false; // the host peer shut its side (EPOLLRDHUP/EPOLLHUP seen)
-    bool want_write = false;  // EPOLLOUT armed: the socket was full, or the window ran low
-    bool refused = false;     // the socket took less than a segment: the guest must resend
-    bool in_ready = false, in_acks = false, window_blocked = false;
-    bool syn_owed = false;  // our SYN-ACK (or SYN) waits in acks_
-    std::uint8_t acks_to_send = 0;  // pure ACKs owed (3 = ask the guest to resend now)
-    std::uint8_t dup_acks = 0;
-    std::uint8_t retries = 0;
-    std::uint32_t rto_ms = kMinRtoMs;
-    std::uint64_t deadline_ms = 0;  // retransmit (or connect) deadline, 0 = none
-  };
+
+  // The one place a connection's events and flags change; logs at debug.
+  void change(Flow& f, TcpEvent e);
+  void change(Flow& f, TcpFlag flag, bool on);
 
   // Registers a new flow on `sock` (epoll `events`) with a fresh initial
-  // sequence number; nullptr (the socket closed) when epoll refuses it.
-  Flow* add_flow(UniqueFd sock, const Key& key, std::uint32_t events, State state, std::uint32_t& slot);
+  // sequence number, outbound (connecting) or inbound (a forwarded host
+  // connection); nullptr (the socket closed) when epoll refuses it.
+  Flow* add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound, std::uint32_t& slot);
   void close(std::uint32_t slot, bool reset_host);
   void open(const packet::Ipv4& ip, const packet::Tcp& tcp);
   void connected(std::uint32_t slot);

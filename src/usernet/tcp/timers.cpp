@@ -24,7 +24,7 @@ using namespace packet;
 void TcpFlows::rewind(Flow& f, std::uint32_t slot) {
   // The socket holds exactly the unacknowledged bytes: peek from the start.
   f.snd_nxt = f.snd_una;
-  f.fin_sent = false;
+  change(f, TcpFlag::fin_sent, false);
   f.dup_acks = 0;
   if (peek_offset_) {
     const int zero = 0;
@@ -39,29 +39,24 @@ void TcpFlows::on_tick(std::uint64_t now_ms) {
   for (std::uint32_t s = 0; s < flows_.extent(); ++s) {
     Flow& f = flows_[s];
     if (!f.live || f.deadline_ms == 0 || now_ms < f.deadline_ms) continue;
-    switch (f.state) {
-      case State::connecting:
-        // No answer: give up silently, as a lost SYN would look.
-        env_.counters.tcp_connect_timeouts.add();
-        close(s, false);
-        continue;
-      case State::syn_sent:
-      case State::syn_acked:
-      case State::established:
-        if (++f.retries > kMaxRetries) {
-          env_.counters.tcp_timeouts.add();
-          queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
-          close(s, true);
-          continue;
-        }
-        f.rto_ms = std::min(f.rto_ms * 2, kMaxRtoMs);
-        f.deadline_ms = now_ms + f.rto_ms;
-        if (f.state != State::established) {
-          owe_syn(f, s);
-        } else {
-          rewind(f, s);
-        }
-        break;
+    if (f.connecting()) {
+      // No answer: give up silently, as a lost SYN would look.
+      env_.counters.tcp_connect_timeouts.add();
+      close(s, false);
+      continue;
+    }
+    if (++f.retries > kMaxRetries) {
+      env_.counters.tcp_timeouts.add();
+      queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+      close(s, true);
+      continue;
+    }
+    f.rto_ms = std::min(f.rto_ms * 2, kMaxRtoMs);
+    f.deadline_ms = now_ms + f.rto_ms;
+    if (!f.established()) {
+      owe_syn(f, s);
+    } else {
+      rewind(f, s);
     }
   }
 }

@@ -1,0 +1,101 @@
+// One guest TCP connection and its host socket: the record, and its state as
+// events (what has happened, never undone) and flags (conditions that come
+// and go). Every change goes through TcpFlows::change(), which logs it at
+// debug level, so a connection's history can be read from the log.
+//
+// Lifecycle, from the events:
+//   outbound (guest SYN):   {} --host_connected--> SYN-ACK owed --established--> data
+//   inbound (port forward): {inbound, host_connected} --established (guest SYN-ACK)--> data
+//   either way, then guest_fin and host_eof in any order; the flow closes
+//   once both FINs are acknowledged, on RST, or on timeout.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/unique_fd.hpp"
+
+namespace vnk::usernet {
+
+enum class TcpEvent : std::uint8_t {
+  inbound = 1 << 0,         // opened by a forwarded host connection: our SYN goes to the guest
+  host_connected = 1 << 1,  // the host socket is connected
+  established = 1 << 2,     // the guest completed the handshake
+  guest_fin = 1 << 3,       // the guest's FIN arrived; the socket is shut for writing
+  host_eof = 1 << 4,        // the host peer shut its side (EPOLLRDHUP/EPOLLHUP)
+};
+inline constexpr std::array<std::string_view, 5> kTcpEventNames = {"inbound", "host_connected", "established",
+                                                                    "guest_fin", "host_eof"};
+static_assert(static_cast<unsigned>(TcpEvent::host_eof) == 1u << (kTcpEventNames.size() - 1), "a name per event");
+
+enum class TcpFlag : std::uint8_t {
+  fin_sent = 1 << 0,        // our FIN is at snd_nxt - 1 (a rewind takes it back)
+  want_write = 1 << 1,      // EPOLLOUT armed: the socket was full, or its room ran low
+  refused = 1 << 2,         // the socket took less than a segment: the guest must resend
+  window_blocked = 1 << 3,  // the guest's window is full: wait for its ACKs
+  syn_owed = 1 << 4,        // our SYN-ACK (or SYN) waits in the ACK queue
+};
+inline constexpr std::array<std::string_view, 5> kTcpFlagNames = {"fin_sent", "want_write", "refused",
+                                                                  "window_blocked", "syn_owed"};
+static_assert(static_cast<unsigned>(TcpFlag::syn_owed) == 1u << (kTcpFlagNames.size() - 1), "a name per flag");
+
+// "a|b|c" for a set of events or flags.
+template <std::size_t N>
+std::string bit_names(std::uint8_t bits, const std::array<std::string_view, N>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < N; ++i) {
+    if ((bits & (1u << i)) == 0) continue;
+    if (!out.empty()) out += '|';
+    out += names[i];
+  }
+  return out.empty() ? "-" : out;
+}
+
+struct TcpKey {
+  std::uint32_t guest_ip;
+  std::uint16_t guest_port;
+  std::uint32_t remote_ip;
+  std::uint16_t remote_port;
+  friend bool operator==(const TcpKey&, const TcpKey&) = default;
+};
+
+inline constexpr std::uint32_t kTcpMinRtoMs = 250;  // the retransmission timeout's floor
+
+struct TcpConnection {
+  UniqueFd sock;
+  TcpKey key{};
+  std::uint16_t gen = 0;
+  bool live = false;             // the slot holds a connection
+  std::uint8_t events = 0;       // TcpEvent bits; change() only sets them
+  std::uint8_t flags = 0;        // TcpFlag bits; change() sets and clears them
+  // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked.
+  std::uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
+  // From the guest: the next byte expected.
+  std::uint32_t rcv_nxt = 0;
+  std::uint32_t guest_window = 0;   // bytes, already scaled
+  std::uint32_t room = 0;           // bytes the host socket can take at most: as last measured, less what was written since
+  std::uint32_t room_measured = 0;  // room at the last measurement
+  std::uint16_t guest_mss = 536;
+  std::uint8_t guest_wscale = 0;
+  bool scaling = false;            // both sides sent window scale
+  bool in_ready = false, in_acks = false;  // queued in TcpFlows' ready_ / acks_
+  std::uint8_t acks_to_send = 0;   // pure ACKs owed (3 = ask the guest to resend now)
+  std::uint8_t dup_acks = 0;
+  std::uint8_t retries = 0;
+  std::uint32_t rto_ms = kTcpMinRtoMs;
+  std::uint64_t deadline_ms = 0;  // retransmit (or connect) deadline, 0 = none
+
+  [[nodiscard]] bool has(TcpEvent e) const noexcept { return (events & static_cast<std::uint8_t>(e)) != 0; }
+  [[nodiscard]] bool has(TcpFlag f) const noexcept { return (flags & static_cast<std::uint8_t>(f)) != 0; }
+  // The handshake stages, read off the events.
+  [[nodiscard]] bool connecting() const noexcept { return !has(TcpEvent::host_connected); }
+  [[nodiscard]] bool syn_sent() const noexcept { return has(TcpEvent::inbound) && !has(TcpEvent::established); }
+  [[nodiscard]] bool syn_acked() const noexcept {
+    return !has(TcpEvent::inbound) && has(TcpEvent::host_connected) && !has(TcpEvent::established);
+  }
+  [[nodiscard]] bool established() const noexcept { return has(TcpEvent::established); }
+};
+
+}  // namespace vnk::usernet
