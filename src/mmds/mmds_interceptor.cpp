@@ -79,7 +79,7 @@ void MmdsInterceptor::send(const Conn& c, std::uint8_t flags, std::uint32_t seq,
     return;
   }
   const TcpFields t{kPort, c.guest_port, seq, c.rcv_nxt, flags, 65535,
-                    syn_options ? std::optional<std::uint16_t>(kMss) : std::nullopt, {}};
+                    syn_options ? std::optional<std::uint16_t>(kMss) : std::nullopt, {}, false, {}};
   const std::size_t hdr = tcp_header_size(t) + kEthernetHeaderSize + kIpv4HeaderSize;
   std::copy(payload.begin(), payload.end(), reinterpret_cast<char*>(slot.data() + hdr));
   Checksum sum;

@@ -1,5 +1,7 @@
 #include "packet/tcp.hpp"
 
+#include <algorithm>
+
 #include "base/byte_order.hpp"
 
 namespace vnk::packet {
@@ -32,13 +34,16 @@ std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip) {
     if (len < 2 || i + len > t.header_len) return std::unexpected(ParseError::bad_length);
     if (kind == 2 && len == 4) t.mss = load_be<std::uint16_t>(b.data() + i + 2);
     if (kind == 3 && len == 3) t.wscale = std::min<std::uint8_t>(static_cast<std::uint8_t>(b[i + 2]), 14);
+    if (kind == 4 && len == 2) t.sack_permitted = true;
     i += len;
   }
   return t;
 }
 
 std::size_t tcp_header_size(const TcpFields& f) noexcept {
-  return kTcpHeaderSize + (f.mss ? 4 : 0) + (f.wscale ? 4 : 0);
+  const std::size_t blocks = std::min(f.sack.size(), kMaxSackBlocks);
+  return kTcpHeaderSize + (f.mss ? 4 : 0) + (f.wscale ? 4 : 0) + (f.sack_permitted ? 4 : 0) +
+         (blocks != 0 ? 4 + 8 * blocks : 0);
 }
 
 std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f) {
@@ -65,6 +70,22 @@ std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f) {
     out[i + 2] = std::byte{3};
     out[i + 3] = static_cast<std::byte>(*f.wscale);
     i += 4;
+  }
+  if (f.sack_permitted) {
+    out[i] = out[i + 1] = std::byte{1};
+    out[i + 2] = std::byte{4};
+    out[i + 3] = std::byte{2};
+    i += 4;
+  }
+  if (const std::size_t blocks = std::min(f.sack.size(), kMaxSackBlocks); blocks != 0) {
+    out[i] = out[i + 1] = std::byte{1};
+    out[i + 2] = std::byte{5};
+    out[i + 3] = static_cast<std::byte>(2 + 8 * blocks);
+    i += 4;
+    for (std::size_t b = 0; b < blocks; ++b, i += 8) {
+      store_be<std::uint32_t>(out.data() + i, f.sack[b].left);
+      store_be<std::uint32_t>(out.data() + i + 4, f.sack[b].right);
+    }
   }
   return len;
 }

@@ -38,11 +38,18 @@ struct Tcp {
   std::size_t payload_len = 0;       // segment bytes after the header
   std::optional<std::uint16_t> mss;  // option 2
   std::optional<std::uint8_t> wscale;  // option 3, clamped to 14 (RFC 7323)
+  bool sack_permitted = false;         // option 4 (RFC 2018), on SYNs
   [[nodiscard]] bool has(std::uint8_t f) const noexcept { return (flags & f) != 0; }
 };
 // `ip.payload` must hold at least the TCP header; the segment's length comes
 // from ip.payload_len. The checksum is not verified here (see tcp_checksum).
 std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip);
+
+// One SACK block (RFC 2018): bytes [left, right) received beyond the ACK.
+struct SackBlock {
+  std::uint32_t left = 0, right = 0;
+};
+constexpr std::size_t kMaxSackBlocks = 3;
 
 struct TcpFields {
   std::uint16_t src_port = 0, dst_port = 0;
@@ -51,6 +58,8 @@ struct TcpFields {
   std::uint16_t window = 0;
   std::optional<std::uint16_t> mss;    // written when set (SYN only)
   std::optional<std::uint8_t> wscale;  // written when set (SYN only)
+  bool sack_permitted = false;         // written when set (SYN only)
+  std::span<const SackBlock> sack;     // at most kMaxSackBlocks, written when not empty (ACKs)
 };
 // Bytes write_tcp() will write for these fields.
 [[nodiscard]] std::size_t tcp_header_size(const TcpFields& f) noexcept;

@@ -46,7 +46,10 @@ namespace vnk::usernet {
   X(tcp_bytes_repeeked)        /* in-flight bytes peeked again and discarded (kernels without TCP SO_PEEK_OFF) */ \
   X(tcp_retransmits)           /* rewinds to the first unacknowledged byte (dup ACKs, timer) */ \
   X(tcp_socket_full)           /* guest data a full host socket could not take yet */ \
-  X(tcp_out_of_order)          /* guest segments beyond the next expected byte */ \
+  X(tcp_out_of_order)          /* guest segments beyond the next expected byte (kept for reassembly if they fit) */ \
+  X(tcp_ooo_bytes_held)        /* out-of-order guest bytes kept until the hole before them was filled */ \
+  X(tcp_ooo_bytes_delivered)   /* kept bytes written to the host socket once in order */ \
+  X(tcp_ooo_bytes_dropped)     /* out-of-order guest bytes not kept: beyond the window, or over the bounds */ \
   X(tcp_no_flow)               /* segments for no known connection (RST to the guest) */ \
   X(tcp_resets_to_guest)       /* RSTs sent to the guest */ \
   X(tcp_resets_from_guest)     /* RSTs from the guest (passed on to the host peer) */ \

@@ -80,7 +80,7 @@ class Session {
 
   void send(std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, std::uint16_t window, std::size_t len,
             std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {}) {
-    TcpFields t{kGuestPort, port_, seq, ack, flags, window, mss, ws};
+    TcpFields t{kGuestPort, port_, seq, ack, flags, window, mss, ws, false, {}};
     const std::size_t hl = tcp_header_size(t);
     std::vector<std::byte> f(kEthernetHeaderSize + kIpv4HeaderSize + hl + len);
     const std::span<std::byte> seg = std::span(f).subspan(kEthernetHeaderSize + kIpv4HeaderSize);

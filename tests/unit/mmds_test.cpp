@@ -143,7 +143,7 @@ class MmdsInterceptorTest : public ::testing::Test {
   const Ipv4Address kGuest = Ipv4Address::of(10, 0, 2, 15);
 
   bool send(std::uint16_t port, std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, std::string_view data = {}) {
-    TcpFields t{port, 80, seq, ack, flags, 65535, {}, {}};
+    TcpFields t{port, 80, seq, ack, flags, 65535, {}, {}, false, {}};
     Bytes f(kEthernetHeaderSize + kIpv4HeaderSize + kTcpHeaderSize + data.size());
     write_ethernet(f, kGwMac, kGuestMac, ethertype::kIpv4);
     write_ipv4(std::span(f).subspan(kEthernetHeaderSize),

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "base/unique_fd.hpp"
+#include "usernet/tcp/reassembly.hpp"
 
 namespace vnk::usernet {
 
@@ -80,6 +81,8 @@ struct TcpConnection {
   std::uint16_t guest_mss = 536;
   std::uint8_t guest_wscale = 0;
   bool scaling = false;            // both sides sent window scale
+  bool sack_ok = false;            // both sides sent SACK-permitted: our ACKs carry SACK blocks
+  ReassemblyQueue held;            // guest data beyond rcv_nxt, waiting for the hole before it
   bool in_ready = false, in_acks = false;  // queued in TcpFlows' ready_ / acks_
   std::uint8_t acks_to_send = 0;   // pure ACKs owed (3 = ask the guest to resend now)
   std::uint8_t dup_acks = 0;

@@ -27,10 +27,22 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
   const auto offset = static_cast<std::int32_t>(f.rcv_nxt - tcp.seq);
   if (len > 0) {
     if (offset < 0 || f.has(TcpEvent::guest_fin)) {
-      // A gap (a segment we could not take earlier) or data after FIN. While
-      // the socket refuses data stay quiet: duplicate ACKs come when it drains.
+      // Beyond a hole (a segment lost or reordered on the way, or one the
+      // socket could not take), or data after FIN.
       env_.counters.tcp_out_of_order.add();
-      if (!f.has(TcpFlag::refused)) owe_ack(f, slot);
+      if (offset < 0 && !f.has(TcpEvent::guest_fin)) {
+        // Kept until the hole is filled, if it lies within the window we offer.
+        if (static_cast<std::uint32_t>(-offset) + len <= kWindowBytes) {
+          const auto r = f.held.insert(f.rcv_nxt, tcp.seq, payload, reassembly_);
+          env_.counters.tcp_ooo_bytes_held.add(r.stored);
+          env_.counters.tcp_ooo_bytes_dropped.add(r.dropped);
+        } else {
+          env_.counters.tcp_ooo_bytes_dropped.add(len);
+        }
+      }
+      // A duplicate ACK (with SACK blocks) for each such segment. While the
+      // socket refuses data stay quiet: duplicate ACKs come when it drains.
+      if (!f.has(TcpFlag::refused)) owe_dup_ack(f, slot);
       return;
     }
     if (static_cast<std::size_t>(offset) < len) {
@@ -61,6 +73,8 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
       // Less than a full segment of room: the guest stops; it hears when
       // the socket drains.
       if (f.room < std::max<std::uint32_t>(env_.cfg.mtu, 1u << kWindowShift)) want_writable(f, slot);
+      // The hole may be filled now: what was held behind it follows.
+      if (!deliver_held(f, slot)) return;
     }
     owe_ack(f, slot);
   } else if (seq_lt(tcp.seq, f.rcv_nxt)) {
@@ -71,6 +85,30 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
     f.rcv_nxt += 1;
     ::shutdown(f.sock.get(), SHUT_WR);
     owe_ack(f, slot);
+  }
+}
+
+bool TcpFlows::deliver_held(Flow& f, std::uint32_t slot) {
+  for (;;) {
+    const auto bytes = f.held.ready(f.rcv_nxt, reassembly_);
+    if (bytes.empty()) return true;
+    const ssize_t n = ::send(f.sock.get(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
+      close(slot, false);
+      return false;
+    }
+    const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+    f.rcv_nxt += static_cast<std::uint32_t>(written);
+    env_.counters.tcp_bytes_to_host.add(written);
+    env_.counters.tcp_ooo_bytes_delivered.add(written);
+    f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
+    if (written < bytes.size()) {
+      // The socket is full; the rest stays held (the guest need not resend
+      // it) and goes when the socket drains.
+      want_writable(f, slot);
+      return true;
+    }
   }
 }
 

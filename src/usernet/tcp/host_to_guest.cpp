@@ -57,7 +57,7 @@ std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, cons
 }
 
 TcpFields TcpFlows::ack_fields(const Flow& f) const noexcept {
-  return TcpFields{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}};
+  return TcpFields{f.key.remote_port, f.key.guest_port, f.snd_nxt, f.rcv_nxt, tcp_flag::kAck, window_field(f), {}, {}, false, {}};
 }
 
 void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
@@ -79,7 +79,9 @@ TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
                    static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
                    inbound ? std::uint16_t{0xffff} : window_field(f),
                    static_cast<std::uint16_t>(env_.cfg.mtu - 40),
-                   inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt};
+                   inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt,
+                   inbound || f.sack_ok,
+                   {}};
 }
 
 void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
@@ -95,7 +97,8 @@ void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
 void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
   if (!env_.guest_mac) return;
   queue_control(k, TcpFields{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
-                             static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {}});
+                             static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {},
+                             false, {}});
   env_.counters.tcp_resets_to_guest.add();
 }
 
@@ -105,6 +108,10 @@ void TcpFlows::owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count) {
     f.in_acks = true;
     acks_.push_back(slot);
   }
+}
+
+void TcpFlows::owe_dup_ack(Flow& f, std::uint32_t slot) {
+  owe_ack(f, slot, static_cast<std::uint8_t>(std::min(f.acks_to_send + 1, 8)));
 }
 
 void TcpFlows::make_ready(Flow& f, std::uint32_t slot) {
@@ -154,8 +161,11 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
 }
 
 std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
-  std::array<std::byte, kDataHeaders> h{};
-  const std::size_t n = write_segment(h, f.key, ack_fields(f));
+  std::array<std::byte, kDataHeaders + 40> h{};  // room for SACK blocks
+  TcpFields t = ack_fields(f);
+  std::array<SackBlock, kMaxSackBlocks> blocks;
+  if (f.sack_ok && !f.held.empty()) t.sack = std::span(blocks).first(f.held.sack_blocks(blocks));
+  const std::size_t n = write_segment(h, f.key, t);
   return iov_write(buffer, 0, std::span(h).first(n)) == n ? n : 0;
 }
 

@@ -106,6 +106,7 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
     ::setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
   epoll_del(env_.epoll_fd, f.sock.get());
+  f.held.clear(reassembly_);
   by_key_.erase(f.key);
   flows_.release(slot);  // closes the socket
   env_.fds.give();
@@ -140,6 +141,7 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   f->guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
   f->scaling = tcp.wscale.has_value();
   f->guest_wscale = tcp.wscale.value_or(0);
+  f->sack_ok = tcp.sack_permitted;
   f->guest_window = tcp.window;  // a SYN's window is never scaled
   f->deadline_ms = now_ms_ + kConnectTimeoutMs;
   env_.counters.tcp_flows_opened.add();
@@ -223,6 +225,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
       f.guest_mss = std::max<std::uint16_t>(tcp.mss.value_or(536), 64);
       f.scaling = tcp.wscale.has_value();  // we offered it in our SYN
       f.guest_wscale = tcp.wscale.value_or(0);
+      f.sack_ok = tcp.sack_permitted;  // so was SACK
       f.guest_window = tcp.window;  // a SYN-ACK's window is never scaled
       f.snd_una = f.snd_nxt = f.iss + 1;
       f.deadline_ms = 0;
@@ -278,6 +281,7 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
     change(f, TcpFlag::want_write, false);
     epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
     measure_room(f);
+    if (!deliver_held(f, slot)) return;
     // A window update; after a refusal, three duplicate ACKs so the guest
     // resends what the socket did not take.
     owe_ack(f, slot, f.has(TcpFlag::refused) ? 3 : 1);

@@ -121,6 +121,11 @@ class TcpFlows {
   void handle_ack(Flow& f, std::uint32_t slot, const packet::Tcp& tcp);
   void handle_data(Flow& f, std::uint32_t slot, const packet::Tcp& tcp, std::span<const iovec> payload);
   void owe_ack(Flow& f, std::uint32_t slot, std::uint8_t count = 1);
+  // One more duplicate ACK (for a segment beyond rcv_nxt), up to a few.
+  void owe_dup_ack(Flow& f, std::uint32_t slot);
+  // Writes held out-of-order bytes that are now in order to the socket;
+  // false when the flow was closed (the socket failed).
+  bool deliver_held(Flow& f, std::uint32_t slot);
   void make_ready(Flow& f, std::uint32_t slot);
   void rewind(Flow& f, std::uint32_t slot);
   std::uint16_t window_field(const Flow& f) const noexcept;
@@ -150,6 +155,7 @@ class TcpFlows {
   std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
   std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK or their SYN(-ACK)
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
+  ReassemblyBudget reassembly_;  // out-of-order bytes held, all flows
   std::uint64_t now_ms_ = 0;  // the time the current entry point was called with
   std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
