@@ -94,10 +94,37 @@ def unit():
     return again.returncode
 
 
+def lossy(runs=3, loss="1%", reorder="10%"):
+    """64 MiB down and up, `runs` times, with netem dropping `loss` and
+    reordering `reorder` of the namespace's frames toward vnetkit (the
+    upload's data, the download's ACKs) on the TAP device."""
+    web = HttpServer(SIZE)
+    report("services", http=web.port, sha256=web.sha256)
+    metrics = "/tmp/vnetkit-metrics.json"
+    client = f"/usr/bin/python3 {os.path.join(HERE, 'netns_client.py')} - {web.port} 0 0 {SIZE}"
+    script = (f"tc qdisc add dev tap0 root netem loss {loss} reorder {reorder} delay 1ms || exit 3; "
+              f"for i in $(seq {runs}); do {client} || exit 1; done")
+    argv = [VNETKIT, "--log-level", "warn", "netns", "--metrics", metrics, "--metrics-interval", "100",
+            "--dns-upstream", "127.0.0.1:1", "--", "/bin/sh", "-c", script]
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=400)
+        for line in r.stdout.splitlines():
+            print(line, flush=True)
+        m = read_metrics(metrics)["backend"]
+        report("counters", **{k: m[k] for k in ("tcp_out_of_order", "tcp_ooo_bytes_held", "tcp_ooo_bytes_delivered",
+                                                "tcp_ooo_bytes_dropped", "tcp_retransmits", "tcp_bytes_to_host")})
+        return r.returncode
+    finally:
+        web.close()
+
+
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "netns"
     if scenario == "unit":
         return unit()
+    if scenario == "lossy":
+        subprocess.run(["modprobe", "sch_netem"], check=False)
+        return lossy()
     if scenario != "netns":
         report("unknown-scenario", name=scenario)
         return 2

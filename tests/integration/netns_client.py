@@ -71,8 +71,9 @@ def iperf(port, seconds):
 def main():
     name, http_port, iperf_port, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     upload_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 100 << 20
-    ping()
-    dns(name)
+    if name != "-":  # "-": transfers only
+        ping()
+        dns(name)
     download(http_port)
     upload(http_port, upload_bytes)
     if iperf_port:
