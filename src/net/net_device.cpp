@@ -81,21 +81,18 @@ void NetDevice::queue_notify(std::uint16_t queue) {
   // the vCPU for ever; what is left waits for the next notify or
   // backend_ready().
   switch (queue) {
-    case 0:
-      for (unsigned i = 0; i < kMaxRounds && pair_->on_rx_ready(); ++i) {
-      }
-      return;
-    case 1:
-      for (unsigned i = 0; i < kMaxRounds && pair_->on_tx_kick(); ++i) {
-      }
-      return;
+    case 0: drain(&NetQueuePair::on_rx_ready); return;
+    case 1: drain(&NetQueuePair::on_tx_kick); return;
     default: counters_.notify_bad_queue.add(); return;
   }
 }
 
 void NetDevice::backend_ready() {
-  if (!pair_) return;
-  for (unsigned i = 0; i < kMaxRounds && pair_->on_rx_ready(); ++i) {
+  if (pair_) drain(&NetQueuePair::on_rx_ready);
+}
+
+void NetDevice::drain(bool (NetQueuePair::*round)()) {
+  for (unsigned i = 0; i < kMaxRounds && ((*pair_).*round)(); ++i) {
   }
 }
 

@@ -67,6 +67,9 @@ class NetDevice final : public virtio::VirtioDevice {
   [[nodiscard]] NetQueuePair* queue_pair() noexcept { return pair_ ? &*pair_ : nullptr; }
 
  private:
+  // Calls `round` until it reports nothing more, at most kMaxRounds times.
+  void drain(bool (NetQueuePair::*round)());
+
   NetConfig cfg_;
   NetBackend& backend_;
   FrameInterceptor* interceptor_;

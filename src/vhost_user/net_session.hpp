@@ -115,7 +115,6 @@ class NetSession final : private virtio::Interrupts {
 
   [[nodiscard]] bool ring_ready(const Ring& r) const noexcept;
   void maybe_start();
-  bool work_pending_ = false;  // the last round of ring work stopped at its budget
   void stop();
   void reset_all();
   [[nodiscard]] std::array<std::byte, 12> config_bytes() const;
@@ -130,6 +129,7 @@ class NetSession final : private virtio::Interrupts {
   net::FrameInterceptor* interceptor_;
   bool link_up_;
 
+  bool work_pending_ = false;  // the last round of ring work stopped at its budget
   std::uint64_t acked_features_ = 0;
   std::uint64_t acked_protocol_features_ = 0;
   bool owner_ = false;

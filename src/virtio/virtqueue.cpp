@@ -34,11 +34,16 @@ bool rings_overlap(std::span<const QueueConfig> queues) noexcept {
   };
   std::array<Range, 3 * 8> ranges{};  // vhost-user and MMIO net: 2 queues; room for 8
   std::size_t n = 0;
+  // The addresses are the driver's, not yet checked against guest memory:
+  // a range that would wrap past 2^64 ends there instead.
+  auto range = [](std::uint64_t begin, std::uint64_t size) {
+    return Range{begin, begin + size < begin ? UINT64_MAX : begin + size};
+  };
   for (const QueueConfig& q : queues) {
     if (n + 3 > ranges.size()) return true;  // more queues than any device here has: refuse
-    ranges[n++] = {q.desc.value, q.desc.value + Virtqueue::desc_table_size(q.size)};
-    ranges[n++] = {q.avail.value, q.avail.value + Virtqueue::avail_ring_size(q.size)};
-    ranges[n++] = {q.used.value, q.used.value + Virtqueue::used_ring_size(q.size)};
+    ranges[n++] = range(q.desc.value, Virtqueue::desc_table_size(q.size));
+    ranges[n++] = range(q.avail.value, Virtqueue::avail_ring_size(q.size));
+    ranges[n++] = range(q.used.value, Virtqueue::used_ring_size(q.size));
   }
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t j = i + 1; j < n; ++j)

@@ -2,11 +2,6 @@
 // the guest's FIN.
 #include "usernet/tcp/tcp_flows.hpp"
 
-#include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -14,7 +9,6 @@
 #include <cerrno>
 
 #include "memory/iovec_ops.hpp"
-#include "usernet/guest_frame.hpp"
 #include "usernet/tcp/sequence.hpp"
 
 namespace vnk::usernet {
@@ -31,8 +25,10 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
       // socket could not take), or data after FIN.
       env_.counters.tcp_out_of_order.add();
       if (offset < 0 && !f.has(TcpEvent::guest_fin)) {
-        // Kept until the hole is filled, if it lies within the window we offer.
-        if (static_cast<std::uint32_t>(-offset) + len <= kWindowBytes) {
+        // Kept until the hole is filled, if it lies within the window we
+        // offer. (`ahead` in unsigned arithmetic: the guest picks seq.)
+        const std::uint32_t ahead = tcp.seq - f.rcv_nxt;
+        if (ahead + len <= kWindowBytes) {
           const auto r = f.held.insert(f.rcv_nxt, tcp.seq, payload, reassembly_);
           env_.counters.tcp_ooo_bytes_held.add(r.stored);
           env_.counters.tcp_ooo_bytes_dropped.add(r.dropped);
@@ -58,10 +54,7 @@ void TcpFlows::handle_data(Flow& f, std::uint32_t slot, const Tcp& tcp, std::spa
         return;
       }
       const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
-      f.rcv_nxt += static_cast<std::uint32_t>(written);
-      env_.counters.tcp_bytes_to_host.add(written);
-      f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
-      if (f.room < f.room_measured / 2) measure_room(f);
+      wrote_to_host(f, written);
       if (written < len - static_cast<std::size_t>(offset)) {
         env_.counters.tcp_socket_full.add();
         change(f, TcpFlag::refused, true);
@@ -99,10 +92,8 @@ bool TcpFlows::deliver_held(Flow& f, std::uint32_t slot) {
       return false;
     }
     const auto written = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
-    f.rcv_nxt += static_cast<std::uint32_t>(written);
-    env_.counters.tcp_bytes_to_host.add(written);
+    wrote_to_host(f, written);
     env_.counters.tcp_ooo_bytes_delivered.add(written);
-    f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
     if (written < bytes.size()) {
       // The socket is full; the rest stays held (the guest need not resend
       // it) and goes when the socket drains.
@@ -110,6 +101,13 @@ bool TcpFlows::deliver_held(Flow& f, std::uint32_t slot) {
       return true;
     }
   }
+}
+
+void TcpFlows::wrote_to_host(Flow& f, std::size_t written) {
+  f.rcv_nxt += static_cast<std::uint32_t>(written);
+  env_.counters.tcp_bytes_to_host.add(written);
+  f.room = f.room > written ? f.room - static_cast<std::uint32_t>(written) : 0;
+  if (f.room < f.room_measured / 2) measure_room(f);
 }
 
 bool TcpFlows::closing_done(const Flow& f) const noexcept {

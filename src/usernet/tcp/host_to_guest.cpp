@@ -3,8 +3,6 @@
 #include "usernet/tcp/tcp_flows.hpp"
 
 #include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -13,11 +11,9 @@
 #include <array>
 #include <cerrno>
 
-#include "memory/iovec_ops.hpp"
-#include "usernet/guest_frame.hpp"
-#include "usernet/tcp/sequence.hpp"
-
 #include "base/epoll_ops.hpp"
+#include "memory/iovec_ops.hpp"
+#include "usernet/tcp/sequence.hpp"
 
 namespace vnk::usernet {
 

@@ -27,18 +27,17 @@ ReassemblyQueue::Insert ReassemblyQueue::insert(std::uint32_t rcv_nxt, std::uint
       }
       if (seq_lt(segments_[i].seq, hole_end)) hole_end = segments_[i].seq;
     }
-    std::size_t n = hole_end - from;
+    const std::size_t n = hole_end - from;
+    auto fits = [&] {
+      return bytes_ + n <= kMaxFlowBytes && budget.used + n <= budget.limit && segments_.size() < kMaxSegments;
+    };
     // Make room by evicting what lies furthest ahead, never for data
     // further ahead than it.
-    while ((bytes_ + n > kMaxFlowBytes || budget.used + n > budget.limit || segments_.size() >= kMaxSegments) &&
-           !segments_.empty() && seq_lt(from, segments_.back().seq)) {
+    while (!fits() && !segments_.empty() && seq_lt(from, segments_.back().seq)) {
       r.dropped += segments_.back().data.size();
       evict_last(budget);
     }
-    const std::size_t room = std::min({kMaxFlowBytes - std::min(bytes_, kMaxFlowBytes),
-                                       budget.limit - std::min(budget.used, budget.limit),
-                                       segments_.size() < kMaxSegments ? n : std::size_t{0}});
-    if (room < n) {
+    if (!fits()) {
       r.dropped += to - from;
       break;
     }
@@ -67,19 +66,29 @@ std::span<const std::byte> ReassemblyQueue::ready(std::uint32_t rcv_nxt, Reassem
 }
 
 std::size_t ReassemblyQueue::sack_blocks(std::span<packet::SackBlock> out) const {
-  // Adjacent segments make one block.
-  std::vector<packet::SackBlock> blocks;
-  for (const Segment& s : segments_) {
-    if (!blocks.empty() && blocks.back().right == s.seq) blocks.back().right = s.end();
-    else blocks.push_back({s.seq, s.end()});
-  }
-  std::size_t n = 0;
-  auto recent = std::find_if(blocks.begin(), blocks.end(), [this](const packet::SackBlock& b) {
+  // Blocks are runs of adjacent segments; the run holding last_seq_ goes
+  // first, the others follow in order. Two passes, no allocation: this runs
+  // for every duplicate ACK.
+  auto holds_recent = [this](const packet::SackBlock& b) {
     return seq_le(b.left, last_seq_) && seq_lt(last_seq_, b.right);
+  };
+  auto for_each_block = [this](auto&& visit) {
+    for (std::size_t i = 0; i < segments_.size();) {
+      packet::SackBlock b{segments_[i].seq, segments_[i].end()};
+      for (++i; i < segments_.size() && segments_[i].seq == b.right; ++i) b.right = segments_[i].end();
+      if (!visit(b)) return;
+    }
+  };
+  std::size_t n = 0;
+  for_each_block([&](const packet::SackBlock& b) {
+    if (holds_recent(b) && n < out.size()) out[n++] = b;
+    return n == 0;
   });
-  if (recent != blocks.end() && n < out.size()) out[n++] = *recent;
-  for (auto it = blocks.begin(); it != blocks.end() && n < out.size(); ++it)
-    if (it != recent) out[n++] = *it;
+  const bool recent_first = n == 1;
+  for_each_block([&](const packet::SackBlock& b) {
+    if (!(recent_first && holds_recent(b)) && n < out.size()) out[n++] = b;
+    return n < out.size();
+  });
   return n;
 }
 

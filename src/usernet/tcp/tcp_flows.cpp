@@ -3,23 +3,19 @@
 // frame for the guest.
 #include "usernet/tcp/tcp_flows.hpp"
 
-#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 
-#include "memory/iovec_ops.hpp"
-#include "usernet/guest_frame.hpp"
-#include "usernet/tcp/sequence.hpp"
-#include <sys/random.h>
-
 #include "base/epoll_ops.hpp"
+#include "memory/iovec_ops.hpp"
+#include "usernet/tcp/sequence.hpp"
 #include "base/log.hpp"
 #include "usernet/host_route.hpp"
 

@@ -126,6 +126,8 @@ class TcpFlows {
   // Writes held out-of-order bytes that are now in order to the socket;
   // false when the flow was closed (the socket failed).
   bool deliver_held(Flow& f, std::uint32_t slot);
+  // `written` guest bytes went into the socket: rcv_nxt, counters, room.
+  void wrote_to_host(Flow& f, std::size_t written);
   void make_ready(Flow& f, std::uint32_t slot);
   void rewind(Flow& f, std::uint32_t slot);
   std::uint16_t window_field(const Flow& f) const noexcept;

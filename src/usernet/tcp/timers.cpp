@@ -2,20 +2,9 @@
 // the connect timeout.
 #include "usernet/tcp/tcp_flows.hpp"
 
-#include <linux/sockios.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
-
-#include "memory/iovec_ops.hpp"
-#include "usernet/guest_frame.hpp"
-#include "usernet/tcp/sequence.hpp"
 
 namespace vnk::usernet {
 
