@@ -35,6 +35,10 @@ std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip) {
     if (kind == 2 && len == 4) t.mss = load_be<std::uint16_t>(b.data() + i + 2);
     if (kind == 3 && len == 3) t.wscale = std::min<std::uint8_t>(static_cast<std::uint8_t>(b[i + 2]), 14);
     if (kind == 4 && len == 2) t.sack_permitted = true;
+    if (kind == 5 && len >= 10 && (len - 2) % 8 == 0 && t.sack_count == 0) {
+      for (std::size_t j = i + 2; j + 8 <= i + len && t.sack_count < t.sack.size(); j += 8)
+        t.sack[t.sack_count++] = SackBlock{load_be<std::uint32_t>(b.data() + j), load_be<std::uint32_t>(b.data() + j + 4)};
+    }
     i += len;
   }
   return t;

@@ -1,12 +1,13 @@
 // TCP (RFC 9293) header parsing and writing for usernet.
 //
-// The parser reads the fixed header and the options usernet uses (MSS and
-// window scale, on SYNs); it needs only the header bytes, since the payload
+// The parser reads the fixed header and the options usernet uses (MSS,
+// window scale and SACK-permitted on SYNs; SACK blocks on ACKs); it needs only the header bytes, since the payload
 // may stay in guest memory. The writer fills the header, with options on
 // SYNs; the checksum covers the payload, so the caller finishes it with
 // tcp_checksum() once the payload is in place.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -29,6 +30,13 @@ constexpr std::uint8_t kAck = 0x10;
 constexpr std::uint8_t kUrg = 0x20;
 }  // namespace tcp_flag
 
+// One SACK block (RFC 2018): bytes [left, right) received beyond the ACK.
+struct SackBlock {
+  std::uint32_t left = 0, right = 0;
+};
+// Blocks usernet writes in its ACKs (with the timestamp-free header, three fit).
+constexpr std::size_t kMaxSackBlocks = 3;
+
 struct Tcp {
   std::uint16_t src_port = 0, dst_port = 0;
   std::uint32_t seq = 0, ack = 0;
@@ -39,17 +47,16 @@ struct Tcp {
   std::optional<std::uint16_t> mss;  // option 2
   std::optional<std::uint8_t> wscale;  // option 3, clamped to 14 (RFC 7323)
   bool sack_permitted = false;         // option 4 (RFC 2018), on SYNs
+  // Option 5 (RFC 2018): up to four SACK blocks, as sent (not yet checked
+  // against any connection's sequence space).
+  std::array<SackBlock, 4> sack{};
+  std::uint8_t sack_count = 0;
   [[nodiscard]] bool has(std::uint8_t f) const noexcept { return (flags & f) != 0; }
 };
 // `ip.payload` must hold at least the TCP header; the segment's length comes
 // from ip.payload_len. The checksum is not verified here (see tcp_checksum).
 std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip);
 
-// One SACK block (RFC 2018): bytes [left, right) received beyond the ACK.
-struct SackBlock {
-  std::uint32_t left = 0, right = 0;
-};
-constexpr std::size_t kMaxSackBlocks = 3;
 
 struct TcpFields {
   std::uint16_t src_port = 0, dst_port = 0;

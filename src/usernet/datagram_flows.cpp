@@ -194,7 +194,7 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     f = open(key, refused);
     if (f == nullptr) return !refused;
   }
-  f->last_used_ms = monotonic_ms();
+  f->last_used_ms = env_.clock();
   const bool icmp = protocol == ip_proto::kIcmp;
   if (f->raw_icmp) {
     if (!raw_.send(f->peer, f->raw_id, payload, length)) {
@@ -267,7 +267,7 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
     }
     iov_write(buffer, kEthIpv4Size, r->message);
     finish_icmp_frame(buffer, f, len);
-    f.last_used_ms = monotonic_ms();
+    f.last_used_ms = env_.clock();
     written = kEthIpv4Size + len;
     break;
   }
@@ -319,12 +319,12 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     // Round-robin: the flow goes to the back while it may have more.
     ready_.pop_front();
     ready_.push_back(slot);
-    flows_[slot].last_used_ms = monotonic_ms();
+    flows_[slot].last_used_ms = env_.clock();
     Flow* fp = &flows_[slot];
     if (fp->listener) {
       fp = peer_flow(*fp, peer);
       if (fp == nullptr) continue;
-      fp->last_used_ms = monotonic_ms();
+      fp->last_used_ms = env_.clock();
     }
     Flow& f = *fp;
     const auto len = static_cast<std::size_t>(n);

@@ -75,6 +75,7 @@ struct FlowEnv {
   int epoll_fd;
   backend::FrameRing& control;            // frames for the guest built whole (SYN-ACK, RST)
   const std::optional<MacAddress>& guest_mac;  // learned from the guest's frames
+  std::uint64_t (*clock)() noexcept;           // monotonic milliseconds (cfg.clock, or monotonic_ms)
 };
 
 }  // namespace vnk::usernet

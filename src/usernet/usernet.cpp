@@ -40,10 +40,11 @@ UserNet::UserNet(UsernetConfig cfg)
       fds_(FdBudget::kMinFlowFds),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
+      clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
       replies_(kReplyQueueFrames, kReplySlot),
-      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_}),
-      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_}),
+      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_}),
+      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_}),
       work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
@@ -103,7 +104,7 @@ void UserNet::accept_forwarded(std::uint32_t index) {
                          SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!c.valid()) return;
     tcp_.accept_inbound(std::move(c), cfg_.guest, tcp_listener_forward_[index].guest_port, cfg_.gateway,
-                        ntohs(peer.sin_port), monotonic_ms());
+                        ntohs(peer.sin_port), clock_());
   }
 }
 
@@ -224,7 +225,7 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + tcp->header_len, tcp->payload_len, payload);
-      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n), monotonic_ms());
+      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n), clock_());
       return;
     }
     case ip_proto::kIcmp: {
@@ -271,6 +272,12 @@ void UserNet::update_timer() {
   timer_armed_ = want;
 }
 
+void UserNet::run_timers() {
+  const std::uint64_t now = clock_();
+  tcp_.on_tick(now);
+  datagrams_.expire(now);
+}
+
 void UserNet::poll_host() {
   receives_since_poll_ = 0;
   std::array<epoll_event, 64> events{};
@@ -283,12 +290,10 @@ void UserNet::poll_host() {
         case TagKind::timer: {
           std::uint64_t expirations = 0;
           (void)!::read(timer_.get(), &expirations, sizeof expirations);
-          const std::uint64_t now = monotonic_ms();
-          tcp_.on_tick(now);
-          datagrams_.expire(now);
+          run_timers();
           break;
         }
-        case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events, monotonic_ms()); break;
+        case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events, clock_()); break;
         case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
         case TagKind::raw_icmp: datagrams_.on_raw_icmp_event(); break;
         case TagKind::listener: accept_forwarded(tag_slot(tag)); break;
@@ -306,7 +311,7 @@ net::RxResult UserNet::receive(std::span<const iovec> buffer) {
   net::RxResult r = replies_.pop_into(buffer);
   if (r.status != net::RxStatus::frame) {
     std::size_t n = datagrams_.next_frame(buffer);
-    if (n == 0) n = tcp_.next_frame(buffer, monotonic_ms());
+    if (n == 0) n = tcp_.next_frame(buffer, clock_());
     if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, {}};
   }
   if (r.status == net::RxStatus::frame) {

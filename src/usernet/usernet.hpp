@@ -72,6 +72,9 @@ class UserNet final : public net::NetBackend {
   // Takes the events waiting on rx_fd() (connects completing, data, timers).
   // receive() calls it; tests may call it directly.
   void poll_host();
+  // Runs the flows' timers at the clock's time now (the internal timer does
+  // this every kTickMs); tests with their own clock call it directly.
+  void run_timers();
 
  private:
   void handle_arp(std::span<const std::byte> payload);
@@ -91,6 +94,7 @@ class UserNet final : public net::NetBackend {
   FdBudget fds_;  // set once the forwards' listeners are open
   UniqueFd epoll_;
   UniqueFd timer_;
+  std::uint64_t (*clock_)() noexcept;
   bool timer_armed_ = false;
   bool icmp_available_ = false;
   DhcpServer dhcp_;

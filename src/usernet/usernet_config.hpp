@@ -65,6 +65,10 @@ struct UsernetConfig {
   // What the host kernel offers (SO_PEEK_OFF on TCP, ping sockets, ...);
   // probed at start-up when unset. Tests set it to run each fallback.
   std::optional<HostFeatures> host;
+  // Milliseconds on a monotonic clock: CLOCK_MONOTONIC unless a test sets
+  // its own, to drive timers (retransmission, probes, idle flows) without
+  // waiting.
+  std::uint64_t (*clock)() noexcept = nullptr;
   // Sockets the guest's flows may hold at once; from RLIMIT_NOFILE less a
   // reserve (FdBudget) when unset.
   std::optional<std::size_t> flow_fds;

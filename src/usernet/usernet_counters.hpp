@@ -44,7 +44,12 @@ namespace vnk::usernet {
   X(tcp_bytes_to_host)         /* guest payload written to host sockets */ \
   X(tcp_bytes_to_guest)        /* host payload sent to the guest (retransmissions included) */ \
   X(tcp_bytes_repeeked)        /* in-flight bytes peeked again and discarded (kernels without TCP SO_PEEK_OFF) */ \
-  X(tcp_retransmits)           /* rewinds to the first unacknowledged byte (dup ACKs, timer) */ \
+  X(tcp_retransmits)           /* segments sent to the guest again (holes in recovery, and after a timeout) */ \
+  X(tcp_fast_recoveries)       /* losses seen from duplicate ACKs or SACK blocks: only the holes are sent again */ \
+  X(tcp_rto_expired)           /* retransmission timeouts: back to the first unacknowledged byte */ \
+  X(tcp_sack_blocks_ignored)   /* guest SACK blocks outside the data in flight */ \
+  X(tcp_window_probes)         /* zero-window probes sent to the guest */ \
+  X(tcp_fin_wait_timeouts)     /* flows closed after the guest stayed silent in FIN-WAIT-2 */ \
   X(tcp_socket_full)           /* guest data a full host socket could not take yet */ \
   X(tcp_out_of_order)          /* guest segments beyond the next expected byte (kept for reassembly if they fit) */ \
   X(tcp_ooo_bytes_held)        /* out-of-order guest bytes kept until the hole before them was filled */ \
@@ -54,7 +59,7 @@ namespace vnk::usernet {
   X(tcp_resets_to_guest)       /* RSTs sent to the guest */ \
   X(tcp_resets_from_guest)     /* RSTs from the guest (passed on to the host peer) */ \
   X(tcp_host_resets)           /* host sockets that failed (reset by the peer, ...) */ \
-  X(tcp_timeouts)              /* flows reset after too many retransmissions */ \
+  X(tcp_timeouts)              /* flows abandoned: the guest stopped answering (both ends reset) */ \
   X(tcp_forwards_accepted)           /* host connections accepted on a forwarded port */ \
   X(tcp_forward_refused)             /* forwarded connections closed: no guest yet, or no room */ \
   X(flows_refused_fd_limit)    /* new flows refused: their share of open files (RLIMIT_NOFILE) is used up */ \

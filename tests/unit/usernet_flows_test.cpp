@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -27,7 +29,9 @@
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
 #include "packet/tcp.hpp"
+#include "usernet/tcp/rtt.hpp"
 #include "usernet/tcp/sequence.hpp"
+#include "usernet/tcp/tcp_flows.hpp"
 #include "usernet/usernet.hpp"
 
 namespace vnk::usernet {
@@ -90,7 +94,17 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
     host.tcp_peek_off_v4 = host.tcp_peek_off_v4 && GetParam().peek_offset;
     host.ping_sockets_v4 = host.ping_sockets_v4 && GetParam().ping_sockets;
     cfg.host = host;
+    if (fake_time) cfg.clock = &fake_clock;
     net = std::make_unique<UserNet>(*validate(cfg));
+  }
+
+  // With fake_time set before start(): the clock moves only here, and the
+  // flows' timers run at once.
+  static inline std::uint64_t now_ms = 1'000'000;
+  static std::uint64_t fake_clock() noexcept { return now_ms; }
+  void advance(std::uint64_t ms) {
+    now_ms += ms;
+    net->run_timers();
   }
 
   void send(const Bytes& frame) {
@@ -117,8 +131,9 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
   }
 
   Bytes tcp(std::uint16_t dport, std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, const Bytes& payload = {},
-            std::uint16_t window = 0xffff, std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {}) {
-    TcpFields t{kGuestPort, dport, seq, ack, flags, window, mss, ws, offer_sack && (flags & tcp_flag::kSyn) != 0, {}};
+            std::uint16_t window = 0xffff, std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {},
+            std::span<const SackBlock> sack = {}) {
+    TcpFields t{kGuestPort, dport, seq, ack, flags, window, mss, ws, offer_sack && (flags & tcp_flag::kSyn) != 0, sack};
     Bytes seg(tcp_header_size(t) + payload.size());
     write_tcp(seg, t);
     std::copy(payload.begin(), payload.end(), seg.begin() + static_cast<std::ptrdiff_t>(tcp_header_size(t)));
@@ -195,6 +210,7 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
   static constexpr std::uint32_t kIsn = 1000;
   std::uint32_t iss = 0;
   bool offer_sack = false;  // the guest's SYN carries SACK-permitted
+  bool fake_time = false;   // the test drives the clock (advance())
   std::unique_ptr<UserNet> net;
 };
 
@@ -432,23 +448,9 @@ TEST_P(UsernetFlowsTest, AHostResetReachesTheGuest) {
   EXPECT_EQ(net->tcp_flows(), 0u);
 }
 
-// The SACK blocks (RFC 2018) of a segment for the guest, read off its options.
+// The SACK blocks (RFC 2018) of a segment for the guest, as parsed.
 std::vector<SackBlock> sack_blocks_of(const Seen& s) {
-  std::vector<SackBlock> out;
-  const auto b = s.ip.payload;
-  for (std::size_t i = kTcpHeaderSize; i + 1 < s.tcp->header_len;) {
-    const auto kind = std::to_integer<std::uint8_t>(b[i]);
-    if (kind == 0) break;
-    if (kind == 1) {
-      ++i;
-      continue;
-    }
-    const auto len = std::to_integer<std::uint8_t>(b[i + 1]);
-    if (kind == 5)
-      for (std::size_t j = i + 2; j + 8 <= i + len; j += 8) out.push_back({load_be<std::uint32_t>(b.data() + j), load_be<std::uint32_t>(b.data() + j + 4)});
-    i += std::max<std::size_t>(len, 2);
-  }
-  return out;
+  return {s.tcp->sack.begin(), s.tcp->sack.begin() + s.tcp->sack_count};
 }
 
 TEST_P(UsernetFlowsTest, OutOfOrderGuestDataIsHeldAcknowledgedWithSackAndDeliveredInOrder) {
@@ -707,6 +709,205 @@ TEST_P(UsernetFlowsTest, AFullHostSocketAcksOnlyWhatItTookAndAsksForTheRestLater
     if (a->tcp && a->tcp->ack == acked && a->payload.empty()) ++dups;
   }
   EXPECT_EQ(dups, 3);
+}
+
+// Host -> guest recovery with SACK: the guest lost segments 2 and 4 of six
+// and SACKed the others; only those two are sent again, each once.
+TEST_P(UsernetFlowsTest, OnlyTheHolesTheGuestsSackBlocksLeaveAreSentAgain) {
+  offer_sack = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
+  std::string data(6000, 'y');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('A' + i % 26);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 6000);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(next());
+  const std::uint32_t base = iss + 1;
+  const std::array<SackBlock, 2> b1{SackBlock{base + 2000, base + 3000}};
+  const std::array<SackBlock, 2> b2{SackBlock{base + 4000, base + 6000}, SackBlock{base + 2000, base + 3000}};
+  send(tcp(port, kIsn + 1, base + 1000, tcp_flag::kAck, {}, 0xffff, {}, {}, std::span(b1).first(1)));
+  send(tcp(port, kIsn + 1, base + 1000, tcp_flag::kAck, {}, 0xffff, {}, {}, b2));
+  send(tcp(port, kIsn + 1, base + 1000, tcp_flag::kAck, {}, 0xffff, {}, {}, b2));
+  std::vector<std::pair<std::uint32_t, std::string>> resent;
+  while (auto s = next(200)) {
+    if (s->tcp && !s->payload.empty()) resent.emplace_back(s->tcp->seq - base, string_of(s->payload));
+  }
+  ASSERT_EQ(resent.size(), 2u);
+  EXPECT_EQ(resent[0].first, 1000u);
+  EXPECT_EQ(resent[0].second, data.substr(1000, 1000));
+  EXPECT_EQ(resent[1].first, 3000u);
+  EXPECT_EQ(resent[1].second, data.substr(3000, 1000));
+  EXPECT_EQ(net->counters().tcp_fast_recoveries.get(), 1u);
+  EXPECT_EQ(net->counters().tcp_retransmits.get(), 2u);
+  // Everything acknowledged: recovery ends, nothing more is sent, and new
+  // data goes out as usual.
+  send(tcp(port, kIsn + 1, base + 6000, tcp_flag::kAck));
+  ASSERT_EQ(::send(host.get(), "more", 4, 0), 4);
+  auto more = next();
+  ASSERT_TRUE(more && more->tcp);
+  EXPECT_EQ(more->tcp->seq, base + 6000);
+  EXPECT_EQ(string_of(more->payload), "more");
+}
+
+// SACK blocks outside the data in flight come from a confused or hostile
+// guest: ignored and counted, never followed.
+TEST_P(UsernetFlowsTest, SackBlocksOutsideTheDataInFlightAreIgnored) {
+  offer_sack = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
+  ASSERT_EQ(::send(host.get(), std::string(2000, 'z').data(), 2000, 0), 2000);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(next());
+  const std::uint32_t base = iss + 1;
+  const std::array<SackBlock, 3> bad{SackBlock{base + 1500, base + 90000}, SackBlock{base - 5000, base - 10},
+                                     SackBlock{base + 800, base + 700}};
+  send(tcp(port, kIsn + 1, base, tcp_flag::kAck, {}, 0xffff, {}, {}, bad));
+  EXPECT_EQ(net->counters().tcp_sack_blocks_ignored.get(), 3u);
+  EXPECT_EQ(net->tcp_flows(), 1u);
+}
+
+// A guest that shuts its window is probed on the retransmission timer; the
+// flow lives while the guest answers the probes and resumes when it opens.
+TEST_P(UsernetFlowsTest, AZeroWindowIsProbedAndTheFlowResumesWhenItOpens) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0, 0, 1000);  // window 0
+  ASSERT_EQ(::send(host.get(), "waiting", 7, 0), 7);
+  EXPECT_FALSE(next(100)) << "nothing may be sent into a zero window";
+  for (int probe = 0; probe < 12; ++probe) {  // more probes than kMaxRetries: answered ones do not count
+    advance(RttEstimator::kMaxRtoMs);
+    auto p = next(100);
+    ASSERT_TRUE(p && p->tcp) << "probe " << probe;
+    EXPECT_TRUE(p->payload.empty());
+    EXPECT_EQ(p->tcp->seq, iss) << "one below snd_una";
+    send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kAck, {}, 0));  // still shut
+  }
+  EXPECT_GE(net->counters().tcp_window_probes.get(), 12u);
+  EXPECT_EQ(net->tcp_flows(), 1u);
+  send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kAck, {}, 0xffff));  // open
+  auto data = next();
+  ASSERT_TRUE(data && data->tcp);
+  EXPECT_EQ(string_of(data->payload), "waiting");
+}
+
+// A guest that stops acknowledging is given up on after kMaxRetries
+// timeouts with backoff -- a bounded time -- and both ends are reset.
+TEST_P(UsernetFlowsTest, AGuestThatStopsAnsweringIsAbandonedInBoundedTimeAndTheHostPeerReset) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  ASSERT_EQ(::send(host.get(), "hello?", 6, 0), 6);
+  ASSERT_TRUE(next());
+  std::uint64_t waited = 0;
+  int resends = 0;
+  bool reset = false;
+  while (!reset && waited < 300'000) {
+    advance(100);
+    waited += 100;
+    while (auto s = next(0)) {
+      if (s->tcp && s->tcp->has(tcp_flag::kRst)) reset = true;
+      else if (s->tcp && string_of(s->payload) == "hello?") ++resends;
+    }
+  }
+  ASSERT_TRUE(reset) << "the guest is told with a RST";
+  EXPECT_EQ(resends, static_cast<int>(TcpFlows::kMaxRetries));
+  EXPECT_LT(waited, 120'000u) << "abandoned within two minutes";
+  EXPECT_EQ(net->counters().tcp_timeouts.get(), 1u);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+  char c = 0;
+  EXPECT_EQ(::recv(host.get(), &c, 1, 0), -1);
+  EXPECT_EQ(errno, ECONNRESET) << "the host peer sees a reset";
+}
+
+// The timeout follows the measured round trip (RFC 6298): once a few
+// segments have been timed, a guest that takes 300 ms to acknowledge is not
+// sent data again at the 200 ms floor the handshake's instant answer set.
+TEST_P(UsernetFlowsTest, TheRetransmissionTimeoutFollowsTheMeasuredRoundTrip) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  std::uint32_t acked = iss + 1;
+  std::uint64_t learning = 0;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(::send(host.get(), "abcd", 4, 0), 4);
+    while (auto d = next(0)) {}  // the segment (and, while learning, its spurious resend)
+    advance(300);
+    while (auto d = next(0)) {}
+    acked += 4;
+    send(tcp(port, kIsn + 1, acked, tcp_flag::kAck));
+    if (i == 2) learning = net->counters().tcp_rto_expired.get();
+  }
+  EXPECT_LE(learning, 2u) << "the first slow ACKs may time out once each";
+  EXPECT_EQ(net->counters().tcp_rto_expired.get(), learning) << "none once the round trip is known";
+  ASSERT_EQ(::send(host.get(), "late", 4, 0), 4);
+  ASSERT_TRUE(next());
+  advance(350);
+  EXPECT_FALSE(next(0)) << "not resent within one measured round trip";
+  advance(2000);
+  auto again = next(0);
+  ASSERT_TRUE(again && again->tcp);
+  EXPECT_EQ(string_of(again->payload), "late");
+  EXPECT_EQ(net->counters().tcp_rto_expired.get(), learning + 1);
+}
+
+// After a timeout sent usernet back to the first unacknowledged byte, an
+// ACK for bytes the guest already had (beyond the new snd_nxt) is taken,
+// and what the guest SACKed is not sent again.
+TEST_P(UsernetFlowsTest, AfterATimeoutSackedDataIsSkippedAndLaterAcksAreTaken) {
+  fake_time = true;
+  offer_sack = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
+  std::string data(3000, 'q');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 3000);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(next());
+  const std::uint32_t base = iss + 1;
+  const std::array<SackBlock, 1> b{SackBlock{base + 1000, base + 3000}};
+  send(tcp(port, kIsn + 1, base, tcp_flag::kAck, {}, 0xffff, {}, {}, b));  // one dup ACK: no recovery yet
+  advance(RttEstimator::kInitialRtoMs);
+  std::vector<std::uint32_t> sent;
+  while (auto s = next(0))
+    if (s->tcp && !s->payload.empty()) sent.push_back(s->tcp->seq - base);
+  ASSERT_EQ(sent, std::vector<std::uint32_t>{0}) << "only the segment the guest lacks";
+  send(tcp(port, kIsn + 1, base + 3000, tcp_flag::kAck));
+  ASSERT_EQ(::send(host.get(), "next", 4, 0), 4);
+  auto n = next();
+  ASSERT_TRUE(n && n->tcp);
+  EXPECT_EQ(n->tcp->seq, base + 3000);
+  EXPECT_EQ(string_of(n->payload), "next");
+}
+
+// FIN-WAIT-2 is bounded: our FIN was acknowledged and the guest then said
+// nothing for kFinWaitMs; the flow is closed and both ends reset.
+TEST_P(UsernetFlowsTest, FinWaitEndsWhenTheGuestStaysSilent) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  ::shutdown(host.get(), SHUT_WR);
+  auto fin = next();
+  ASSERT_TRUE(fin && fin->tcp && fin->tcp->has(tcp_flag::kFin));
+  send(tcp(port, kIsn + 1, iss + 2, tcp_flag::kAck));
+  advance(TcpFlows::kFinWaitMs / 2);
+  EXPECT_EQ(net->tcp_flows(), 1u);
+  send(tcp(port, kIsn + 1, iss + 2, tcp_flag::kAck));  // the guest is still there
+  advance(TcpFlows::kFinWaitMs / 2 + 1000);
+  EXPECT_EQ(net->tcp_flows(), 1u) << "its last segment restarted the wait";
+  advance(TcpFlows::kFinWaitMs);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+  EXPECT_EQ(net->counters().tcp_fin_wait_timeouts.get(), 1u);
 }
 
 std::string fmt_forward(const char* proto, std::uint16_t host, std::uint16_t guest) {

@@ -17,6 +17,8 @@
 
 #include "base/unique_fd.hpp"
 #include "usernet/tcp/reassembly.hpp"
+#include "usernet/tcp/rtt.hpp"
+#include "usernet/tcp/sack_scoreboard.hpp"
 
 namespace vnk::usernet {
 
@@ -26,10 +28,11 @@ enum class TcpEvent : std::uint8_t {
   established = 1 << 2,     // the guest completed the handshake
   guest_fin = 1 << 3,       // the guest's FIN arrived; the socket is shut for writing
   host_eof = 1 << 4,        // the host peer shut its side (EPOLLRDHUP/EPOLLHUP)
+  fin_out = 1 << 5,         // our FIN has been sent (at fin_seq), at least once
 };
-inline constexpr std::array<std::string_view, 5> kTcpEventNames = {"inbound", "host_connected", "established",
-                                                                    "guest_fin", "host_eof"};
-static_assert(static_cast<unsigned>(TcpEvent::host_eof) == 1u << (kTcpEventNames.size() - 1), "a name per event");
+inline constexpr std::array<std::string_view, 6> kTcpEventNames = {"inbound",   "host_connected", "established",
+                                                                    "guest_fin", "host_eof",       "fin_out"};
+static_assert(static_cast<unsigned>(TcpEvent::fin_out) == 1u << (kTcpEventNames.size() - 1), "a name per event");
 
 enum class TcpFlag : std::uint8_t {
   fin_sent = 1 << 0,        // our FIN is at snd_nxt - 1 (a rewind takes it back)
@@ -37,10 +40,12 @@ enum class TcpFlag : std::uint8_t {
   refused = 1 << 2,         // the socket took less than a segment: the guest must resend
   window_blocked = 1 << 3,  // the guest's window is full: wait for its ACKs
   syn_owed = 1 << 4,        // our SYN-ACK (or SYN) waits in the ACK queue
+  recovering = 1 << 5,      // a loss was seen (duplicate ACKs, SACK): holes are being sent again
+  probe_owed = 1 << 6,      // the guest's window is zero: a window probe waits in the ACK queue
 };
-inline constexpr std::array<std::string_view, 5> kTcpFlagNames = {"fin_sent", "want_write", "refused",
-                                                                  "window_blocked", "syn_owed"};
-static_assert(static_cast<unsigned>(TcpFlag::syn_owed) == 1u << (kTcpFlagNames.size() - 1), "a name per flag");
+inline constexpr std::array<std::string_view, 7> kTcpFlagNames = {
+    "fin_sent", "want_write", "refused", "window_blocked", "syn_owed", "recovering", "probe_owed"};
+static_assert(static_cast<unsigned>(TcpFlag::probe_owed) == 1u << (kTcpFlagNames.size() - 1), "a name per flag");
 
 // "a|b|c" for a set of events or flags.
 template <std::size_t N>
@@ -62,8 +67,6 @@ struct TcpKey {
   friend bool operator==(const TcpKey&, const TcpKey&) = default;
 };
 
-inline constexpr std::uint32_t kTcpMinRtoMs = 250;  // the retransmission timeout's floor
-
 struct TcpConnection {
   UniqueFd sock;
   TcpKey key{};
@@ -71,8 +74,15 @@ struct TcpConnection {
   bool live = false;             // the slot holds a connection
   std::uint8_t events = 0;       // TcpEvent bits; change() only sets them
   std::uint8_t flags = 0;        // TcpFlag bits; change() sets and clears them
-  // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked.
-  std::uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
+  // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked;
+  // snd_max is the highest ever sent (beyond snd_nxt after a timeout sent
+  // us back to snd_una); fin_seq is our FIN's number once fin_out.
+  std::uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0, fin_seq = 0;
+  // Loss recovery: holes below recovery_point (snd_max when it began) are
+  // sent again from rexmit_nxt on, guided by the guest's SACK blocks.
+  std::uint32_t recovery_point = 0, rexmit_nxt = 0;
+  SackScoreboard sacked;
+  RttEstimator rtt;
   // From the guest: the next byte expected.
   std::uint32_t rcv_nxt = 0;
   std::uint32_t guest_window = 0;   // bytes, already scaled
@@ -86,9 +96,9 @@ struct TcpConnection {
   bool in_ready = false, in_acks = false;  // queued in TcpFlows' ready_ / acks_
   std::uint8_t acks_to_send = 0;   // pure ACKs owed (3 = ask the guest to resend now)
   std::uint8_t dup_acks = 0;
-  std::uint8_t retries = 0;
-  std::uint32_t rto_ms = kTcpMinRtoMs;
-  std::uint64_t deadline_ms = 0;  // retransmit (or connect) deadline, 0 = none
+  std::uint8_t retries = 0;       // timeouts in a row without progress (abandoned past TcpFlows::kMaxRetries)
+  std::uint64_t deadline_ms = 0;  // retransmit, window-probe or connect deadline, 0 = none
+  std::uint64_t last_guest_ms = 0;  // when the guest last sent a segment (bounds the closing states)
 
   [[nodiscard]] bool has(TcpEvent e) const noexcept { return (events & static_cast<std::uint8_t>(e)) != 0; }
   [[nodiscard]] bool has(TcpFlag f) const noexcept { return (flags & static_cast<std::uint8_t>(f)) != 0; }
@@ -99,6 +109,12 @@ struct TcpConnection {
     return !has(TcpEvent::inbound) && has(TcpEvent::host_connected) && !has(TcpEvent::established);
   }
   [[nodiscard]] bool established() const noexcept { return has(TcpEvent::established); }
+  // One past the last data byte sent (our FIN, once sent, follows it).
+  [[nodiscard]] std::uint32_t data_end() const noexcept { return has(TcpEvent::fin_out) ? fin_seq : snd_max; }
+  // Data bytes in [snd_una, snd_nxt): the peek offset into the socket.
+  [[nodiscard]] std::uint32_t data_in_flight() const noexcept {
+    return snd_nxt - snd_una - (has(TcpFlag::fin_sent) ? 1 : 0);
+  }
 };
 
 }  // namespace vnk::usernet

@@ -111,7 +111,7 @@ void TcpFlows::wrote_to_host(Flow& f, std::size_t written) {
 }
 
 bool TcpFlows::closing_done(const Flow& f) const noexcept {
-  return f.has(TcpEvent::guest_fin) && f.has(TcpFlag::fin_sent) && f.snd_una == f.snd_nxt;
+  return f.has(TcpEvent::guest_fin) && f.has(TcpEvent::fin_out) && f.snd_una == f.fin_seq + 1;
 }
 
 }  // namespace vnk::usernet

@@ -123,37 +123,91 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   if (f.syn_acked()) {
     if (tcp.ack != f.iss + 1) return;
     change(f, TcpEvent::established);
-    f.snd_una = f.snd_nxt = f.iss + 1;
+    f.snd_una = f.snd_nxt = f.snd_max = f.iss + 1;
+    f.rtt.acked(tcp.ack, now_ms_);  // the handshake's round trip, unless our SYN-ACK was sent twice
     f.deadline_ms = 0;
-    f.rto_ms = kMinRtoMs;
     f.retries = 0;
     f.guest_window = window;
     make_ready(f, slot);  // the host may have spoken first
     return;
   }
   const std::uint32_t ack = tcp.ack;
-  if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_nxt)) {
+  const bool sack_info = f.sack_ok && tcp.sack_count != 0;
+  if (seq_lt(f.snd_una, ack) && seq_le(ack, f.snd_max)) {
     std::uint32_t data = ack - f.snd_una;
-    if (f.has(TcpFlag::fin_sent) && ack == f.snd_nxt) --data;  // our FIN takes a sequence number, not a byte
-    // Drop the acknowledged bytes from the socket; the peek offset moves back
-    // by as much.
+    if (f.has(TcpEvent::fin_out) && ack == f.fin_seq + 1) --data;  // our FIN takes a sequence number, not a byte
+    // Drop the acknowledged bytes from the socket; the kernel moves the peek
+    // offset back by as much.
     while (data > 0) {
       const ssize_t n = ::recv(f.sock.get(), nullptr, data, MSG_TRUNC | MSG_DONTWAIT);
       if (n <= 0) break;
       data -= static_cast<std::uint32_t>(n);
     }
     f.snd_una = ack;
+    if (seq_lt(f.snd_nxt, ack)) {
+      // After a timeout sent us back, the guest acknowledged bytes it had
+      // from before: carry on behind them.
+      f.snd_nxt = ack;
+      if (f.has(TcpEvent::fin_out) && ack == f.fin_seq + 1) change(f, TcpFlag::fin_sent, true);
+      sync_peek_offset(f);
+    }
+    f.rtt.acked(ack, now_ms_);
     f.dup_acks = 0;
     f.retries = 0;
-    f.rto_ms = kMinRtoMs;
-    f.deadline_ms = f.snd_una == f.snd_nxt ? 0 : now_ms_ + f.rto_ms;
+    f.sacked.advance(ack);
+    if (sack_info) env_.counters.tcp_sack_blocks_ignored.add(f.sacked.add(std::span(tcp.sack).first(tcp.sack_count), f.snd_una, f.data_end()));
+    if (f.has(TcpFlag::recovering)) {
+      if (seq_le(f.recovery_point, ack)) {
+        change(f, TcpFlag::recovering, false);
+      } else {
+        make_ready(f, slot);  // a partial ACK: the next hole goes now
+      }
+    }
+    f.deadline_ms = 0;
+    if (f.snd_una != f.snd_nxt) arm_timer(f);
     if (f.has(TcpFlag::window_blocked)) make_ready(f, slot);
   } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
-             window == f.guest_window) {
-    if (++f.dup_acks == 3) rewind(f, slot);
+             (window == f.guest_window || sack_info)) {
+    // A duplicate ACK (RFC 5681; with SACK blocks, whatever its window).
+    if (sack_info) env_.counters.tcp_sack_blocks_ignored.add(f.sacked.add(std::span(tcp.sack).first(tcp.sack_count), f.snd_una, f.data_end()));
+    ++f.dup_acks;
+    if (f.has(TcpFlag::recovering)) {
+      make_ready(f, slot);  // new SACK blocks may show another hole
+    } else if (f.dup_acks >= 3 || f.sacked.bytes() > 2u * f.guest_mss) {
+      // Three duplicate ACKs, or more than two segments SACKed past the
+      // first unacknowledged byte (RFC 6675's test for a lost segment).
+      start_recovery(f, slot);
+    }
+  } else if (ack == f.snd_una && f.snd_una == f.snd_nxt && window == 0) {
+    f.retries = 0;  // an answer to a window probe: the guest is alive, its window still shut
   }
   if (window > f.guest_window && f.has(TcpFlag::window_blocked)) make_ready(f, slot);
   f.guest_window = window;
+}
+
+void TcpFlows::start_recovery(Flow& f, std::uint32_t slot) {
+  change(f, TcpFlag::recovering, true);
+  f.recovery_point = f.snd_max;
+  f.rexmit_nxt = f.snd_una;
+  f.rtt.cancel();  // Karn: what is resent now gives no sample
+  env_.counters.tcp_fast_recoveries.add();
+  make_ready(f, slot);
+}
+
+std::optional<SackBlock> TcpFlows::next_hole(const Flow& f) const noexcept {
+  const std::uint32_t from = seq_lt(f.rexmit_nxt, f.snd_una) ? f.snd_una : f.rexmit_nxt;
+  std::optional<SackBlock> hole;
+  if (!f.sacked.empty()) {
+    hole = f.sacked.next_hole(from);
+  } else if (from == f.snd_una) {
+    hole = SackBlock{from, f.data_end()};  // no SACK: the first unacknowledged segment, once per ACK that moves
+  }
+  if (!hole) return std::nullopt;
+  // Only data already sent in this pass (the caller cuts it to a segment).
+  const std::uint32_t limit = seq_lt(f.snd_nxt, f.data_end()) ? f.snd_nxt : f.data_end();
+  if (!seq_lt(hole->left, limit)) return std::nullopt;
+  if (seq_lt(limit, hole->right)) hole->right = limit;
+  return hole;
 }
 
 std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
@@ -165,44 +219,126 @@ std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
   return iov_write(buffer, 0, std::span(h).first(n)) == n ? n : 0;
 }
 
-std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
-  more = false;
-  if (!f.established() || f.has(TcpFlag::fin_sent)) return 0;
-  const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
-  const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
-  if (in_flight >= window) {
-    change(f, TcpFlag::window_blocked, true);
-    return 0;
+std::size_t TcpFlows::window_probe(std::span<const iovec> buffer, const Flow& f) {
+  std::array<std::byte, kDataHeaders> h{};
+  TcpFields t = ack_fields(f);
+  t.seq = f.snd_una - 1;  // already acknowledged: the guest answers with an ACK (RFC 9293 §3.8.6.1)
+  const std::size_t n = write_segment(h, f.key, t);
+  return iov_write(buffer, 0, std::span(h).first(n)) == n ? n : 0;
+}
+
+void TcpFlows::arm_timer(Flow& f) noexcept {
+  if (f.deadline_ms == 0) f.deadline_ms = now_ms_ + f.rtt.rto_ms();
+}
+
+void TcpFlows::sync_peek_offset(const Flow& f) const noexcept {
+  if (!peek_offset_) return;
+  const int offset = static_cast<int>(f.data_in_flight());
+  ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof offset);
+}
+
+std::size_t TcpFlows::segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept {
+  const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
+  return std::min<std::size_t>({f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+}
+
+TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq,
+                                 std::size_t max) {
+  const std::uint32_t offset = seq - f.snd_una;
+  if (!peek_offset_ && offset > kPeekFallbackWindow) return Peek{0, true, false};  // beyond the discard area (the window prevents it)
+  // With SO_PEEK_OFF the kernel's offset sits at snd_nxt; a resend moves it
+  // to `seq` for one peek and back. Without it each peek starts at the
+  // queue's head: the `offset` bytes before `seq` go to the discard area
+  // first (the window keeps them within it), the rest into the guest's buffer.
+  const bool moved = peek_offset_ && offset != f.data_in_flight();
+  if (moved) {
+    const int off = static_cast<int>(offset);
+    ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
   }
-  // Without a peek offset the peek starts at the queue's head: the bytes in
-  // flight go to the discard area first (the window above keeps them
-  // within it), the new ones into the guest's buffer.
   std::array<iovec, kDiscardIovecs + 64> iov;  // [discard...][guest buffer tail...]
   std::size_t skip = 0;
-  for (std::size_t left = peek_offset_ ? 0 : in_flight; left > 0; left -= iov[skip++].iov_len)
+  for (std::size_t left = peek_offset_ ? 0 : offset; left > 0 && skip < kDiscardIovecs; left -= iov[skip++].iov_len)
     iov[skip] = iovec{discard_.data(), std::min(left, discard_.size())};
-  const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
-  const std::size_t max = std::min<std::size_t>(
-      {window - in_flight, f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
-  if (max == 0) {
-    env_.counters.drop_too_big_for_guest.add();
-    return 0;
-  }
   const std::size_t nt = iov_slice(buffer, kDataHeaders, max, std::span(iov).subspan(skip));
   msghdr m{};
   m.msg_iov = iov.data();
   m.msg_iovlen = skip + nt;
   const ssize_t got = ::recvmsg(f.sock.get(), &m, MSG_PEEK | MSG_DONTWAIT);
+  if (moved) sync_peek_offset(f);
   if (got < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;  // wait for the next edge
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Peek{0, true, false};  // wait for the next edge
     env_.counters.tcp_host_resets.add();
     queue_reset(f.key, f.snd_nxt, f.rcv_nxt, true);
     close(slot, false);
+    return Peek{0, false, true};
+  }
+  const std::size_t skipped = peek_offset_ ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), offset);
+  env_.counters.tcp_bytes_repeeked.add(skipped);
+  return Peek{static_cast<std::size_t>(got) - skipped, false, false};
+}
+
+void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, const TcpFields& t, std::size_t len) {
+  Checksum payload;
+  add_iov(payload, buffer, kDataHeaders, len);
+  std::array<std::byte, kDataHeaders> h{};
+  iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
+}
+
+std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot) {
+  const auto hole = next_hole(f);
+  if (!hole) return 0;
+  const std::size_t max = std::min<std::size_t>(segment_room(buffer, f), hole->right - hole->left);
+  if (max == 0) return 0;
+  const Peek got = peek_at(buffer, f, slot, hole->left, max);
+  if (got.len == 0) return 0;
+  const std::size_t len = got.len;
+  TcpFields t = ack_fields(f);
+  t.seq = hole->left;
+  t.flags |= tcp_flag::kPsh;
+  finish_segment(buffer, f, t, len);
+  f.rexmit_nxt = hole->left + static_cast<std::uint32_t>(len);
+  arm_timer(f);
+  if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
+  env_.counters.tcp_retransmits.add();
+  env_.counters.tcp_bytes_to_guest.add(len);
+  return kDataHeaders + len;
+}
+
+std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
+  more = false;
+  if (!f.established()) return 0;
+  if (f.has(TcpFlag::recovering)) {
+    if (const std::size_t n = resend_hole(buffer, f, slot); n != 0 || !f.live) {
+      more = f.live;
+      return n;
+    }
+  }
+  if (f.has(TcpFlag::fin_sent)) return 0;
+  // After a timeout sent us back, skip what the guest has SACKed.
+  while (seq_lt(f.snd_nxt, f.snd_max)) {
+    const auto end = f.sacked.range_end(f.snd_nxt);
+    if (!end) break;
+    f.snd_nxt = *end;
+    sync_peek_offset(f);
+  }
+  const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
+  const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
+  if (in_flight >= window) {
+    change(f, TcpFlag::window_blocked, true);
+    // A shut window is probed on the timer; a guest that opens it sends an
+    // ACK, and the probe asks for that ACK again should it be lost.
+    if (f.snd_una == f.snd_nxt) arm_timer(f);
     return 0;
   }
-  const std::size_t skipped = peek_offset_ ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), in_flight);
-  env_.counters.tcp_bytes_repeeked.add(skipped);
-  const std::size_t len = static_cast<std::size_t>(got) - skipped;
+  const std::size_t max = std::min<std::size_t>(window - in_flight, segment_room(buffer, f));
+  if (max == 0) {
+    env_.counters.drop_too_big_for_guest.add();
+    return 0;
+  }
+  const std::uint32_t seq = f.snd_nxt;
+  const Peek got = peek_at(buffer, f, slot, seq, max);
+  if (got.would_block || got.failed) return 0;
+  const std::size_t len = got.len;
   // Nothing new: the end of the stream once the peer has closed (a peek at
   // an offset past the data returns 0 then too); otherwise more is to come.
   const bool eof = len == 0 && (peek_offset_ || f.has(TcpEvent::host_eof));
@@ -210,6 +346,8 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   TcpFields t = ack_fields(f);
   if (eof) {
     change(f, TcpFlag::fin_sent, true);
+    f.fin_seq = seq;
+    change(f, TcpEvent::fin_out);
     t.flags |= tcp_flag::kFin;
   } else {
     t.flags |= tcp_flag::kPsh;
@@ -217,12 +355,12 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
     // more, unless the peer has closed (then the next peek finds the end).
     more = len == max || f.has(TcpEvent::host_eof);
   }
-  Checksum payload;
-  add_iov(payload, buffer, kDataHeaders, len);
-  std::array<std::byte, kDataHeaders> h{};
-  iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
+  finish_segment(buffer, f, t, len);
   f.snd_nxt += static_cast<std::uint32_t>(len) + (eof ? 1 : 0);
-  if (f.deadline_ms == 0) f.deadline_ms = now_ms_ + f.rto_ms;
+  if (seq == f.snd_max) f.rtt.start(seq, now_ms_);  // new data: time it (Karn: never a resend)
+  if (seq_lt(f.snd_max, f.snd_nxt)) f.snd_max = f.snd_nxt;
+  else env_.counters.tcp_retransmits.add();
+  arm_timer(f);
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
   env_.counters.tcp_bytes_to_guest.add(len);
   return kDataHeaders + len;

@@ -64,7 +64,8 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
   f.live = true;
   f.iss = random_u32(now_ms_);
   f.snd_una = f.iss;
-  f.snd_nxt = f.iss + 1;  // our SYN
+  f.snd_nxt = f.snd_max = f.iss + 1;  // our SYN
+  f.last_guest_ms = now_ms_;
   measure_room(f);
   by_key_.emplace(key, slot);
   if (inbound) {
@@ -173,7 +174,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     return;
   }
   fd.keep();
-  f->deadline_ms = now_ms_ + f->rto_ms;
+  arm_timer(*f);
   env_.counters.tcp_forwards_accepted.add();
   owe_syn(*f, slot);
 }
@@ -182,8 +183,8 @@ void TcpFlows::connected(std::uint32_t slot) {
   Flow& f = flows_[slot];
   change(f, TcpEvent::host_connected);
   epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
-  f.rto_ms = kMinRtoMs;
-  f.deadline_ms = now_ms_ + f.rto_ms;
+  f.deadline_ms = 0;
+  arm_timer(f);
   owe_syn(f, slot);
 }
 
@@ -208,6 +209,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
   }
   const std::uint32_t slot = it->second;
   Flow& f = flows_[slot];
+  f.last_guest_ms = now_ms;
   if (tcp.has(tcp_flag::kRst)) {
     env_.counters.tcp_resets_from_guest.add();
     close(slot, true);
@@ -223,7 +225,8 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
       f.guest_wscale = tcp.wscale.value_or(0);
       f.sack_ok = tcp.sack_permitted;  // so was SACK
       f.guest_window = tcp.window;  // a SYN-ACK's window is never scaled
-      f.snd_una = f.snd_nxt = f.iss + 1;
+      f.snd_una = f.snd_nxt = f.snd_max = f.iss + 1;
+      f.rtt.acked(tcp.ack, now_ms);  // the handshake's round trip, unless our SYN was sent twice
       f.deadline_ms = 0;
       f.retries = 0;
       owe_ack(f, slot);
@@ -293,17 +296,23 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
   while (!acks_.empty()) {
     const std::uint32_t slot = acks_.front();
     Flow& f = flows_[slot];
-    if (!f.live || (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed))) {
+    if (!f.live || (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed) && !f.has(TcpFlag::probe_owed))) {
       f.in_acks = false;
       acks_.pop_front();
       continue;
     }
-    if (f.has(TcpFlag::syn_owed)) {
-      change(f, TcpFlag::syn_owed, false);
-      if (f.acks_to_send == 0) {
+    if (f.has(TcpFlag::syn_owed) || f.has(TcpFlag::probe_owed)) {
+      const bool syn = f.has(TcpFlag::syn_owed);
+      change(f, syn ? TcpFlag::syn_owed : TcpFlag::probe_owed, false);
+      if (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed) && !f.has(TcpFlag::probe_owed)) {
         f.in_acks = false;
         acks_.pop_front();
       }
+      if (!syn) {
+        if (const std::size_t n = window_probe(buffer, f); n != 0) return n;
+        continue;
+      }
+      if (f.retries == 0) f.rtt.start(f.iss, now_ms_);  // time the handshake (Karn: not a resent SYN)
       std::array<std::byte, kDataHeaders + 40> h{};  // room for the SYN's options
       const std::size_t n = write_segment(h, f.key, syn_fields(f));
       if (iov_write(buffer, 0, std::span(h).first(n)) == n) return n;

@@ -11,9 +11,14 @@
 // Host -> guest. Data stays in the host socket until the guest acknowledges
 // it: it is read with MSG_PEEK at SO_PEEK_OFF straight into the guest's RX
 // buffer, within the guest's advertised window (scaled) and MSS, and
-// discarded from the socket as ACKs arrive. Three duplicate ACKs or the
-// retransmission timer rewind the peek offset and resend from the first
-// unacknowledged byte. End of stream becomes a FIN after the last byte.
+// discarded from the socket as ACKs arrive. A loss -- three duplicate ACKs,
+// or SACK blocks beyond a hole -- starts recovery: only the holes the
+// guest's SACK blocks leave (without SACK, the first unacknowledged segment
+// after each ACK) are peeked again, at their offset, and sent. The
+// retransmission timer (RFC 6298, RttEstimator) sends us back to the first
+// unacknowledged byte, skipping what the guest SACKed; after kMaxRetries
+// timeouts in a row the flow is abandoned. A zero window is probed on the
+// same timer. End of stream becomes a FIN after the last byte.
 //
 // Kernels before 6.9 have no SO_PEEK_OFF for TCP (HostFeatures). There each
 // peek starts at the head of the receive queue: the bytes in flight (sent,
@@ -39,6 +44,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -60,9 +66,13 @@ class TcpFlows {
   // (Flow::room), so the guest never sends what would have to be dropped.
   // It is measured (SO_SNDBUF less SIOCOUTQ) again once half of the last
   // measurement is used up, and when the socket turns writable.
-  static constexpr std::uint32_t kMinRtoMs = kTcpMinRtoMs;
-  static constexpr std::uint32_t kMaxRtoMs = 8000;
-  static constexpr unsigned kMaxRetries = 10;
+  // Timeouts in a row, without the guest acknowledging anything, before a
+  // flow is abandoned (the host peer reset): with RttEstimator's backoff
+  // from its 200 ms floor to its 30 s cap, about 80 s.
+  static constexpr unsigned kMaxRetries = 8;
+  // A flow whose FIN the guest acknowledged, waiting for the guest's FIN
+  // while the guest sends nothing, is closed after this long (FIN-WAIT-2).
+  static constexpr std::uint64_t kFinWaitMs = 120'000;
   static constexpr std::uint64_t kConnectTimeoutMs = 60'000;
   // Without SO_PEEK_OFF: the scratch buffer that in-flight bytes are peeked
   // into again, and how many iovecs may point at it. Their product bounds
@@ -129,7 +139,29 @@ class TcpFlows {
   // `written` guest bytes went into the socket: rcv_nxt, counters, room.
   void wrote_to_host(Flow& f, std::size_t written);
   void make_ready(Flow& f, std::uint32_t slot);
+  // The timer expired: back to the first unacknowledged byte.
   void rewind(Flow& f, std::uint32_t slot);
+  // A loss was seen: send the holes again from the first unacknowledged byte.
+  void start_recovery(Flow& f, std::uint32_t slot);
+  // The next range to send again in recovery, at most one MSS.
+  [[nodiscard]] std::optional<packet::SackBlock> next_hole(const Flow& f) const noexcept;
+  // Peeks up to `max` bytes at `seq` (in [snd_una, snd_nxt]) into `buffer`
+  // behind the headers. len 0 without would_block is the end of the stream.
+  struct Peek {
+    std::size_t len = 0;
+    bool would_block = false;  // nothing there yet
+    bool failed = false;       // the socket failed: the flow is closed
+  };
+  Peek peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq, std::size_t max);
+  // Moves the socket's peek offset to where snd_nxt says it is.
+  void sync_peek_offset(const Flow& f) const noexcept;
+  // The largest payload a segment into `buffer` may carry for `f`.
+  [[nodiscard]] std::size_t segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept;
+  // Headers in front of `len` payload bytes already in `buffer`.
+  void finish_segment(std::span<const iovec> buffer, const Flow& f, const packet::TcpFields& t, std::size_t len);
+  std::size_t resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot);
+  // Arms the retransmission (or window-probe) timer unless it runs.
+  void arm_timer(Flow& f) noexcept;
   std::uint16_t window_field(const Flow& f) const noexcept;
   // Free space in the flow's socket send buffer, at most kWindowBytes.
   void measure_room(Flow& f) const noexcept;
@@ -149,6 +181,9 @@ class TcpFlows {
   [[nodiscard]] packet::TcpFields syn_fields(const Flow& f) const noexcept;
   void queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack);
   std::size_t pure_ack(std::span<const iovec> buffer, const Flow& f);
+  // A zero-window probe: an ACK one byte below snd_una, which the guest
+  // must answer with its current window.
+  std::size_t window_probe(std::span<const iovec> buffer, const Flow& f);
   std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more);
   [[nodiscard]] bool closing_done(const Flow& f) const noexcept;
 
