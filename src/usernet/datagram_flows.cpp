@@ -31,28 +31,14 @@ DatagramFlows::~DatagramFlows() {
     if (flows_[s].live) close(s);
 }
 
-std::uint32_t DatagramFlows::oldest_slot() const {
-  // Forward listeners are not flows of the table: never evicted (their peer
-  // flows borrow the listener's socket).
-  std::optional<std::uint32_t> best;
-  for (std::uint32_t s = 0; s < flows_.extent(); ++s) {
-    const Flow& f = flows_[s];
-    if (f.live && !f.listener && (!best || f.last_used_ms < flows_[*best].last_used_ms)) best = s;
-  }
-  return best.value_or(0);
-}
-
 bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote) {
-  const std::uint32_t slot = flows_.acquire();
+  const std::uint32_t slot = flows_.open(FlowKey::v4(ip_proto::kUdp, guest_ip, guest_port, remote, 0), false);
   Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  if (!epoll_add(env_.epoll_fd, bound.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
-    flows_.release(slot);
+  if (!epoll_add(env_.epoll_fd, bound.get(), EPOLLIN, flows_.tag(slot))) {
+    flows_.close(slot);
     return false;
   }
   f.sock = std::move(bound);
-  f.key = Key{ip_proto::kUdp, guest_ip.value, guest_port, remote.value, 0};
-  f.live = true;
   f.listener = true;
   f.idle_ms = UINT64_MAX;  // listeners never expire
   return true;
@@ -61,19 +47,15 @@ bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint1
 DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockaddr_in& peer) {
   Key key = listener.key;
   key.remote_port = ntohs(peer.sin_port);
-  for (unsigned tries = 0;; ++tries) {
-    auto it = by_key_.find(key);
-    if (it == by_key_.end()) break;
-    const Flow& f = flows_[it->second];
-    if (f.borrowed_fd == listener.sock.get() && f.peer.sin_addr.s_addr == peer.sin_addr.s_addr &&
-        f.peer.sin_port == peer.sin_port)
-      return &flows_[it->second];
-    if (tries == 1000) return nullptr;
-    key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
-  }
   const int fd = listener.sock.get();
+  const auto probe = flows_.probe_remote_port(key, [&](std::uint32_t s) {
+    const Flow& f = flows_[s];
+    return f.borrowed_fd == fd && f.peer.sin_addr.s_addr == peer.sin_addr.s_addr && f.peer.sin_port == peer.sin_port;
+  });
+  if (!probe) return nullptr;
+  if (probe->existing) return &flows_[*probe->existing];
   std::uint32_t slot = 0;
-  Flow& f = new_flow(key, kUdpIdleMs, slot);  // may move flows_: `listener` is not used after this
+  Flow& f = new_flow(probe->key, kUdpIdleMs, slot);  // may move flows_: `listener` is not used after this
   f.borrowed_fd = fd;
   f.peer = peer;
   env_.counters.udp_flows_opened.add();
@@ -83,23 +65,19 @@ DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockad
 DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot) {
   // A full table makes room only now that the new flow is certain: a flow
   // refused (policy, open files, no socket) never costs an existing one.
-  if (by_key_.size() >= kMaxFlows) {
-    close(oldest_slot());
+  if (flows_.size() >= kMaxFlows) {
+    if (const auto oldest = flows_.least_recent()) close(*oldest);
     env_.counters.flows_evicted.add();
   }
-  slot = flows_.acquire();
+  slot = flows_.open(key);
   Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  f.key = key;
-  f.live = true;
-  f.ready = false;
   f.idle_ms = idle_ms;
-  by_key_.emplace(key, slot);
+  f.last_used_ms = env_.clock();
   return f;
 }
 
 DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
-  auto dst = host_destination(env_.cfg, key.protocol, Ipv4Address{key.remote_ip}, key.remote_port);
+  auto dst = host_destination(env_.cfg, key.protocol, key.remote.ipv4(), key.remote_port);
   if (!dst) {
     const bool policy = dst.error() == RouteRefusal::link_local;
     (policy ? env_.counters.drop_link_local : env_.counters.drop_no_route).add();
@@ -126,8 +104,8 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
     return nullptr;
   }
   std::uint32_t slot = 0;
-  Flow& f = new_flow(key, icmp ? kIcmpIdleMs : key.remote_ip == env_.cfg.dns.value ? kDnsIdleMs : kUdpIdleMs, slot);
-  if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, make_tag(TagKind::datagram, f.gen, slot))) {
+  Flow& f = new_flow(key, icmp ? kIcmpIdleMs : key.remote == FlowAddress::v4(env_.cfg.dns) ? kDnsIdleMs : kUdpIdleMs, slot);
+  if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, flows_.tag(slot))) {
     close(slot);
     return nullptr;
   }
@@ -177,24 +155,24 @@ void DatagramFlows::close(std::uint32_t slot) {
   if (f.raw_icmp) raw_ids_.erase(f.raw_id);
   if (f.sock.valid() && !f.listener) env_.fds.give();
   if (f.sock.valid()) epoll_del(env_.epoll_fd, f.sock.get());  // a borrowed fd stays with its listener
-  if (!f.listener) by_key_.erase(f.key);
-  flows_.release(slot);
+  flows_.close(slot);
   // A slot still listed in ready_ is skipped there (not live).
 }
 
 bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port,
                                Ipv4Address remote, std::uint16_t remote_port, std::span<const iovec> payload,
                                std::size_t length) {
-  const Key key{protocol, guest_ip.value, guest_port, remote.value, remote_port};
+  const Key key = FlowKey::v4(protocol, guest_ip, guest_port, remote, remote_port);
   Flow* f = nullptr;
-  if (auto it = by_key_.find(key); it != by_key_.end()) {
-    f = &flows_[it->second];
+  if (const auto found = flows_.find(key)) {
+    f = &flows_[*found];
   } else {
     bool refused = false;  // by policy or for want of open files: the guest is told
     f = open(key, refused);
     if (f == nullptr) return !refused;
   }
   f->last_used_ms = env_.clock();
+  flows_.touch(flows_.slot_of(*f));
   const bool icmp = protocol == ip_proto::kIcmp;
   if (f->raw_icmp) {
     if (!raw_.send(f->peer, f->raw_id, payload, length)) {
@@ -221,10 +199,9 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
 }
 
 void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
-  if (slot >= flows_.extent()) return;
-  Flow& f = flows_[slot];
-  if (!f.live || f.gen != gen || f.ready) return;
-  f.ready = true;
+  Flow* f = flows_.at(slot, gen);
+  if (f == nullptr || f->ready) return;  // stale, or queued already
+  f->ready = true;
   ready_.push_back(slot);
 }
 
@@ -242,7 +219,7 @@ void DatagramFlows::finish_icmp_frame(std::span<const iovec> buffer, const Flow&
   iov_write(buffer, kEthIpv4Size, ih);
   std::array<std::byte, kEthIpv4Size> h{};
   write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
-                 Ipv4Fields{Ipv4Address{f.key.remote_ip}, Ipv4Address{f.key.guest_ip}, ip_proto::kIcmp,
+                 Ipv4Fields{f.key.remote.ipv4(), f.key.guest.ipv4(), ip_proto::kIcmp,
                             static_cast<std::uint16_t>(len), ip_id_++, 64, 0});
   iov_write(buffer, 0, h);
   env_.counters.icmp_echo_replies.add();
@@ -268,6 +245,7 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
     iov_write(buffer, kEthIpv4Size, r->message);
     finish_icmp_frame(buffer, f, len);
     f.last_used_ms = env_.clock();
+    flows_.touch(it->second);
     written = kEthIpv4Size + len;
     break;
   }
@@ -319,13 +297,13 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     // Round-robin: the flow goes to the back while it may have more.
     ready_.pop_front();
     ready_.push_back(slot);
-    flows_[slot].last_used_ms = env_.clock();
     Flow* fp = &flows_[slot];
     if (fp->listener) {
       fp = peer_flow(*fp, peer);
       if (fp == nullptr) continue;
-      fp->last_used_ms = env_.clock();
     }
+    fp->last_used_ms = env_.clock();
+    flows_.touch(flows_.slot_of(*fp));
     Flow& f = *fp;
     const auto len = static_cast<std::size_t>(n);
     if (len > room || len > max_payload || (icmp && len < kIcmpHeaderSize)) {
@@ -345,8 +323,8 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     } else {
       Checksum payload;
       add_iov(payload, buffer, hdr, len);
-      write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, Ipv4Address{f.key.remote_ip},
-                                              f.key.remote_port, Ipv4Address{f.key.guest_ip}, f.key.guest_port},
+      write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, f.key.remote.ipv4(),
+                                              f.key.remote_port, f.key.guest.ipv4(), f.key.guest_port},
                               static_cast<std::uint16_t>(len), payload, ip_id_++);
       iov_write(buffer, 0, h);
       env_.counters.udp_datagrams_in.add();

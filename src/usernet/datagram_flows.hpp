@@ -9,7 +9,8 @@
 // from the guest are sent straight from guest memory; replies are received
 // straight into the guest's RX buffer behind the headers usernet writes.
 //
-// The table is bounded (the least recently used flow is evicted when full)
+// The table (FlowTable) is bounded: the least recently used flow is evicted
+// when it is full, never a forward's listener
 // and idle flows close after a timeout; DNS flows, one per query port, close
 // sooner. Nothing is allocated per datagram.
 #pragma once
@@ -70,28 +71,14 @@ class DatagramFlows {
   [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_; }
   // Closes flows idle past their timeout.
   void expire(std::uint64_t now_ms);
-  [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
 
  private:
-  struct Key {
-    std::uint8_t protocol;
-    std::uint32_t guest_ip;
-    std::uint16_t guest_port;
-    std::uint32_t remote_ip;
-    std::uint16_t remote_port;
-    friend bool operator==(const Key&, const Key&) = default;
-  };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept {
-      return hash_flow(k.guest_ip, k.remote_ip,
-                       std::uint64_t{k.protocol} << 32 | std::uint64_t{k.guest_port} << 16 | k.remote_port);
-    }
-  };
-  struct Flow {
+  using Key = FlowKey;
+  // The FlowHeader (key, generation, live) is the flow table's; port-forward
+  // listeners are not in its index.
+  struct Flow : FlowHeader {
     UniqueFd sock;
-    Key key{};
-    std::uint16_t gen = 0;
-    bool live = false;
     bool ready = false;  // in ready_
     std::uint64_t last_used_ms = 0;
     std::uint64_t idle_ms = 0;
@@ -111,9 +98,8 @@ class DatagramFlows {
   // The flow of a forward's host peer, created on its first datagram.
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
-  std::uint32_t oldest_slot() const;
-  // A live flow for `key` in a fresh slot (returned in `slot`), listed in
-  // by_key_, the least recently used flow evicted when the table is full;
+  // A live flow for `key` in a fresh slot (returned in `slot`), in the
+  // table's index, the least recently used flow evicted when it is full;
   // its socket is the caller's to set.
   Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
@@ -128,10 +114,8 @@ class DatagramFlows {
   void finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len);
 
   FlowEnv env_;
-  FlowSlots<Flow> flows_;
-  std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
+  FlowTable<Flow> flows_{TagKind::datagram};
   std::deque<std::uint32_t> ready_;
-  std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
   RawIcmp raw_;                                          // opened on the first raw ICMP flow
   bool raw_ready_ = false;                               // raw_ may hold replies

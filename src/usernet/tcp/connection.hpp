@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "base/unique_fd.hpp"
+#include "usernet/flow_table.hpp"
 #include "usernet/tcp/reassembly.hpp"
 #include "usernet/tcp/rtt.hpp"
 #include "usernet/tcp/sack_scoreboard.hpp"
@@ -59,19 +60,9 @@ std::string bit_names(std::uint8_t bits, const std::array<std::string_view, N>& 
   return out.empty() ? "-" : out;
 }
 
-struct TcpKey {
-  std::uint32_t guest_ip;
-  std::uint16_t guest_port;
-  std::uint32_t remote_ip;
-  std::uint16_t remote_port;
-  friend bool operator==(const TcpKey&, const TcpKey&) = default;
-};
-
-struct TcpConnection {
+// The FlowHeader (key, generation, live) is the flow table's.
+struct TcpConnection : FlowHeader {
   UniqueFd sock;
-  TcpKey key{};
-  std::uint16_t gen = 0;
-  bool live = false;             // the slot holds a connection
   std::uint8_t events = 0;       // TcpEvent bits; change() only sets them
   std::uint8_t flags = 0;        // TcpFlag bits; change() sets and clears them
   // Toward the guest: [snd_una, snd_nxt) peeked and sent, not yet acked;

@@ -42,13 +42,13 @@ void TcpFlows::measure_room(Flow& f) const noexcept {
 void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
   if (f.has(TcpFlag::want_write)) return;
   change(f, TcpFlag::want_write, true);
-  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, make_tag(TagKind::tcp, f.gen, slot));
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents | EPOLLOUT, flows_.tag(slot));
 }
 
 std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
                                     std::size_t payload_len, const Checksum& payload_sum) noexcept {
   return write_tcp_frame_headers(
-      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, Ipv4Address{k.remote_ip}, Ipv4Address{k.guest_ip}}, t,
+      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, k.remote.ipv4(), k.guest.ipv4()}, t,
       payload_len, payload_sum, ip_id_++);
 }
 

@@ -52,22 +52,18 @@ void TcpFlows::prepare_socket(int fd) const noexcept {
 
 TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound,
                                    std::uint32_t& slot) {
-  slot = flows_.acquire();
+  slot = flows_.open(key);
   Flow& f = flows_[slot];
-  f.gen = next_gen_++;
-  if (!epoll_add(env_.epoll_fd, sock.get(), events, make_tag(TagKind::tcp, f.gen, slot))) {
-    flows_.release(slot);
+  if (!epoll_add(env_.epoll_fd, sock.get(), events, flows_.tag(slot))) {
+    flows_.close(slot);
     return nullptr;
   }
   f.sock = std::move(sock);
-  f.key = key;
-  f.live = true;
   f.iss = random_u32(now_ms_);
   f.snd_una = f.iss;
   f.snd_nxt = f.snd_max = f.iss + 1;  // our SYN
   f.last_guest_ms = now_ms_;
   measure_room(f);
-  by_key_.emplace(key, slot);
   if (inbound) {
     change(f, TcpEvent::inbound);
     change(f, TcpEvent::host_connected);  // accepted: connected already
@@ -80,8 +76,7 @@ void TcpFlows::change(Flow& f, TcpEvent e) {
   if ((f.events & bit) != 0) return;
   f.events |= bit;
   if (log::enabled(log::Level::debug))
-    log::debug("tcp {}:{} > {}:{}: {} (events {}, flags {})", Ipv4Address{f.key.guest_ip}.to_string(), f.key.guest_port,
-               Ipv4Address{f.key.remote_ip}.to_string(), f.key.remote_port, bit_names(bit, kTcpEventNames),
+    log::debug("tcp {}: {} (events {}, flags {})", f.key.to_string(), bit_names(bit, kTcpEventNames),
                bit_names(f.events, kTcpEventNames), bit_names(f.flags, kTcpFlagNames));
 }
 
@@ -90,9 +85,8 @@ void TcpFlows::change(Flow& f, TcpFlag flag, bool on) {
   if (((f.flags & bit) != 0) == on) return;
   f.flags = on ? (f.flags | bit) : (f.flags & ~bit);
   if (log::enabled(log::Level::debug))
-    log::debug("tcp {}:{} > {}:{}: {}{} (events {}, flags {})", Ipv4Address{f.key.guest_ip}.to_string(),
-               f.key.guest_port, Ipv4Address{f.key.remote_ip}.to_string(), f.key.remote_port, on ? "+" : "-",
-               bit_names(bit, kTcpFlagNames), bit_names(f.events, kTcpEventNames), bit_names(f.flags, kTcpFlagNames));
+    log::debug("tcp {}: {}{} (events {}, flags {})", f.key.to_string(), on ? "+" : "-", bit_names(bit, kTcpFlagNames),
+               bit_names(f.events, kTcpEventNames), bit_names(f.flags, kTcpFlagNames));
 }
 
 void TcpFlows::close(std::uint32_t slot, bool reset_host) {
@@ -104,14 +98,13 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
   }
   epoll_del(env_.epoll_fd, f.sock.get());
   f.held.clear(reassembly_);
-  by_key_.erase(f.key);
-  flows_.release(slot);  // closes the socket
+  flows_.close(slot);  // closes the socket
   env_.fds.give();
   env_.counters.tcp_flows_closed.add();
 }
 
 void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
-  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
+  const Key key = FlowKey::v4(ip_proto::kTcp, ip.src, tcp.src_port, ip.dst, tcp.dst_port);
   auto refuse = [&](Counter& why) {
     why.add();
     queue_reset(key, 0, tcp.seq + 1, true);
@@ -119,7 +112,7 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
   if (!dst)
     return refuse(dst.error() == RouteRefusal::link_local ? env_.counters.drop_link_local : env_.counters.drop_no_route);
-  if (by_key_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
+  if (flows_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
   // The flow's socket comes out of the open-file budget, so a guest cannot
   // take the fds the process needs for itself; existing flows go on.
   auto fd = env_.fds.lease();
@@ -148,7 +141,7 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
 void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
                               std::uint16_t remote_port, std::uint64_t now_ms) {
   now_ms_ = now_ms;
-  if (!env_.guest_mac || by_key_.size() >= kMaxFlows) {
+  if (!env_.guest_mac || flows_.size() >= kMaxFlows) {
     env_.counters.tcp_forward_refused.add();
     return;  // no guest to connect to yet: the host client sees the close
   }
@@ -158,14 +151,13 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     env_.counters.tcp_forward_refused.add();
     return;
   }
-  Key key{guest_ip.value, guest_port, remote_ip.value, remote_port};
-  for (unsigned tries = 0; by_key_.contains(key); ++tries) {
-    if (tries == 1000) {
-      env_.counters.tcp_forward_refused.add();
-      return;
-    }
-    key.remote_port = static_cast<std::uint16_t>(key.remote_port < 1024 ? 49152 : key.remote_port + 1);
+  const auto probe = flows_.probe_remote_port(FlowKey::v4(ip_proto::kTcp, guest_ip, guest_port, remote_ip, remote_port),
+                                              [](std::uint32_t) { return false; });
+  if (!probe) {
+    env_.counters.tcp_forward_refused.add();
+    return;
   }
+  const Key key = probe->key;
   std::uint32_t slot = 0;
   prepare_socket(sock.get());
   Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, true, slot);
@@ -182,7 +174,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
 void TcpFlows::connected(std::uint32_t slot) {
   Flow& f = flows_[slot];
   change(f, TcpEvent::host_connected);
-  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, flows_.tag(slot));
   f.deadline_ms = 0;
   arm_timer(f);
   owe_syn(f, slot);
@@ -191,9 +183,9 @@ void TcpFlows::connected(std::uint32_t slot) {
 void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms) {
   now_ms_ = now_ms;
   env_.counters.tcp_segments_from_guest.add();
-  const Key key{ip.src.value, tcp.src_port, ip.dst.value, tcp.dst_port};
-  auto it = by_key_.find(key);
-  if (it == by_key_.end()) {
+  const Key key = FlowKey::v4(ip_proto::kTcp, ip.src, tcp.src_port, ip.dst, tcp.dst_port);
+  const auto found = flows_.find(key);
+  if (!found) {
     if (tcp.has(tcp_flag::kRst)) return;
     if (tcp.has(tcp_flag::kSyn) && !tcp.has(tcp_flag::kAck)) return open(ip, tcp);
     // No connection: answer as RFC 9293 §3.10.7.1 says for a CLOSED port.
@@ -207,7 +199,7 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
     }
     return;
   }
-  const std::uint32_t slot = it->second;
+  const std::uint32_t slot = *found;
   Flow& f = flows_[slot];
   f.last_guest_ms = now_ms;
   if (tcp.has(tcp_flag::kRst)) {
@@ -252,9 +244,9 @@ void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec>
 
 void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events, std::uint64_t now_ms) {
   now_ms_ = now_ms;
-  if (slot >= flows_.extent()) return;
-  Flow& f = flows_[slot];
-  if (!f.live || f.gen != gen) return;
+  Flow* fp = flows_.at(slot, gen);
+  if (fp == nullptr) return;  // a stale event: the flow closed
+  Flow& f = *fp;
   if (f.connecting()) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -278,7 +270,7 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   }
   if ((events & EPOLLOUT) != 0 && f.has(TcpFlag::want_write)) {
     change(f, TcpFlag::want_write, false);
-    epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, make_tag(TagKind::tcp, f.gen, slot));
+    epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, flows_.tag(slot));
     measure_room(f);
     if (!deliver_held(f, slot)) return;
     // A window update; after a refusal, three duplicate ACKs so the guest

@@ -46,7 +46,6 @@
 #include <deque>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "base/unique_fd.hpp"
@@ -103,19 +102,14 @@ class TcpFlows {
   [[nodiscard]] bool has_frames() const noexcept { return !acks_.empty() || !ready_.empty(); }
   // Retransmission and connect timeouts.
   void on_tick(std::uint64_t now_ms);
-  [[nodiscard]] std::size_t size() const noexcept { return by_key_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
 
  private:
   static constexpr std::size_t kDataHeaders = kEthIpv4Size + packet::kTcpHeaderSize;  // data segments carry no options
   static constexpr std::uint32_t kEstablishedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
-  using Key = TcpKey;
+  using Key = FlowKey;
   using Flow = TcpConnection;
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept {
-      return hash_flow(k.guest_ip, k.remote_ip, std::uint64_t{k.guest_port} << 16 | k.remote_port);
-    }
-  };
 
   // The one place a connection's events and flags change; logs at debug.
   void change(Flow& f, TcpEvent e);
@@ -188,13 +182,11 @@ class TcpFlows {
   [[nodiscard]] bool closing_done(const Flow& f) const noexcept;
 
   FlowEnv env_;
-  FlowSlots<Flow> flows_;
-  std::unordered_map<Key, std::uint32_t, KeyHash> by_key_;
+  FlowTable<Flow> flows_{TagKind::tcp};
   std::deque<std::uint32_t> acks_;   // flows that owe the guest a pure ACK or their SYN(-ACK)
   std::deque<std::uint32_t> ready_;  // flows whose socket may have data or EOF to send
   ReassemblyBudget reassembly_;  // out-of-order bytes held, all flows
   std::uint64_t now_ms_ = 0;  // the time the current entry point was called with
-  std::uint16_t next_gen_ = 1;
   std::uint16_t ip_id_ = 0;
   // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.
   bool peek_offset_ = true;
