@@ -47,7 +47,8 @@ namespace vnk::usernet {
   X(tcp_retransmits)           /* segments sent to the guest again (holes in recovery, and after a timeout) */ \
   X(tcp_fast_recoveries)       /* losses seen from duplicate ACKs or SACK blocks: only the holes are sent again */ \
   X(tcp_rto_expired)           /* retransmission timeouts: back to the first unacknowledged byte */ \
-  X(tcp_sack_blocks_ignored)   /* guest SACK blocks outside the data in flight */ \
+  X(tcp_sack_blocks_ignored)   /* guest SACK blocks outside the data in flight (ignored) */ \
+  X(tcp_dsack_blocks)          /* guest D-SACK blocks: data that reached it twice (RFC 2883) */ \
   X(tcp_window_probes)         /* zero-window probes sent to the guest */ \
   X(tcp_fin_wait_timeouts)     /* flows closed after the guest stayed silent in FIN-WAIT-2 */ \
   X(tcp_socket_full)           /* guest data a full host socket could not take yet */ \

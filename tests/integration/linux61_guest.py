@@ -4,6 +4,7 @@ them through the gateway address; relays the command's "VNK:" lines and
 adds what vnetkit's counters say. Everything happens inside the UML kernel.
 
 usage: linux61_guest.py SCENARIO   (netns: the services and the namespace;
+                                   faults: transfers across a degraded link;
                                    unit: the unit tests on this kernel)
 """
 import os
@@ -19,6 +20,7 @@ from servers import DnsServer, HttpServer, Iperf3Server  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZE = 64 << 20
+SMALL_SIZE = 8 << 20
 
 
 def report(what, **kv):
@@ -94,37 +96,41 @@ def unit():
     return again.returncode
 
 
-def lossy(runs=3, loss="1%", reorder="10%"):
-    """64 MiB down and up, `runs` times, with netem dropping `loss` and
-    reordering `reorder` of the namespace's frames toward vnetkit (the
-    upload's data, the download's ACKs) on the TAP device."""
-    web = HttpServer(SIZE)
-    report("services", http=web.port, sha256=web.sha256)
+def faults(runs=3):
+    """fault_client.py inside `vnetkit netns`: 64 MiB down and up `runs`
+    times with 1 % loss and 10 % reordering both ways, once with duplicated
+    frames, then a reader whose window stays shut for 3 s."""
+    web, small = HttpServer(SIZE), HttpServer(SMALL_SIZE)
+    report("services", http=web.port, sha256=web.sha256, small_sha256=small.sha256)
     metrics = "/tmp/vnetkit-metrics.json"
-    client = f"/usr/bin/python3 {os.path.join(HERE, 'netns_client.py')} - {web.port} 0 0 {SIZE}"
-    script = (f"tc qdisc add dev tap0 root netem loss {loss} reorder {reorder} delay 1ms || exit 3; "
-              f"for i in $(seq {runs}); do {client} || exit 1; done")
     argv = [VNETKIT, "--log-level", "warn", "netns", "--metrics", metrics, "--metrics-interval", "100",
-            "--dns-upstream", "127.0.0.1:1", "--", "/bin/sh", "-c", script]
+            "--dns-upstream", "127.0.0.1:1", "--", "/usr/bin/python3", os.path.join(HERE, "fault_client.py"),
+            str(web.port), str(small.port), str(SIZE), str(SMALL_SIZE), str(runs)]
     try:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=400)
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=500)
         for line in r.stdout.splitlines():
             print(line, flush=True)
         m = read_metrics(metrics)["backend"]
-        report("counters", **{k: m[k] for k in ("tcp_out_of_order", "tcp_ooo_bytes_held", "tcp_ooo_bytes_delivered",
-                                                "tcp_ooo_bytes_dropped", "tcp_retransmits", "tcp_bytes_to_host")})
+        report("counters", **{k: m[k] for k in FAULT_COUNTERS})
         return r.returncode
     finally:
         web.close()
+        small.close()
+
+
+FAULT_COUNTERS = ("tcp_out_of_order", "tcp_ooo_bytes_held", "tcp_ooo_bytes_delivered", "tcp_ooo_bytes_dropped",
+                  "tcp_fast_recoveries", "tcp_retransmits", "tcp_rto_expired", "tcp_window_probes",
+                  "tcp_sack_blocks_ignored", "tcp_dsack_blocks", "tcp_timeouts", "tcp_bytes_to_host", "tcp_bytes_to_guest")
 
 
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "netns"
     if scenario == "unit":
         return unit()
-    if scenario == "lossy":
-        subprocess.run(["modprobe", "sch_netem"], check=False)
-        return lossy()
+    if scenario == "faults":
+        for module in ("sch_netem", "sch_ingress", "ifb", "act_mirred", "cls_matchall"):
+            subprocess.run(["modprobe", module], check=False)
+        return faults()
     if scenario != "netns":
         report("unknown-scenario", name=scenario)
         return 2

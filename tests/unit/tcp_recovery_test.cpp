@@ -58,7 +58,7 @@ TEST(RttEstimatorTest, TimesOneSegmentAtATimeAcrossSequenceWrap) {
 TEST(SackScoreboardTest, MergesBlocksAndFindsTheHoles) {
   SackScoreboard b;
   const std::array<SackBlock, 3> blocks{SackBlock{300, 400}, SackBlock{500, 600}, SackBlock{400, 450}};
-  EXPECT_EQ(b.add(blocks, 100, 1000), 0u);
+  EXPECT_EQ(b.add(blocks, 100, 1000, 1000).invalid, 0u);
   ASSERT_EQ(b.ranges().size(), 2u);
   EXPECT_EQ(b.ranges()[0].left, 300u);
   EXPECT_EQ(b.ranges()[0].right, 450u);
@@ -81,28 +81,45 @@ TEST(SackScoreboardTest, MergesBlocksAndFindsTheHoles) {
 
 TEST(SackScoreboardTest, BlocksOutsideTheDataInFlightAreIgnored) {
   SackScoreboard b;
-  const std::array<SackBlock, 4> hostile{SackBlock{50, 150},    // starts below snd_una
+  const std::array<SackBlock, 4> hostile{SackBlock{50, 150},    // starts below snd_una, ends above
                                          SackBlock{900, 1200},  // ends past the data sent
                                          SackBlock{500, 500},   // empty
                                          SackBlock{700, 600}};  // reversed
-  EXPECT_EQ(b.add(hostile, 100, 1000), 4u);
+  EXPECT_EQ(b.add(hostile, 100, 1000, 1000).invalid, 4u);
+  EXPECT_TRUE(b.empty());
+  // A D-SACK (RFC 2883): data below the ACK that arrived twice.
+  const std::array<SackBlock, 1> dsack{SackBlock{40, 90}};
+  const auto d = b.add(dsack, 100, 1000, 1000);
+  EXPECT_EQ(d.duplicates, 1u);
+  EXPECT_EQ(d.invalid, 0u);
   EXPECT_TRUE(b.empty());
   // Across the 2^32 wrap a valid block is kept.
   const std::array<SackBlock, 1> wrapped{SackBlock{0xffff'ff00u, 0x100}};
-  EXPECT_EQ(b.add(wrapped, 0xffff'fe00u, 0x200), 0u);
+  EXPECT_EQ(b.add(wrapped, 0xffff'fe00u, 0x200, 0x200).invalid, 0u);
   EXPECT_EQ(b.bytes(), 0x200u);
+}
+
+TEST(SackScoreboardTest, ABlockCoveringOurFinIsKeptForItsData) {
+  SackScoreboard b;
+  // Data [100, 1000), our FIN at 1000: sent_end 1001.
+  const std::array<SackBlock, 2> blocks{SackBlock{800, 1001}, SackBlock{1000, 1001}};
+  const auto added = b.add(blocks, 100, 1001, 1000);
+  EXPECT_EQ(added.invalid, 0u);
+  ASSERT_EQ(b.ranges().size(), 1u);
+  EXPECT_EQ(b.ranges()[0].right, 1000u) << "the board holds data only";
+  EXPECT_EQ(b.add(std::span(blocks).first(1), 100, 1000, 1000).invalid, 1u) << "before the FIN was sent";
 }
 
 TEST(SackScoreboardTest, AFullBoardGivesUpItsHighestRange) {
   SackScoreboard b;
   for (std::uint32_t i = 0; i < SackScoreboard::kMaxRanges + 4; ++i) {
     const std::array<SackBlock, 1> one{SackBlock{1000 + i * 100, 1000 + i * 100 + 10}};
-    b.add(one, 0, 100'000);
+    b.add(one, 0, 100'000, 100'000);
   }
   EXPECT_EQ(b.ranges().size(), SackScoreboard::kMaxRanges);
   EXPECT_EQ(b.ranges().front().left, 1000u);
   const std::array<SackBlock, 1> low{SackBlock{10, 20}};
-  b.add(low, 0, 100'000);
+  b.add(low, 0, 100'000, 100'000);
   EXPECT_EQ(b.ranges().front().left, 10u) << "a hole near the ACK always finds room";
   EXPECT_EQ(b.ranges().size(), SackScoreboard::kMaxRanges);
 }

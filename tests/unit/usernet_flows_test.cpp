@@ -751,7 +751,7 @@ TEST_P(UsernetFlowsTest, OnlyTheHolesTheGuestsSackBlocksLeaveAreSentAgain) {
 }
 
 // SACK blocks outside the data in flight come from a confused or hostile
-// guest: ignored and counted, never followed.
+// guest: ignored and counted, never followed. D-SACKs are told apart.
 TEST_P(UsernetFlowsTest, SackBlocksOutsideTheDataInFlightAreIgnored) {
   offer_sack = true;
   start();
@@ -761,9 +761,14 @@ TEST_P(UsernetFlowsTest, SackBlocksOutsideTheDataInFlightAreIgnored) {
   ASSERT_EQ(::send(host.get(), std::string(2000, 'z').data(), 2000, 0), 2000);
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(next());
   const std::uint32_t base = iss + 1;
-  const std::array<SackBlock, 3> bad{SackBlock{base + 1500, base + 90000}, SackBlock{base - 5000, base - 10},
+  const std::array<SackBlock, 3> bad{SackBlock{base + 1500, base + 90000}, SackBlock{base - 5000, base + 10},
                                      SackBlock{base + 800, base + 700}};
   send(tcp(port, kIsn + 1, base, tcp_flag::kAck, {}, 0xffff, {}, {}, bad));
+  EXPECT_EQ(net->counters().tcp_sack_blocks_ignored.get(), 3u);
+  // A D-SACK (RFC 2883) is no error: data below the ACK arrived twice.
+  const std::array<SackBlock, 1> dsack{SackBlock{base - 500, base - 10}};
+  send(tcp(port, kIsn + 1, base, tcp_flag::kAck, {}, 0xffff, {}, {}, dsack));
+  EXPECT_EQ(net->counters().tcp_dsack_blocks.get(), 1u);
   EXPECT_EQ(net->counters().tcp_sack_blocks_ignored.get(), 3u);
   EXPECT_EQ(net->tcp_flows(), 1u);
 }

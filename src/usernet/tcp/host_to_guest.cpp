@@ -155,7 +155,7 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
     f.dup_acks = 0;
     f.retries = 0;
     f.sacked.advance(ack);
-    if (sack_info) env_.counters.tcp_sack_blocks_ignored.add(f.sacked.add(std::span(tcp.sack).first(tcp.sack_count), f.snd_una, f.data_end()));
+    if (sack_info) take_sack(f, tcp);
     if (f.has(TcpFlag::recovering)) {
       if (seq_le(f.recovery_point, ack)) {
         change(f, TcpFlag::recovering, false);
@@ -169,7 +169,7 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
              (window == f.guest_window || sack_info)) {
     // A duplicate ACK (RFC 5681; with SACK blocks, whatever its window).
-    if (sack_info) env_.counters.tcp_sack_blocks_ignored.add(f.sacked.add(std::span(tcp.sack).first(tcp.sack_count), f.snd_una, f.data_end()));
+    if (sack_info) take_sack(f, tcp);
     ++f.dup_acks;
     if (f.has(TcpFlag::recovering)) {
       make_ready(f, slot);  // new SACK blocks may show another hole
@@ -183,6 +183,12 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   }
   if (window > f.guest_window && f.has(TcpFlag::window_blocked)) make_ready(f, slot);
   f.guest_window = window;
+}
+
+void TcpFlows::take_sack(Flow& f, const Tcp& tcp) {
+  const auto added = f.sacked.add(std::span(tcp.sack).first(tcp.sack_count), f.snd_una, f.snd_max, f.data_end());
+  env_.counters.tcp_dsack_blocks.add(added.duplicates);
+  env_.counters.tcp_sack_blocks_ignored.add(added.invalid);
 }
 
 void TcpFlows::start_recovery(Flow& f, std::uint32_t slot) {

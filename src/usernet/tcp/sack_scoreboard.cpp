@@ -8,20 +8,28 @@ namespace vnk::usernet {
 
 using packet::SackBlock;
 
-std::size_t SackScoreboard::add(std::span<const SackBlock> blocks, std::uint32_t snd_una,
-                                std::uint32_t data_end) noexcept {
-  std::size_t ignored = 0;
+SackScoreboard::Added SackScoreboard::add(std::span<const SackBlock> blocks, std::uint32_t snd_una,
+                                         std::uint32_t sent_end, std::uint32_t data_end) noexcept {
+  Added out;
   for (const SackBlock& b : blocks) {
-    // Sequence numbers are compared relative to snd_una, so a block is kept
-    // only when snd_una <= left < right <= data_end.
-    const std::uint32_t left = b.left - snd_una, right = b.right - snd_una, end = data_end - snd_una;
-    if (left >= right || right > end) {
-      ++ignored;
+    // A D-SACK: a block already acknowledged, bounded to a window's worth
+    // below snd_una.
+    if (seq_lt(b.left, b.right) && seq_le(b.right, snd_una) && snd_una - b.left <= (1u << 30)) {
+      ++out.duplicates;
       continue;
     }
-    insert(b);
+    // Sequence numbers are compared relative to snd_una, so a block is kept
+    // only when snd_una <= left < right <= sent_end.
+    const std::uint32_t left = b.left - snd_una, right = b.right - snd_una, end = sent_end - snd_una;
+    if (left >= right || right > end) {
+      ++out.invalid;
+      continue;
+    }
+    const std::uint32_t data = data_end - snd_una;
+    if (left >= data) continue;  // our FIN alone
+    insert(SackBlock{b.left, right > data ? data_end : b.right});
   }
-  return ignored;
+  return out;
 }
 
 void SackScoreboard::insert(SackBlock b) noexcept {

@@ -22,10 +22,18 @@ class SackScoreboard {
  public:
   static constexpr std::size_t kMaxRanges = 8;
 
-  // Adds the guest's blocks; a block outside [snd_una, data_end] (data_end:
-  // one past the last data byte sent) or empty is ignored. Returns how many
-  // were ignored.
-  std::size_t add(std::span<const packet::SackBlock> blocks, std::uint32_t snd_una, std::uint32_t data_end) noexcept;
+  // Adds the guest's blocks. A block wholly below snd_una reports data that
+  // arrived twice (a D-SACK, RFC 2883) and tells nothing about holes; any
+  // other block outside [snd_una, sent_end] (sent_end: one past the last
+  // sequence number sent, our FIN included), or empty, is invalid. Both are
+  // left out, and counted. Blocks are kept cut at data_end (one past the
+  // last data byte): a guest's block may cover our FIN, the board holds data.
+  struct Added {
+    std::size_t duplicates = 0;  // D-SACK blocks
+    std::size_t invalid = 0;
+  };
+  Added add(std::span<const packet::SackBlock> blocks, std::uint32_t snd_una, std::uint32_t sent_end,
+            std::uint32_t data_end) noexcept;
   // The cumulative ACK moved to `snd_una`: ranges below it go.
   void advance(std::uint32_t snd_una) noexcept;
   // The first hole at or after `from`: bytes not SACKed, below the highest

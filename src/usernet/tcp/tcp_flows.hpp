@@ -135,6 +135,8 @@ class TcpFlows {
   void make_ready(Flow& f, std::uint32_t slot);
   // The timer expired: back to the first unacknowledged byte.
   void rewind(Flow& f, std::uint32_t slot);
+  // The guest's SACK blocks onto the flow's scoreboard, counted.
+  void take_sack(Flow& f, const packet::Tcp& tcp);
   // A loss was seen: send the holes again from the first unacknowledged byte.
   void start_recovery(Flow& f, std::uint32_t slot);
   // The next range to send again in recovery, at most one MSS.
