@@ -66,7 +66,11 @@ DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_
   // A full table makes room only now that the new flow is certain: a flow
   // refused (policy, open files, no socket) never costs an existing one.
   if (flows_.size() >= kMaxFlows) {
-    if (const auto oldest = flows_.least_recent()) close(*oldest);
+    // The guest's own flows go first; a forward's peer flows (opened from
+    // the host side) only when nothing else is left.
+    auto oldest = flows_.least_recent([](const Flow& f) { return f.borrowed_fd < 0; });
+    if (!oldest) oldest = flows_.least_recent();
+    if (oldest) close(*oldest);
     env_.counters.flows_evicted.add();
   }
   slot = flows_.open(key);

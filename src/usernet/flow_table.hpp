@@ -160,11 +160,16 @@ class FlowTable {
     unlink(s);
     link_newest(s);
   }
-  // The least recently used indexed flow (listeners are never evicted).
-  [[nodiscard]] std::optional<std::uint32_t> least_recent() const noexcept {
+  // The least recently used indexed flow (listeners are never evicted)
+  // that `evictable` accepts.
+  template <typename Pred>
+  [[nodiscard]] std::optional<std::uint32_t> least_recent(Pred&& evictable) const {
     for (std::uint32_t s = head_; s != kNone; s = order_[s].next)
-      if (records_[s].indexed) return s;
+      if (records_[s].indexed && evictable(records_[s])) return s;
     return std::nullopt;
+  }
+  [[nodiscard]] std::optional<std::uint32_t> least_recent() const {
+    return least_recent([](const Record&) { return true; });
   }
 
   // A key for a new flow like `key` whose remote port is free: while another

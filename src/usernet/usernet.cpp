@@ -281,7 +281,11 @@ void UserNet::run_timers() {
 void UserNet::poll_host() {
   receives_since_poll_ = 0;
   std::array<epoll_event, 64> events{};
-  for (;;) {
+  // Bounded: host sockets are level-triggered where an error or a datagram
+  // stays pending until next_frame() takes it, so thousands of flows with a
+  // pending ICMP error (a guest's UDP flood to closed ports) would report
+  // the same events for ever. What is left is reported again next time.
+  for (unsigned round = 0; round < kPollRounds; ++round) {
     const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 0);
     if (n <= 0) break;
     for (int i = 0; i < n; ++i) {

@@ -44,6 +44,8 @@ class UserNet final : public net::NetBackend {
   static constexpr std::size_t kReplyQueueFrames = 64;
   static constexpr std::size_t kReplySlot = 2048;
   static constexpr long kTickMs = 100;
+  // epoll_wait calls of 64 events each that one poll_host() makes at most.
+  static constexpr unsigned kPollRounds = 16;
 
   // `cfg` must have passed validate(). Throws std::runtime_error with a
   // sentence for the user when a forwarded port cannot be opened.

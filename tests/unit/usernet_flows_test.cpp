@@ -66,6 +66,14 @@ UniqueFd loopback_socket(int type, std::uint16_t& port) {
   return s;
 }
 
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = htons(port);
+  return sa;
+}
+
 bool readable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, timeout_ms) == 1;
@@ -893,6 +901,29 @@ TEST_P(UsernetFlowsTest, AfterATimeoutSackedDataIsSkippedAndLaterAcksAreTaken) {
   EXPECT_EQ(string_of(n->payload), "next");
 }
 
+// A connect the host side never answers (a listener whose accept queue is
+// full drops SYNs) ends after kConnectTimeoutMs: counted, its socket
+// closed, and the guest left to its own SYN timeout, as after a lost SYN.
+TEST_P(UsernetFlowsTest, AConnectThatIsNeverAnsweredEndsAfterTheConnectTimeout) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in sa = loopback(port);
+  ASSERT_EQ(::connect(filler.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);  // the queue is full
+  send(tcp(port, kIsn, 0, tcp_flag::kSyn, {}, 0xffff, 1460, 7));
+  EXPECT_FALSE(next(300)) << "no SYN-ACK: the host never answered";
+  EXPECT_EQ(net->tcp_flows(), 1u);
+  advance(TcpFlows::kConnectTimeoutMs - 1000);
+  EXPECT_EQ(net->tcp_flows(), 1u);
+  advance(2000);
+  EXPECT_EQ(net->tcp_flows(), 0u);
+  EXPECT_EQ(net->counters().tcp_connect_timeouts.get(), 1u);
+  EXPECT_FALSE(next(0)) << "silent toward the guest";
+}
+
 // FIN-WAIT-2 is bounded: our FIN was acknowledged and the guest then said
 // nothing for kFinWaitMs; the flow is closed and both ends reset.
 TEST_P(UsernetFlowsTest, FinWaitEndsWhenTheGuestStaysSilent) {
@@ -923,14 +954,6 @@ std::uint16_t free_port(int type) {
   std::uint16_t port = 0;
   UniqueFd s = loopback_socket(type, port);
   return port;
-}
-
-sockaddr_in loopback(std::uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(port);
-  return sa;
 }
 
 TEST_P(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatHonoursItLosesNothing) {
@@ -1065,7 +1088,38 @@ TEST_P(UsernetFlowsTest, PcapRecordsEveryFrameBothWays) {
   EXPECT_TRUE(std::equal(in->frame.begin(), in->frame.end(), file.begin() + static_cast<std::ptrdiff_t>(second + 16)));
 }
 
-TEST_P(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListener) {
+// Thousands of flows with an ICMP error pending (a guest's UDP flood to
+// closed ports) keep their sockets readable until the error is read: taking
+// host events stays bounded, and the flows' errors are read and counted.
+TEST_P(UsernetFlowsTest, AUdpFloodToClosedPortsNeverStallsUsernet) {
+  raise_fd_limit();
+  constexpr std::uint16_t kFlows = 1500;  // beyond what one poll takes (UserNet::kPollRounds x 64)
+  if (FdBudget().limit() <= kFlows) GTEST_SKIP() << "the hard RLIMIT_NOFILE here is too low";
+  UsernetConfig cfg;
+  cfg.host_only = true;
+  start(cfg);
+  for (std::uint16_t i = 0; i < kFlows; ++i) {
+    const std::uint16_t closed = free_port(SOCK_DGRAM);
+    send(udp(kGateway, static_cast<std::uint16_t>(20000 + i), closed, bytes_of("x")));
+  }
+  std::uint16_t echo_port = 0;
+  UniqueFd echo = loopback_socket(SOCK_DGRAM, echo_port);
+  send(udp(kGateway, 5000, echo_port, bytes_of("alive?")));
+  ASSERT_TRUE(readable(echo.get(), 2000));
+  sockaddr_in from{};
+  socklen_t len = sizeof from;
+  char buf[16];
+  const ssize_t n = ::recvfrom(echo.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+  ASSERT_EQ(n, 6);
+  ::sendto(echo.get(), "alive!", 6, 0, reinterpret_cast<sockaddr*>(&from), len);
+  std::optional<Seen> reply;
+  for (int i = 0; i < 400 && !(reply && reply->udp && reply->udp->dst_port == 5000); ++i) reply = next(10);
+  ASSERT_TRUE(reply && reply->udp) << "usernet answers while the flood's errors are pending";
+  EXPECT_EQ(string_of(reply->payload), "alive!");
+  EXPECT_GT(net->counters().udp_recv_errors.get(), 0u);
+}
+
+TEST_P(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListenerOrItsPeers) {
   // A full table holds kMaxFlows sockets: take the open files vnetkit would.
   raise_fd_limit();
   if (FdBudget().limit() <= DatagramFlows::kMaxFlows)
@@ -1075,14 +1129,30 @@ TEST_P(UsernetFlowsTest, AFullUdpTableNeverEvictsAForwardListener) {
   cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
   cfg.host_only = true;
   start(cfg);
-  // Fill the table (and one more) with guest flows to the gateway.
   std::uint16_t sink_port = 0;
   UniqueFd sink = loopback_socket(SOCK_DGRAM, sink_port);
-  for (std::size_t i = 0; i <= DatagramFlows::kMaxFlows; ++i)
-    send(udp(kGateway, static_cast<std::uint16_t>(10000 + i), sink_port, bytes_of("x")));
-  EXPECT_EQ(net->counters().flows_evicted.get(), 1u);
+  send(udp(kGateway, 10000, sink_port, bytes_of("x")));  // the guest is known
+  // A host client's datagram through the forward opens a peer flow. The
+  // client is connected: it takes answers only from the forward's port.
   UniqueFd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   const sockaddr_in sa = loopback(host_port);
+  ASSERT_EQ(::connect(client.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::sendto(client.get(), "first", 5, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 5);
+  std::optional<Seen> first;
+  while ((first = next()) && !(first->udp && first->udp->dst_port == 5353)) {
+  }
+  ASSERT_TRUE(first);
+  send(udp(kGateway, 10000, sink_port, bytes_of("y")));  // the peer flow is now the least recently used
+  // Fill the table (and one more) with guest flows to the gateway.
+  for (std::size_t i = 1; i < DatagramFlows::kMaxFlows; ++i)
+    send(udp(kGateway, static_cast<std::uint16_t>(10000 + i), sink_port, bytes_of("x")));
+  EXPECT_EQ(net->counters().flows_evicted.get(), 1u);
+  // The guest's answer to the host client still finds its peer flow.
+  send(udp(kGateway, 5353, first->udp->src_port, bytes_of("answer")));
+  ASSERT_TRUE(readable(client.get(), 2000)) << "the forward's peer flow was evicted";
+  char reply[16] = {};
+  EXPECT_EQ(::recv(client.get(), reply, sizeof reply, 0), 6);
+  EXPECT_EQ(std::string(reply, 6), "answer");
   ASSERT_EQ(::sendto(client.get(), "still here", 10, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 10);
   std::optional<Seen> q;
   while ((q = next()) && !(q->udp && q->udp->dst_port == 5353)) {
