@@ -16,7 +16,8 @@
 // valid TCP checksum. An odd first byte runs without SO_PEEK_OFF (the
 // re-peeking path of kernels before 6.9).
 //
-// Input: byte 0 variant; bytes 1..4 the guest's ISN; byte 5 MSS/wscale
+// Input: byte 0 variant (bit 0: no SO_PEEK_OFF; bit 1: the guest offers
+// SACK, and operation 8 sends SACK blocks); bytes 1..4 the guest's ISN; byte 5 MSS/wscale
 // choice; then operations of 4 bytes {op, a, b, c}.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +25,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -79,8 +82,9 @@ class Session {
   Session(usernet::UserNet& net, std::uint16_t port) : net_(net), port_(port) {}
 
   void send(std::uint32_t seq, std::uint32_t ack, std::uint8_t flags, std::uint16_t window, std::size_t len,
-            std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {}) {
-    TcpFields t{kGuestPort, port_, seq, ack, flags, window, mss, ws, false, {}};
+            std::optional<std::uint16_t> mss = {}, std::optional<std::uint8_t> ws = {}, bool sack_permitted = false,
+            std::span<const SackBlock> sack = {}) {
+    TcpFields t{kGuestPort, port_, seq, ack, flags, window, mss, ws, sack_permitted, sack};
     const std::size_t hl = tcp_header_size(t);
     std::vector<std::byte> f(kEthernetHeaderSize + kIpv4HeaderSize + hl + len);
     const std::span<std::byte> seg = std::span(f).subspan(kEthernetHeaderSize + kIpv4HeaderSize);
@@ -199,7 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   s.set_guest_isn(isn);
   const std::uint8_t opts = data[5];
   s.send(isn, 0, tcp_flag::kSyn, 0xffff, 0, (opts & 1) ? std::optional<std::uint16_t>(536 + (opts >> 4) * 200) : std::nullopt,
-         (opts & 2) ? std::optional<std::uint8_t>((opts >> 2) & 15) : std::nullopt);
+         (opts & 2) ? std::optional<std::uint8_t>((opts >> 2) & 15) : std::nullopt, (data[0] & 2) != 0);
   // The host connect() completes on loopback at once; usernet answers when
   // its epoll reports it.
   for (int i = 0; i < 200 && !s.have_syn_ack(); ++i) s.drain(65600, 4);
@@ -214,7 +218,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t pos = 6; pos + 4 <= size; pos += 4) {
     const std::uint8_t op = data[pos], a = data[pos + 1], b = data[pos + 2], c = data[pos + 3];
     const std::uint16_t window = static_cast<std::uint16_t>((b << 8) | c);
-    switch (op % 8) {
+    switch (op % 9) {
       case 0: {  // data, at an offset around the next byte (retransmission, hole, overlap)
         const auto offset = static_cast<std::int32_t>(static_cast<std::int8_t>(a)) * 97;
         const std::size_t len = (static_cast<std::size_t>(b) << 4) % 9000;
@@ -238,6 +242,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (a == 0x5a) s.send(next + (b & 1 ? 0 : window), 0, tcp_flag::kRst, 0, 0);
         break;
       case 7: s.drain(14 + static_cast<std::size_t>(a) * 64 + b); break;
+      case 8: {  // a duplicate ACK with up to three SACK blocks around what was sent, valid or not
+        std::array<SackBlock, 3> blocks{};
+        const std::size_t n = c % 4;
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::uint32_t left =
+              s.host_next() + static_cast<std::uint32_t>(static_cast<std::int8_t>(b)) * 97u * static_cast<std::uint32_t>(i + 1);
+          blocks[i] = SackBlock{left, left + 1 + (static_cast<std::uint32_t>(c) >> 2) * 211u};
+        }
+        s.send(next, s.host_next() - static_cast<std::uint32_t>(a) * 53u, tcp_flag::kAck, 0xffff, 0, {}, {}, false,
+               std::span(blocks).first(n));
+        break;
+      }
     }
   }
   s.drain(65600);

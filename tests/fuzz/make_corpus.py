@@ -194,10 +194,12 @@ def mmds_http_seeds():
 
 
 def tcp_flows_seeds():
-    # Byte 0 variant (odd: no SO_PEEK_OFF), bytes 1..4 the guest ISN, byte 5
-    # SYN options; then {op, a, b, c}: 0 data (a: offset/97, b: length/16),
-    # 1 ACK (a: offset/131, b c: window), 2 peer writes a*512+b, 3 peer
-    # reads, 4 peer half-closes, 5 FIN, 6 RST (a == 0x5a), 7 drain (buffer).
+    # Byte 0 variant (bit 0: no SO_PEEK_OFF, bit 1: SACK offered), bytes 1..4
+    # the guest ISN, byte 5 SYN options; then {op, a, b, c}: 0 data (a:
+    # offset/97, b: length/16), 1 ACK (a: offset/131, b c: window), 2 peer
+    # writes a*512+b, 3 peer reads, 4 peer half-closes, 5 FIN, 6 RST (a ==
+    # 0x5a), 7 drain (buffer), 8 duplicate ACK (a: back/53) with c%4 SACK
+    # blocks (b: spacing/97, c>>2: length/211).
     isn = struct.pack("<I", 1000)
     data_both_ways = (bytes([0, 0, 20, 1]) + bytes([7, 255, 0, 0]) + bytes([3, 0, 0, 0]) + bytes([2, 64, 0, 0]) +
                       bytes([7, 255, 0, 0]) + bytes([1, 0, 255, 255]) + bytes([2, 32, 0, 0]) + bytes([7, 20, 0, 0]))
@@ -209,6 +211,13 @@ def tcp_flows_seeds():
     zero_window = bytes([2, 200, 0, 0]) + bytes([1, 0, 0, 0]) + bytes([7, 255, 0, 0]) + bytes([1, 0, 16, 0]) + bytes([7, 255, 0, 0])
     yield "zero_window", b"\x00" + isn + b"\x02" + zero_window
     yield "reset", b"\x00" + isn + b"\x00" + bytes([0, 0, 4, 0]) + bytes([6, 0x5a, 1, 0]) + bytes([7, 255, 0, 0])
+    # The host sends 32 KiB in small segments; the guest reports holes with
+    # SACK (valid blocks, then wild ones); usernet resends what is missing.
+    sack = (bytes([2, 64, 0, 0]) + bytes([7, 20, 0, 0]) + bytes([7, 20, 0, 0]) + bytes([7, 20, 0, 0]) +
+            bytes([8, 40, 236, 9]) + bytes([8, 40, 236, 9]) + bytes([8, 40, 236, 10]) + bytes([7, 255, 0, 0]) +
+            bytes([8, 0, 100, 255]) + bytes([7, 255, 0, 0]) + bytes([1, 0, 255, 255]) + bytes([7, 255, 0, 0]))
+    yield "sack_holes", b"\x02" + isn + b"\x03" + sack
+    yield "sack_holes_no_peek_off", b"\x03" + isn + b"\x03" + sack
 
 
 def dns_relay_seeds():
