@@ -127,6 +127,15 @@ def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "netns"
     if scenario == "unit":
         return unit()
+    if scenario == "bench-lossy":
+        # bench/lossy_tcp.py's inside part; its arguments come through the
+        # kernel command line as RUNS:SIZE:ENGINES:PASTA2026.
+        runs, size, engines, pasta = os.environ.get("VNK_BENCH_ARGS", "3:67108864:kernel,vnetkit:-").split(":", 3)
+        argv = [sys.executable, os.path.join(HERE, "..", "..", "bench", "lossy_tcp.py"), "--inside", "--runs", runs,
+                "--size", size, "--engines", engines, "--pasta2026", pasta]
+        build = os.environ.get("VNETKIT_BUILD_DIR", "")
+        argv += ["--build", build]
+        return subprocess.run(argv + ["--vnetkit", os.path.join(build, "vnetkit")]).returncode
     if scenario == "faults":
         for module in ("sch_netem", "sch_ingress", "ifb", "act_mirred", "cls_matchall"):
             subprocess.run(["modprobe", module], check=False)

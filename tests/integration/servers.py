@@ -73,7 +73,7 @@ class HttpServer:
     """GET /blob returns `size` pseudo-random bytes; POST /upload reads the
     body and answers "bytes=N sha256=HEX"."""
 
-    def __init__(self, size):
+    def __init__(self, size, address="127.0.0.1"):
         self.blob = os.urandom(size)
         self.sha256 = hashlib.sha256(self.blob).hexdigest()
         blob = self.blob
@@ -110,7 +110,7 @@ class HttpServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -181,7 +181,15 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
   } else if (ack == f.snd_una && f.snd_una == f.snd_nxt && window == 0) {
     f.retries = 0;  // an answer to a window probe: the guest is alive, its window still shut
   }
-  if (window > f.guest_window && f.has(TcpFlag::window_blocked)) make_ready(f, slot);
+  if (window > f.guest_window && f.has(TcpFlag::window_blocked)) {
+    if (f.guest_window == 0 && f.snd_una == f.snd_nxt) {
+      // The shut window opened: the probe timer and its backoff end here,
+      // so new data starts with a fresh retransmission timeout.
+      f.deadline_ms = 0;
+      f.rtt.reset_backoff();
+    }
+    make_ready(f, slot);
+  }
   f.guest_window = window;
 }
 

@@ -56,6 +56,8 @@ class RttEstimator {
     rttvar4_ = rttvar4_ - rttvar4_ / 4 + err;  // 3/4 RTTVAR + 1/4 |SRTT - R|, x4
     srtt8_ = srtt8_ - srtt8_ / 8 + rtt_ms;     // 7/8 SRTT + 1/8 R, x8
   }
+  // The backoff of window probes ends when the window opens.
+  void reset_backoff() noexcept { backoff_ = 0; }
   // The timer expired: the next timeout is twice as long (up to the cap).
   void back_off() noexcept {
     if (backoff_ < 16) ++backoff_;
