@@ -924,6 +924,31 @@ TEST_P(UsernetFlowsTest, AConnectThatIsNeverAnsweredEndsAfterTheConnectTimeout) 
   EXPECT_FALSE(next(0)) << "silent toward the guest";
 }
 
+// A guest's keepalive probe (one byte below what was acknowledged, with or
+// without a byte of old data) is answered with an ACK, and nothing reaches
+// the host peer.
+TEST_P(UsernetFlowsTest, KeepaliveProbesFromTheGuestAreAnsweredAndGoNowhere) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port);
+  send(tcp(port, kIsn + 1, iss + 1, tcp_flag::kAck | tcp_flag::kPsh, bytes_of("abc")));
+  auto ack = next();
+  ASSERT_TRUE(ack && ack->tcp);
+  for (const Bytes& probe : {Bytes{}, bytes_of("c")}) {
+    send(tcp(port, kIsn + 3, iss + 1, tcp_flag::kAck, probe));
+    auto answer = next();
+    ASSERT_TRUE(answer && answer->tcp) << "a probe of " << probe.size() << " bytes";
+    EXPECT_EQ(answer->tcp->ack, kIsn + 4);
+    EXPECT_TRUE(answer->payload.empty());
+  }
+  char buf[8] = {};
+  ASSERT_TRUE(readable(host.get(), 1000));
+  EXPECT_EQ(::recv(host.get(), buf, sizeof buf, MSG_DONTWAIT), 3) << "only the data, once";
+  EXPECT_FALSE(readable(host.get(), 100));
+  EXPECT_EQ(net->tcp_flows(), 1u);
+}
+
 // FIN-WAIT-2 is bounded: our FIN was acknowledged and the guest then said
 // nothing for kFinWaitMs; the flow is closed and both ends reset.
 TEST_P(UsernetFlowsTest, FinWaitEndsWhenTheGuestStaysSilent) {
