@@ -7,8 +7,11 @@ an avail-index jump. Run it again after changing an input format.
 """
 import os
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from inet_checksum import inet_checksum  # noqa: E402
 BASE = 0x10000
 
 
@@ -86,15 +89,6 @@ def vhost_user_seeds():
     yield "stop", start + vu_msg(11, struct.pack("<II", 1, 0))
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 GUEST_MAC = bytes([2, 0, 0, 0, 0, 1])
 BCAST = b"\xff" * 6
 
@@ -103,9 +97,9 @@ def udp_frame(src, dst, sport, dport, payload):
     ulen = 8 + len(payload)
     pseudo = src + dst + struct.pack("!BBH", 0, 17, ulen)
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
-    udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xFFFF) + udp[8:]
+    udp = udp[:6] + struct.pack("!H", inet_checksum(pseudo + udp) or 0xFFFF) + udp[8:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0x4000, 64, 17, 0, src, dst)
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
     return BCAST + GUEST_MAC + b"\x08\x00" + ip + udp
 
 
@@ -115,7 +109,7 @@ GUEST_IP, GW_IP = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
 
 def ip_frame(proto, l4, dst=GW_IP):
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0x4000, 64, proto, 0, GUEST_IP, dst)
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
     return GW_MAC + GUEST_MAC + b"\x08\x00" + ip + l4
 
 
@@ -123,13 +117,13 @@ def tcp_frame(sport, dport, seq, ack, flags, payload=b"", options=b""):
     off = (20 + len(options)) // 4
     seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + options + payload
     pseudo = GUEST_IP + GW_IP + struct.pack("!BBH", 0, 6, len(seg))
-    seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+    seg = seg[:16] + struct.pack("!H", inet_checksum(pseudo + seg)) + seg[18:]
     return ip_frame(6, seg)
 
 
 def icmp_echo(ident, seq, payload):
     msg = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
-    msg = msg[:2] + struct.pack("!H", csum(msg)) + msg[4:]
+    msg = msg[:2] + struct.pack("!H", inet_checksum(msg)) + msg[4:]
     return ip_frame(1, msg)
 
 
@@ -165,7 +159,7 @@ def usernet_seeds():
         off = 5
         seg = struct.pack("!HHIIBBHHH", 40100, 80, seq, ack, off << 4, flags, 65535, 0, 0) + payload
         pseudo = GUEST_IP + mmds + struct.pack("!BBH", 0, 6, len(seg))
-        seg = seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:]
+        seg = seg[:16] + struct.pack("!H", inet_checksum(pseudo + seg)) + seg[18:]
         return ip_frame(6, seg, dst=mmds)
     yield "mmds_get", frames(to_mmds(7, 0, 0x02), to_mmds(8, 1, 0x10),
                              to_mmds(8, 1, 0x18, b"GET /a/b HTTP/1.0\r\n\r\n"), to_mmds(29, 1, 0x11))

@@ -21,6 +21,9 @@ import struct
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inet_checksum import inet_checksum  # noqa: E402
+
 
 def report(what, **kv):
     print("VNK:", what, " ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
@@ -82,15 +85,6 @@ def echo(host, port, count, hold):
         s.close()
 
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def synflood(host, port, count):
     """TCP SYNs with random source ports and sequence numbers, sent through
     a raw socket (the kernel writes the IP header)."""
@@ -104,7 +98,7 @@ def synflood(host, port, count):
         sport = rng.randrange(20000, 65000)
         header = struct.pack("!HHIIBBHHH", sport, port, rng.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
         pseudo = src + dst + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(header))
-        header = header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
+        header = header[:16] + struct.pack("!H", inet_checksum(pseudo + header)) + header[18:]
         try:
             raw.sendto(header, (host, 0))
             sent += 1
