@@ -214,6 +214,29 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
     return host;
   }
 
+  // A connection to `listener` (MSS 1000, no window scaling) whose host
+  // peer sent `size` bytes of a letter pattern, all seen by the guest in
+  // 1000-byte segments; returns the host socket, the bytes in `data`.
+  UniqueFd segments_in_flight(int listener, std::uint16_t port, std::size_t size, std::string& data) {
+    UniqueFd host = connect_flow(listener, port, 0xffff, 0, 1000);
+    data.assign(size, ' ');
+    for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<char>('A' + i % 26);
+    EXPECT_EQ(::send(host.get(), data.data(), size, 0), static_cast<ssize_t>(size));
+    for (std::size_t i = 0; i < size / 1000; ++i) EXPECT_TRUE(next());
+    return host;
+  }
+
+  // The guest acknowledges everything up to `acked`; the host peer's next
+  // bytes then go out at that sequence number, as usual.
+  void acked_then_new_data(std::uint16_t port, int host, std::uint32_t acked) {
+    send(tcp(port, kIsn + 1, acked, tcp_flag::kAck));
+    ASSERT_EQ(::send(host, "more", 4, 0), 4);
+    auto more = next();
+    ASSERT_TRUE(more && more->tcp);
+    EXPECT_EQ(more->tcp->seq, acked);
+    EXPECT_EQ(string_of(more->payload), "more");
+  }
+
   static constexpr std::uint16_t kGuestPort = 40000;
   static constexpr std::uint32_t kIsn = 1000;
   std::uint32_t iss = 0;
@@ -662,11 +685,8 @@ TEST_P(UsernetFlowsTest, ThreeDuplicateAcksResendFromTheFirstUnacknowledgedByte)
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
-  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
-  std::string data(3000, 'y');
-  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('A' + i % 26);
-  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 3000);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(next());  // the guest "loses" the second segment
+  std::string data;
+  UniqueFd host = segments_in_flight(listener.get(), port, 3000, data);  // the guest "loses" the second segment
   for (int i = 0; i < 3; ++i) send(tcp(port, kIsn + 1, iss + 1001, tcp_flag::kAck));
   auto again = next();
   ASSERT_TRUE(again && again->tcp);
@@ -726,11 +746,8 @@ TEST_P(UsernetFlowsTest, OnlyTheHolesTheGuestsSackBlocksLeaveAreSentAgain) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
-  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
-  std::string data(6000, 'y');
-  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('A' + i % 26);
-  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 6000);
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(next());
+  std::string data;
+  UniqueFd host = segments_in_flight(listener.get(), port, 6000, data);
   const std::uint32_t base = iss + 1;
   const std::array<SackBlock, 2> b1{SackBlock{base + 2000, base + 3000}};
   const std::array<SackBlock, 2> b2{SackBlock{base + 4000, base + 6000}, SackBlock{base + 2000, base + 3000}};
@@ -750,12 +767,7 @@ TEST_P(UsernetFlowsTest, OnlyTheHolesTheGuestsSackBlocksLeaveAreSentAgain) {
   EXPECT_EQ(net->counters().tcp_retransmits.get(), 2u);
   // Everything acknowledged: recovery ends, nothing more is sent, and new
   // data goes out as usual.
-  send(tcp(port, kIsn + 1, base + 6000, tcp_flag::kAck));
-  ASSERT_EQ(::send(host.get(), "more", 4, 0), 4);
-  auto more = next();
-  ASSERT_TRUE(more && more->tcp);
-  EXPECT_EQ(more->tcp->seq, base + 6000);
-  EXPECT_EQ(string_of(more->payload), "more");
+  acked_then_new_data(port, host.get(), base + 6000);
 }
 
 // SACK blocks outside the data in flight come from a confused or hostile
@@ -880,11 +892,8 @@ TEST_P(UsernetFlowsTest, AfterATimeoutSackedDataIsSkippedAndLaterAcksAreTaken) {
   start();
   std::uint16_t port = 0;
   UniqueFd listener = loopback_socket(SOCK_STREAM, port);
-  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 0, 1000);
-  std::string data(3000, 'q');
-  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
-  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), 3000);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(next());
+  std::string data;
+  UniqueFd host = segments_in_flight(listener.get(), port, 3000, data);
   const std::uint32_t base = iss + 1;
   const std::array<SackBlock, 1> b{SackBlock{base + 1000, base + 3000}};
   send(tcp(port, kIsn + 1, base, tcp_flag::kAck, {}, 0xffff, {}, {}, b));  // one dup ACK: no recovery yet
@@ -893,12 +902,7 @@ TEST_P(UsernetFlowsTest, AfterATimeoutSackedDataIsSkippedAndLaterAcksAreTaken) {
   while (auto s = next(0))
     if (s->tcp && !s->payload.empty()) sent.push_back(s->tcp->seq - base);
   ASSERT_EQ(sent, std::vector<std::uint32_t>{0}) << "only the segment the guest lacks";
-  send(tcp(port, kIsn + 1, base + 3000, tcp_flag::kAck));
-  ASSERT_EQ(::send(host.get(), "next", 4, 0), 4);
-  auto n = next();
-  ASSERT_TRUE(n && n->tcp);
-  EXPECT_EQ(n->tcp->seq, base + 3000);
-  EXPECT_EQ(string_of(n->payload), "next");
+  acked_then_new_data(port, host.get(), base + 3000);
 }
 
 // A connect the host side never answers (a listener whose accept queue is
