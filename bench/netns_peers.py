@@ -10,6 +10,9 @@ as the ceiling, in one invocation.
   vnetkit-no-sandbox
                 the same with --no-sandbox: what the sandbox costs (vnetkit
                 is otherwise sandboxed: nobody, seccomp, no capabilities)
+  vnetkit-1500, vnetkit-1500-no-offload
+                the namespace at MTU 1500, with the TAP's checksum and TCP
+                segmentation offloads (the default) and without them
   pasta         Debian's pasta (passt package), `pasta --config-net HOLDER`
   slirp4netns   Debian's slirp4netns at MTU 65520 and at MTU 1500
   veth          a veth pair, MTU 65520: no user-mode stack at all
@@ -60,6 +63,8 @@ LABELS = {
     "vnetkit": "vnetkit netns",
     "vnetkit-no-peek-off": "vnetkit netns, no SO_PEEK_OFF (< 6.9)",
     "vnetkit-no-sandbox": "vnetkit netns --no-sandbox",
+    "vnetkit-1500": "vnetkit netns MTU 1500 (TAP offloads)",
+    "vnetkit-1500-no-offload": "vnetkit netns MTU 1500 --no-offload",
     "pasta": "pasta",
     "slirp4netns-65520": "slirp4netns MTU 65520",
     "slirp4netns-1500": "slirp4netns MTU 1500",
@@ -118,7 +123,8 @@ def start_engine(name, ns, vnetkit):
         env = dict(os.environ)
         if name == "vnetkit-no-peek-off":
             env["VNETKIT_PRETEND_MISSING"] = "tcp-peek-off"
-        extra = ["--no-sandbox"] if name == "vnetkit-no-sandbox" else []
+        extra = {"vnetkit-no-sandbox": ["--no-sandbox"], "vnetkit-1500": ["--mtu", "1500"],
+                 "vnetkit-1500-no-offload": ["--mtu", "1500", "--no-offload"]}.get(name, [])
         p = Process([vnetkit, "--log-level", "error", "netns", *extra, "--pid", str(ns.pid), "--dns-upstream",
                      "127.0.0.1:1"], name, env=env)
         ns.wait_address("10.0.2.15")

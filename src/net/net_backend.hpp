@@ -53,9 +53,24 @@ struct RxResult {
   NetHeader header{};         // offload fields for the guest (num_buffers set by the device)
 };
 
+// What the consumer of RX frames (the guest's driver, a TAP) accepts besides
+// whole frames with every checksum done: partial checksums (NEEDS_CSUM with
+// csum_start/csum_offset; the consumer completes them) and TCP segmentation
+// offload for IPv4 (one frame of up to 64 KiB, cut by the consumer at
+// gso_size). TSO comes only with partial checksums.
+struct RxOffloads {
+  bool partial_csum = false;
+  bool tso4 = false;
+};
+
 class NetBackend {
  public:
   virtual ~NetBackend() = default;
+
+  // The consumer's offloads, once known (negotiated with the guest, or set
+  // on the TAP). A backend that builds frames itself may use them; the
+  // default ignores them.
+  virtual void set_rx_offloads(RxOffloads offloads) { (void)offloads; }
 
   virtual TxResult transmit(const TxFrame& frame) = 0;
   // Fills `buffer` (guest memory) with the next frame, if any.

@@ -24,6 +24,7 @@ struct NetHeader {
   static constexpr std::uint8_t kFlagNeedsCsum = 1;
   static constexpr std::uint8_t kFlagDataValid = 2;
   static constexpr std::uint8_t kGsoNone = 0;
+  static constexpr std::uint8_t kGsoTcpV4 = 1;
 
   std::uint8_t flags = 0;
   std::uint8_t gso_type = kGsoNone;

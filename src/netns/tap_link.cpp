@@ -1,5 +1,7 @@
 #include "netns/tap_link.hpp"
 
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +19,12 @@ TapLink::TapLink(UniqueFd tap, net::NetBackend& backend, net::FrameInterceptor* 
       interceptor_(interceptor),
       in_(kNetHeaderSize + net::kMaxFrameSize),
       out_(kNetHeaderSize + net::kMaxFrameSize) {}
+
+bool TapLink::enable_offloads() {
+  if (::ioctl(tap_.get(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) != 0) return false;
+  backend_.set_rx_offloads(net::RxOffloads{true, true});
+  return true;
+}
 
 bool TapLink::from_tap() {
   for (unsigned i = 0; i < kBudget; ++i) {

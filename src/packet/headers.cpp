@@ -114,12 +114,12 @@ void write_ipv4(std::span<std::byte> out, const Ipv4Fields& f) {
   store_be<std::uint16_t>(out.data() + 10, internet_checksum(out.first(kIpv4HeaderSize)));
 }
 
-std::expected<Udp, ParseError> parse_udp(const Ipv4& ip) {
+std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum) {
   const auto b = ip.payload;
   if (b.size() < kUdpHeaderSize) return std::unexpected(ParseError::truncated);
   const std::uint16_t len = load_be<std::uint16_t>(b.data() + 4);
   if (len < kUdpHeaderSize || len > ip.payload_len) return std::unexpected(ParseError::bad_length);
-  if (load_be<std::uint16_t>(b.data() + 6) != 0 && len <= b.size()) {
+  if (!partial_checksum && load_be<std::uint16_t>(b.data() + 6) != 0 && len <= b.size()) {
     Checksum c;
     add_ipv4_pseudo_header(c, ip.src.value, ip.dst.value, ip_proto::kUdp, len);
     c.add(b.first(len));

@@ -110,8 +110,10 @@ struct Udp {
   std::span<const std::byte> payload;  // the part present in ip.payload
 };
 // `ip` supplies the pseudo-header; a zero checksum means "none" (IPv4). The
-// checksum is verified when the whole datagram is in ip.payload.
-std::expected<Udp, ParseError> parse_udp(const Ipv4& ip);
+// checksum is verified when the whole datagram is in ip.payload, unless
+// `partial_checksum`: the sender left it for us to complete (a frame with
+// NEEDS_CSUM), so the field holds only the pseudo-header's sum.
+std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum = false);
 // Writes the UDP header for `payload_len` bytes that already follow it in
 // `out`, with the checksum over them.
 void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,

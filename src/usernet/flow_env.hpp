@@ -10,6 +10,7 @@
 #include "backend/frame_ring.hpp"
 #include "base/fd_limit.hpp"
 #include "base/mac_address.hpp"
+#include "net/net_backend.hpp"
 #include "usernet/flow_table.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
@@ -28,6 +29,7 @@ struct FlowEnv {
   backend::FrameRing& control;            // frames for the guest built whole (SYN-ACK, RST)
   const std::optional<MacAddress>& guest_mac;  // learned from the guest's frames
   std::uint64_t (*clock)() noexcept;           // monotonic milliseconds (cfg.clock, or monotonic_ms)
+  const net::RxOffloads& rx_offloads;          // what the consumer of our frames completes or cuts itself
 };
 
 }  // namespace vnk::usernet

@@ -43,8 +43,8 @@ UserNet::UserNet(UsernetConfig cfg)
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
       replies_(kReplyQueueFrames, kReplySlot),
-      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_}),
-      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_}),
+      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
+      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
       work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
@@ -194,7 +194,7 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
   std::array<iovec, 64> payload;  // iov_slice sets the first n
   switch (ip->protocol) {
     case ip_proto::kUdp: {
-      auto udp = parse_udp(*ip);
+      auto udp = parse_udp(*ip, (frame.header.flags & net::NetHeader::kFlagNeedsCsum) != 0);
       if (!udp) {
         counters_.drop_malformed.add();
         return;
@@ -315,8 +315,9 @@ net::RxResult UserNet::receive(std::span<const iovec> buffer) {
   net::RxResult r = replies_.pop_into(buffer);
   if (r.status != net::RxStatus::frame) {
     std::size_t n = datagrams_.next_frame(buffer);
-    if (n == 0) n = tcp_.next_frame(buffer, clock_());
-    if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, {}};
+    net::NetHeader header{};
+    if (n == 0) n = tcp_.next_frame(buffer, clock_(), header);
+    if (n != 0) r = net::RxResult{net::RxStatus::frame, n, n, header};
   }
   if (r.status == net::RxStatus::frame) {
     counters_.frames_to_guest.add();

@@ -17,7 +17,8 @@
 // re-peeking path of kernels before 6.9).
 //
 // Input: byte 0 variant (bit 0: no SO_PEEK_OFF; bit 1: the guest offers
-// SACK, and operation 8 sends SACK blocks); bytes 1..4 the guest's ISN; byte 5 MSS/wscale
+// SACK, and operation 8 sends SACK blocks; bit 2: the consumer's offloads,
+// partial checksums and TSO, which the checker completes); bytes 1..4 the guest's ISN; byte 5 MSS/wscale
 // choice; then operations of 4 bytes {op, a, b, c}.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -111,7 +112,16 @@ class Session {
       const auto r = net_.receive(std::span(&iov, 1));
       if (r.status != net::RxStatus::frame) break;
       if (r.written > b.size() || r.written > r.frame_len) finding();
-      if (r.written == r.frame_len) check(std::span(b).first(r.written));
+      if (r.written != r.frame_len) continue;
+      if ((r.header.flags & net::NetHeader::kFlagNeedsCsum) != 0) {
+        // A partial checksum (offloads on): complete it as a TAP would.
+        if (r.header.csum_start + r.header.csum_offset + 2u > r.written) finding();
+        const auto seg = std::span(b).subspan(r.header.csum_start, r.written - r.header.csum_start);
+        const std::uint16_t c = internet_checksum(seg);
+        seg[r.header.csum_offset] = std::byte(static_cast<std::uint8_t>(c >> 8));
+        seg[r.header.csum_offset + 1u] = std::byte(static_cast<std::uint8_t>(c));
+      }
+      check(std::span(b).first(r.written));
     }
     return frames;
   }
@@ -197,6 +207,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }();
   listener.drain();
   usernet::UserNet net((data[0] & 1) != 0 ? no_peek_off : plain);
+  if ((data[0] & 4) != 0) net.set_rx_offloads(net::RxOffloads{true, true});
   Session s(net, listener.port);
   std::uint32_t isn = 0;
   std::memcpy(&isn, data + 1, 4);

@@ -188,7 +188,8 @@ def mmds_http_seeds():
 
 
 def tcp_flows_seeds():
-    # Byte 0 variant (bit 0: no SO_PEEK_OFF, bit 1: SACK offered), bytes 1..4
+    # Byte 0 variant (bit 0: no SO_PEEK_OFF, bit 1: SACK offered, bit 2:
+    # offloads -- partial checksums and TSO toward the guest), bytes 1..4
     # the guest ISN, byte 5 SYN options; then {op, a, b, c}: 0 data (a:
     # offset/97, b: length/16), 1 ACK (a: offset/131, b c: window), 2 peer
     # writes a*512+b, 3 peer reads, 4 peer half-closes, 5 FIN, 6 RST (a ==
@@ -212,6 +213,7 @@ def tcp_flows_seeds():
             bytes([8, 0, 100, 255]) + bytes([7, 255, 0, 0]) + bytes([1, 0, 255, 255]) + bytes([7, 255, 0, 0]))
     yield "sack_holes", b"\x02" + isn + b"\x03" + sack
     yield "sack_holes_no_peek_off", b"\x03" + isn + b"\x03" + sack
+    yield "offloads", b"\x04" + isn + b"\x03" + data_both_ways + close
 
 
 def dns_relay_seeds():

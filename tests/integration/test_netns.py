@@ -107,7 +107,23 @@ class NetnsTest(unittest.TestCase):
         self.assertGreater(m["tcp_bytes_repeeked"], 0)
         self.assertEqual(m["icmp_echo_replies"], 3)
 
-    def reach_host_services(self, env=None):
+    def test_at_mtu_1500_tcp_travels_in_64k_frames_with_offloads_and_without(self):
+        """A namespace at MTU 1500: with the TAP's offloads TCP crosses in
+        frames far larger than the MTU (GSO both ways), with partial
+        checksums; with --no-offload in MTU-sized frames. Byte-exact either way."""
+        n = self.reach_host_services(args=("--mtu", "1500"))
+        self.assertIn("checksum and TCP segmentation offload", n.text())
+        tap = n.metrics()["tap"]
+        print(f"MTU 1500 with offloads: {tap['bytes_to_tap'] / tap['frames_to_tap']:.0f} B per frame to the TAP, "
+              f"{tap['bytes_from_tap'] / tap['frames_from_tap']:.0f} B from it", flush=True)
+        self.assertGreater(tap["bytes_to_tap"] / tap["frames_to_tap"], 4000, "GSO frames toward the namespace")
+        self.assertGreater(tap["bytes_from_tap"] / tap["frames_from_tap"], 4000, "GSO frames from the namespace")
+        plain = self.reach_host_services(args=("--mtu", "1500", "--no-offload"))
+        self.assertIn("no offloads", plain.text())
+        tap = plain.metrics()["tap"]
+        self.assertLess(tap["bytes_to_tap"] / tap["frames_to_tap"], 1515)
+
+    def reach_host_services(self, env=None, args=()):
         web = HttpServer(100 << 20)
         self.addCleanup(web.close)
         iperf = Iperf3Server.start()
@@ -115,7 +131,7 @@ class NetnsTest(unittest.TestCase):
         if iperf:
             self.addCleanup(iperf.kill)
             iperf_port = iperf.port
-        n, status = self.run_netns(*local_dns(self), "--", PYTHON, CLIENT, "vnetkit.test", str(web.port),
+        n, status = self.run_netns(*local_dns(self), *args, "--", PYTHON, CLIENT, "vnetkit.test", str(web.port),
                                    str(iperf_port), "2", timeout=120, env=env)
         out = n.text()
         self.assertEqual(status, 0, out)

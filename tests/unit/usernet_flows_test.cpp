@@ -905,6 +905,47 @@ TEST_P(UsernetFlowsTest, AfterATimeoutSackedDataIsSkippedAndLaterAcksAreTaken) {
   acked_then_new_data(port, host.get(), base + 3000);
 }
 
+// With the consumer's offloads (a TAP with TUNSETOFFLOAD), data toward it
+// goes in segments of up to 64 KiB with TSO metadata (gso_size the guest's
+// MSS) and a partial checksum: the pseudo-header's sum in the field, which
+// the consumer completes over the segment.
+TEST_P(UsernetFlowsTest, WithOffloadsDataGoesInLargeSegmentsWithPartialChecksums) {
+  start();
+  net->set_rx_offloads(net::RxOffloads{true, true});
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  UniqueFd host = connect_flow(listener.get(), port, 0xffff, 7, 1460);
+  std::string data(200000, ' ');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(readable(net->rx_fd(), 2000));
+  Bytes b(65600);
+  const iovec iov{b.data(), b.size()};
+  net::RxResult r{};
+  for (int i = 0; i < 200 && r.status != net::RxStatus::frame; ++i) {
+    r = net->receive(std::span(&iov, 1));
+    if (r.status != net::RxStatus::frame) readable(net->rx_fd(), 10);
+  }
+  ASSERT_EQ(r.status, net::RxStatus::frame);
+  b.resize(r.written);
+  EXPECT_EQ(r.header.flags, net::NetHeader::kFlagNeedsCsum);
+  EXPECT_EQ(r.header.gso_type, net::NetHeader::kGsoTcpV4);
+  EXPECT_EQ(r.header.gso_size, 1460);
+  EXPECT_EQ(r.header.csum_start, kEthernetHeaderSize + kIpv4HeaderSize);
+  EXPECT_EQ(r.header.csum_offset, 16);
+  EXPECT_EQ(r.header.hdr_len, kEthernetHeaderSize + kIpv4HeaderSize + kTcpHeaderSize);
+  const std::size_t payload = b.size() - r.header.hdr_len;
+  EXPECT_GT(payload, 1460u * 20) << "far more than one MSS";
+  EXPECT_EQ(string_of(std::span(b).subspan(r.header.hdr_len)), data.substr(0, payload));
+  // Complete the checksum as the consumer would, then check it whole.
+  const auto segment = std::span(b).subspan(r.header.csum_start);
+  store_be<std::uint16_t>(segment.data() + r.header.csum_offset, static_cast<std::uint16_t>(internet_checksum(segment)));
+  Checksum whole;
+  add_ipv4_pseudo_header(whole, kGateway.value, kGuest.value, ip_proto::kTcp, static_cast<std::uint16_t>(segment.size()));
+  whole.add(segment);
+  EXPECT_EQ(whole.finish(), 0) << "a valid TCP checksum once completed";
+}
+
 // A connect the host side never answers (a listener whose accept queue is
 // full drops SYNs) ends after kConnectTimeoutMs: counted, its socket
 // closed, and the guest left to its own SYN timeout, as after a lost SYN.

@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 
+#include "base/byte_order.hpp"
 #include "base/epoll_ops.hpp"
 #include "memory/iovec_ops.hpp"
 #include "usernet/tcp/sequence.hpp"
@@ -253,7 +254,8 @@ void TcpFlows::sync_peek_offset(const Flow& f) const noexcept {
 
 std::size_t TcpFlows::segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept {
   const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
-  return std::min<std::size_t>({f.guest_mss, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+  const std::size_t segment = env_.rx_offloads.tso4 && env_.rx_offloads.partial_csum ? SIZE_MAX : f.guest_mss;
+  return std::min<std::size_t>({segment, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
 }
 
 TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq,
@@ -291,17 +293,39 @@ TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::ui
   return Peek{static_cast<std::size_t>(got) - skipped, false, false};
 }
 
-void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, const TcpFields& t, std::size_t len) {
-  Checksum payload;
-  add_iov(payload, buffer, kDataHeaders, len);
+void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, const TcpFields& t, std::size_t len,
+                              net::NetHeader& header) {
   std::array<std::byte, kDataHeaders> h{};
-  iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
+  if (!env_.rx_offloads.partial_csum) {
+    Checksum payload;
+    add_iov(payload, buffer, kDataHeaders, len);
+    iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
+    return;
+  }
+  // The consumer sums from csum_start to the end and stores the result at
+  // csum_offset; the field starts out as the pseudo-header's sum (folded,
+  // not complemented), as Linux leaves it for CHECKSUM_PARTIAL.
+  const std::size_t n = write_segment(h, f.key, t, len, {});
+  constexpr std::size_t kTcpStart = kEthIpv4Size;
+  Checksum pseudo;
+  add_ipv4_pseudo_header(pseudo, f.key.remote.ipv4().value, f.key.guest.ipv4().value, ip_proto::kTcp,
+                         static_cast<std::uint16_t>(kTcpHeaderSize + len));
+  store_be<std::uint16_t>(h.data() + kTcpStart + 16, static_cast<std::uint16_t>(~pseudo.finish()));
+  iov_write(buffer, 0, std::span(h).first(n));
+  header.flags = net::NetHeader::kFlagNeedsCsum;
+  header.csum_start = static_cast<std::uint16_t>(kTcpStart);
+  header.csum_offset = 16;
+  if (len > f.guest_mss) {
+    header.gso_type = net::NetHeader::kGsoTcpV4;
+    header.gso_size = f.guest_mss;
+    header.hdr_len = static_cast<std::uint16_t>(kDataHeaders);
+  }
 }
 
-std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot) {
+std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, net::NetHeader& header) {
   const auto hole = next_hole(f);
   if (!hole) return 0;
-  const std::size_t max = std::min<std::size_t>(segment_room(buffer, f), hole->right - hole->left);
+  const std::size_t max = std::min<std::size_t>({segment_room(buffer, f), f.guest_mss, hole->right - hole->left});
   if (max == 0) return 0;
   const Peek got = peek_at(buffer, f, slot, hole->left, max);
   if (got.len == 0) return 0;
@@ -309,7 +333,7 @@ std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::u
   TcpFields t = ack_fields(f);
   t.seq = hole->left;
   t.flags |= tcp_flag::kPsh;
-  finish_segment(buffer, f, t, len);
+  finish_segment(buffer, f, t, len, header);
   f.rexmit_nxt = hole->left + static_cast<std::uint32_t>(len);
   arm_timer(f);
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
@@ -318,11 +342,12 @@ std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::u
   return kDataHeaders + len;
 }
 
-std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more) {
+std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more,
+                                  net::NetHeader& header) {
   more = false;
   if (!f.established()) return 0;
   if (f.has(TcpFlag::recovering)) {
-    if (const std::size_t n = resend_hole(buffer, f, slot); n != 0 || !f.live) {
+    if (const std::size_t n = resend_hole(buffer, f, slot, header); n != 0 || !f.live) {
       more = f.live;
       return n;
     }
@@ -369,7 +394,7 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
     // more, unless the peer has closed (then the next peek finds the end).
     more = len == max || f.has(TcpEvent::host_eof);
   }
-  finish_segment(buffer, f, t, len);
+  finish_segment(buffer, f, t, len, header);
   f.snd_nxt += static_cast<std::uint32_t>(len) + (eof ? 1 : 0);
   if (seq == f.snd_max) f.rtt.start(seq, now_ms_);  // new data: time it (Karn: never a resend)
   if (seq_lt(f.snd_max, f.snd_nxt)) f.snd_max = f.snd_nxt;

@@ -282,7 +282,7 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) != 0) make_ready(f, slot);
 }
 
-std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t now_ms) {
+std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t now_ms, net::NetHeader& header) {
   now_ms_ = now_ms;
   if (!env_.guest_mac) return 0;
   while (!acks_.empty()) {
@@ -324,7 +324,7 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
     if (!f.live) continue;
     f.in_ready = false;
     bool more = false;
-    const std::size_t n = data_or_fin(buffer, f, slot, more);
+    const std::size_t n = data_or_fin(buffer, f, slot, more, header);
     if (f.live && more) {
       f.in_ready = true;
       ready_.push_back(slot);  // round-robin among flows with data

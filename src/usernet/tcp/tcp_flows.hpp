@@ -97,8 +97,9 @@ class TcpFlows {
   // The host socket of `slot` reported `events`.
   void on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events, std::uint64_t now_ms);
   // Writes the next frame for the guest (an ACK, data, a FIN) into `buffer`;
-  // returns its length, or 0 when nothing waits.
-  std::size_t next_frame(std::span<const iovec> buffer, std::uint64_t now_ms);
+  // returns its length, or 0 when nothing waits. `header` gets the frame's
+  // offload fields (a partial checksum, TSO) when env.rx_offloads allow them.
+  std::size_t next_frame(std::span<const iovec> buffer, std::uint64_t now_ms, net::NetHeader& header);
   [[nodiscard]] bool has_frames() const noexcept { return !acks_.empty() || !ready_.empty(); }
   // Retransmission and connect timeouts.
   void on_tick(std::uint64_t now_ms);
@@ -151,11 +152,16 @@ class TcpFlows {
   Peek peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq, std::size_t max);
   // Moves the socket's peek offset to where snd_nxt says it is.
   void sync_peek_offset(const Flow& f) const noexcept;
-  // The largest payload a segment into `buffer` may carry for `f`.
+  // The largest payload a segment into `buffer` may carry for `f`: one MSS,
+  // or with TSO as much as one IPv4 packet holds.
   [[nodiscard]] std::size_t segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept;
-  // Headers in front of `len` payload bytes already in `buffer`.
-  void finish_segment(std::span<const iovec> buffer, const Flow& f, const packet::TcpFields& t, std::size_t len);
-  std::size_t resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot);
+  // Headers in front of `len` payload bytes already in `buffer`: the whole
+  // checksum, or with partial checksums only the pseudo-header's sum for the
+  // consumer to complete (`header` says so, and cuts a segment longer than
+  // the guest's MSS into MSS-sized ones with TSO).
+  void finish_segment(std::span<const iovec> buffer, const Flow& f, const packet::TcpFields& t, std::size_t len,
+                      net::NetHeader& header);
+  std::size_t resend_hole(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, net::NetHeader& header);
   // Arms the retransmission (or window-probe) timer unless it runs.
   void arm_timer(Flow& f) noexcept;
   std::uint16_t window_field(const Flow& f) const noexcept;
@@ -180,7 +186,8 @@ class TcpFlows {
   // A zero-window probe: an ACK one byte below snd_una, which the guest
   // must answer with its current window.
   std::size_t window_probe(std::span<const iovec> buffer, const Flow& f);
-  std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more);
+  std::size_t data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more,
+                          net::NetHeader& header);
   [[nodiscard]] bool closing_done(const Flow& f) const noexcept;
 
   FlowEnv env_;
