@@ -32,6 +32,7 @@ struct ServeArgs {
   std::optional<std::uint16_t> mtu;
   std::uint16_t queue_pairs = 1;
   bool link_down = false;
+  bool no_offload = false;
   std::string metrics_path;
   unsigned metrics_interval_ms = 1000;
   unsigned max_connections = 0;
@@ -95,6 +96,7 @@ int run_serve(const ServeArgs& a) {
   if (!cfg.mtu && a.net == "user") cfg.mtu = a.user.user_mtu;
   cfg.queue_pairs = a.queue_pairs;
   cfg.link_up = !a.link_down;
+  cfg.guest_offloads = !a.no_offload;
   auto normalized = net::normalize(cfg);
   if (!normalized) return fail(normalized.error());
   if (normalized->queue_pairs > 1) {
@@ -193,6 +195,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
   cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));
+  cmd->add_flag("--no-offload", args->no_offload,
+                "Do not offer GUEST_CSUM and GUEST_TSO4: every frame toward the guest whole, checksummed, at most the MTU");
   cmd->add_option("--queue-pairs", args->queue_pairs, "Queue pairs (one is served today)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();

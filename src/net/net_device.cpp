@@ -18,7 +18,14 @@ std::uint64_t offered_features(const NetConfig& cfg) noexcept {
   std::uint64_t f = bit(virtio::kFeatureVersion1) | bit(virtio::kFeatureRingEventIdx) |
                     bit(virtio::kFeatureRingIndirectDesc) | bit(kFeatureMac) | bit(kFeatureStatus);
   if (cfg.mtu) f |= bit(kFeatureMtu);
+  if (cfg.guest_offloads) f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
   return f;
+}
+
+RxOffloads rx_offloads_for(std::uint64_t features) noexcept {
+  const bool csum = (features & bit(kFeatureGuestCsum)) != 0;
+  // GUEST_TSO4 without GUEST_CSUM is not a valid combination (§5.1.3.1): no TSO then.
+  return RxOffloads{csum, csum && (features & bit(kFeatureGuestTso4)) != 0};
 }
 
 std::array<std::byte, kConfigSpaceSize> config_space(const NetConfig& cfg, bool link_up) noexcept {
@@ -69,6 +76,7 @@ std::expected<void, virtio::ActivateError> NetDevice::activate(const virtio::Act
     return std::unexpected(virtio::ActivateError::queue_invalid);
   }
   interrupts_ = a.interrupts;
+  backend_.set_rx_offloads(rx_offloads_for(a.features));
   EngineContext ctx{nullptr, &backend_, interceptor_, &counters_, a.interrupts, a.features};
   pair_.emplace(a.memory, ctx, std::move(*rx), std::move(*tx), 0);
   return {};
@@ -99,6 +107,7 @@ void NetDevice::drain(bool (NetQueuePair::*round)()) {
 void NetDevice::reset() {
   pair_.reset();
   interrupts_ = nullptr;
+  backend_.set_rx_offloads({});  // until a driver negotiates again
 }
 
 void NetDevice::set_link_up(bool up) {

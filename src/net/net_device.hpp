@@ -27,6 +27,8 @@ constexpr std::size_t kConfigSpaceSize = 12;  // mac, status, max_virtqueue_pair
 
 // What the device offers for `cfg`, whatever the transport.
 [[nodiscard]] std::uint64_t offered_features(const NetConfig& cfg) noexcept;
+// What the negotiated `features` let a backend put in RX frames.
+[[nodiscard]] RxOffloads rx_offloads_for(std::uint64_t features) noexcept;
 // struct virtio_net_config up to `mtu`, little-endian.
 [[nodiscard]] std::array<std::byte, kConfigSpaceSize> config_space(const NetConfig& cfg, bool link_up) noexcept;
 // Copies `out.size()` config bytes from `offset`; bytes past the layout are 0.

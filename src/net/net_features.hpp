@@ -9,6 +9,7 @@ constexpr unsigned kFeatureCsum = 0;        // VIRTIO_NET_F_CSUM: driver may lea
 constexpr unsigned kFeatureGuestCsum = 1;   // VIRTIO_NET_F_GUEST_CSUM
 constexpr unsigned kFeatureMtu = 3;         // VIRTIO_NET_F_MTU
 constexpr unsigned kFeatureMac = 5;         // VIRTIO_NET_F_MAC
+constexpr unsigned kFeatureGuestTso4 = 7;   // VIRTIO_NET_F_GUEST_TSO4: the driver takes TCPv4 GSO frames
 constexpr unsigned kFeatureHostTso4 = 11;   // VIRTIO_NET_F_HOST_TSO4
 constexpr unsigned kFeatureHostTso6 = 12;   // VIRTIO_NET_F_HOST_TSO6
 constexpr unsigned kFeatureHostUfo = 14;    // VIRTIO_NET_F_HOST_UFO

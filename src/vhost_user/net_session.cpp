@@ -339,6 +339,7 @@ void NetSession::maybe_start() {
     }
     queues[i] = std::move(*q);
   }
+  backend_.set_rx_offloads(net::rx_offloads_for(acked_features_));
   net::EngineContext ctx{nullptr, &backend_, interceptor_, &net_counters_, this, acked_features_};
   pair_ = std::make_unique<net::NetQueuePair>(memory_, ctx, std::move(*queues[0]), std::move(*queues[1]), 0);
   counters_.ring_starts.add();
@@ -357,6 +358,7 @@ void NetSession::stop() {
 
 void NetSession::reset_all() {
   stop();
+  backend_.set_rx_offloads({});  // until the next frontend negotiates
   rings_ = {};
   memory_.reset();
   acked_features_ = 0;

@@ -197,6 +197,41 @@ TEST(NetDevice, MtuIsOfferedOnlyWhenConfigured) {
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureMtu));
 }
 
+// A loopback backend that records the offloads the device tells it.
+struct OffloadRecorder final : NetBackend {
+  TxResult transmit(const TxFrame& frame) override { return loop.transmit(frame); }
+  RxResult receive(std::span<const iovec> buffer) override { return loop.receive(buffer); }
+  [[nodiscard]] bool rx_pending() const override { return loop.rx_pending(); }
+  [[nodiscard]] std::string_view name() const override { return "recorder"; }
+  void set_rx_offloads(RxOffloads o) override { last = o; }
+  backend::LoopbackBackend loop;
+  RxOffloads last{};
+};
+
+TEST(NetDevice, GuestChecksumAndTsoAreOfferedAndTheBackendHearsWhatWasNegotiated) {
+  OffloadRecorder backend;
+  NetRig rig({NetConfig{}, &backend});
+  const auto offered = rig.device_features();
+  EXPECT_TRUE(offered & virtio::bit(kFeatureGuestCsum));
+  EXPECT_TRUE(offered & virtio::bit(kFeatureGuestTso4));
+  rig.probe();
+  EXPECT_TRUE(backend.last.partial_csum);
+  EXPECT_TRUE(backend.last.tso4);
+  // A driver that takes GUEST_TSO4 without GUEST_CSUM gets neither.
+  rig.write32(virtio::mmio::kStatus, 0);
+  rig.probe(offered & ~virtio::bit(kFeatureGuestCsum));
+  EXPECT_FALSE(backend.last.partial_csum);
+  EXPECT_FALSE(backend.last.tso4);
+  // Reset: whole frames again until the next driver negotiates.
+  rig.write32(virtio::mmio::kStatus, 0);
+  EXPECT_FALSE(backend.last.partial_csum);
+  NetConfig off;
+  off.guest_offloads = false;
+  NetRig plain({off});
+  EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureGuestCsum));
+  EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureGuestTso4));
+}
+
 TEST(NetDevice, ConfigWritesAreIgnoredAndCounted) {
   NetRig rig;
   CounterDelta d(rig.counters());
