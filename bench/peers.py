@@ -6,7 +6,8 @@ the same accelerator) boots with each network backend in turn:
   1. vnetkit: `vnetkit serve --net user`, attached over vhost-user;
   2. libslirp: QEMU's own `-netdev user`;
   3. passt: Debian's passt, attached with `-netdev stream` on a Unix socket;
-and the User-Mode Linux guest with vnetkit as a fourth row. In each, the
+and the User-Mode Linux guest with vnetkit as a fourth row (and, as
+`vnetkit-uml-no-offload`, without GUEST_CSUM/GUEST_TSO4 offered). In each, the
 guest takes a DHCP lease, pings the gateway 10 times, then runs iperf3 to an
 iperf3 server on the host's 127.0.0.1 (reached through the gateway address,
 which every backend maps to host loopback) RUNS times each way.
@@ -80,8 +81,9 @@ def run_backend(name, iperf_port, runs, seconds, workdir):
     cmdline = [f"vnk.iperf={iperf_port}", f"vnk.runs={runs}", f"vnk.seconds={seconds}"]
     procs = []
     try:
-        if name in ("vnetkit", "vnetkit-uml"):
-            serve = Serve("--net", "user", "--mac", MAC, "--host-only")
+        if name in ("vnetkit", "vnetkit-uml", "vnetkit-uml-no-offload"):
+            extra = ["--no-offload"] if name.endswith("no-offload") else []
+            serve = Serve("--net", "user", "--mac", MAC, "--host-only", *extra)
             procs.append(serve)
             if name == "vnetkit":
                 guest = Qemu(serve.sock, "peer", MAC, mtu=65520, cmdline=cmdline)
@@ -190,7 +192,8 @@ def main():
         harness.GUEST_DIR = os.path.join(args.build, "guest")
 
     labels = {"vnetkit": "vnetkit (QEMU, vhost-user)", "slirp": "libslirp (QEMU -netdev user)",
-              "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)"}
+              "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)",
+              "vnetkit-uml-no-offload": "vnetkit (UML, --no-offload)"}
     iperf = Iperf3Server.start()
     if not iperf:
         sys.exit("bench/peers: iperf3 is not installed (scripts/setup installs it)")
