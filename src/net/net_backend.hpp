@@ -63,9 +63,21 @@ struct RxOffloads {
   bool tso4 = false;
 };
 
+// What a backend takes from the guest besides whole, checksummed frames of
+// at most the MTU: partial checksums (it never needs the checksum, or
+// completes it) and TCPv4 GSO frames of up to 64 KiB (it takes the payload
+// as one). The device offers VIRTIO_NET_F_CSUM and HOST_TSO4 only for a
+// backend that says so.
+struct TxOffloads {
+  bool partial_csum = false;
+  bool tso4 = false;
+};
+
 class NetBackend {
  public:
   virtual ~NetBackend() = default;
+
+  [[nodiscard]] virtual TxOffloads tx_offloads() const { return {}; }
 
   // The consumer's offloads, once known (negotiated with the guest, or set
   // on the TAP). A backend that builds frames itself may use them; the

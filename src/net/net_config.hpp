@@ -26,9 +26,10 @@ struct NetConfig {
   std::optional<std::uint16_t> mtu;  // offered as VIRTIO_NET_F_MTU when set
   std::uint16_t queue_pairs = 1;     // clamped to [1, 256]
   bool link_up = true;               // VIRTIO_NET_F_STATUS link state at start
-  // Offer VIRTIO_NET_F_GUEST_CSUM and GUEST_TSO4: frames toward the guest
-  // may carry partial checksums and be TCPv4 GSO frames of up to 64 KiB
-  // (what the backend makes of it: NetBackend::set_rx_offloads).
+  // Offer checksum and TCPv4 segmentation offloads: GUEST_CSUM and
+  // GUEST_TSO4 (frames toward the guest may carry partial checksums and be
+  // GSO frames of up to 64 KiB: NetBackend::set_rx_offloads), and where the
+  // backend takes them (NetBackend::tx_offloads) CSUM and HOST_TSO4.
   bool guest_offloads = true;
 };
 

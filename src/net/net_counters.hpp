@@ -22,6 +22,8 @@ namespace vnk::net {
   X(tx_drop_unmapped)        /* a descriptor outside guest memory */                              \
   X(tx_drop_malformed_chain) /* loop, bad next index, bad/nested indirect, length overflow */     \
   X(tx_drop_bad_header)      /* header asks for an offload that was not negotiated */              \
+  X(tx_drop_bad_csum_offload) /* NEEDS_CSUM with csum_start/csum_offset outside the frame */       \
+  X(tx_drop_bad_gso)         /* GSO fields inconsistent with the frame or the features */          \
   X(tx_drop_backend)         /* the backend could not take the frame */                           \
   X(tx_add_used_failures)    /* used ring unwritable when completing a TX chain */                \
   X(tx_poisoned)             /* TX queue poisoned (structural ring error) */                      \

@@ -14,11 +14,15 @@ NetDevice::NetDevice(const NetConfig& cfg, NetBackend& backend, FrameInterceptor
 
 std::uint32_t NetDevice::device_id() const { return kDeviceIdNet; }
 
-std::uint64_t offered_features(const NetConfig& cfg) noexcept {
+std::uint64_t offered_features(const NetConfig& cfg, TxOffloads tx) noexcept {
   std::uint64_t f = bit(virtio::kFeatureVersion1) | bit(virtio::kFeatureRingEventIdx) |
                     bit(virtio::kFeatureRingIndirectDesc) | bit(kFeatureMac) | bit(kFeatureStatus);
   if (cfg.mtu) f |= bit(kFeatureMtu);
-  if (cfg.guest_offloads) f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
+  if (cfg.guest_offloads) {
+    f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
+    if (tx.partial_csum) f |= bit(kFeatureCsum);
+    if (tx.partial_csum && tx.tso4) f |= bit(kFeatureHostTso4);
+  }
   return f;
 }
 
@@ -46,7 +50,7 @@ void read_config_space(const NetConfig& cfg, bool link_up, std::uint64_t offset,
   }
 }
 
-std::uint64_t NetDevice::device_features() const { return offered_features(cfg_); }
+std::uint64_t NetDevice::device_features() const { return offered_features(cfg_, backend_.tx_offloads()); }
 
 void NetDevice::read_config(std::uint64_t offset, std::span<std::byte> out) const {
   read_config_space(cfg_, link_up_.load(), offset, out);

@@ -30,17 +30,24 @@ std::array<std::byte, kNetHeaderSize> NetHeader::serialize() const noexcept {
   return raw;
 }
 
-bool tx_header_allowed(const NetHeader& h, std::uint64_t features) noexcept {
+TxHeaderCheck check_tx_header(const NetHeader& h, std::uint64_t features, std::size_t frame_len) noexcept {
   using virtio::bit;
-  if ((h.flags & NetHeader::kFlagNeedsCsum) && !(features & bit(kFeatureCsum))) return false;
+  const bool csum = (h.flags & NetHeader::kFlagNeedsCsum) != 0;
+  if (csum && !(features & bit(kFeatureCsum))) return TxHeaderCheck::not_negotiated;
   if (h.gso_type != NetHeader::kGsoNone) {
-    // Any GSO type needs a HOST_* segmentation feature; none is offered yet,
-    // so until offloads land every GSO request is refused here.
     const std::uint64_t gso = bit(kFeatureHostTso4) | bit(kFeatureHostTso6) | bit(kFeatureHostUfo) |
                               bit(kFeatureHostUso);
-    if (!(features & gso)) return false;
+    if (!(features & gso)) return TxHeaderCheck::not_negotiated;
+    if (h.gso_type != NetHeader::kGsoTcpV4 || !(features & bit(kFeatureHostTso4))) return TxHeaderCheck::bad_gso;
+    if (!csum || h.gso_size == 0 || h.hdr_len > frame_len || frame_len > kEthernetHeaderSize + 65535)
+      return TxHeaderCheck::bad_gso;
   }
-  return true;
+  if (csum) {
+    // Sizes are 16-bit and frame_len at most kMaxFrameSize: no overflow.
+    const std::size_t field = std::size_t{h.csum_start} + h.csum_offset;
+    if (h.csum_start < kEthernetHeaderSize || field + 2 > frame_len) return TxHeaderCheck::bad_checksum;
+  }
+  return TxHeaderCheck::ok;
 }
 
 }  // namespace vnk::net

@@ -38,8 +38,19 @@ struct NetHeader {
   [[nodiscard]] std::array<std::byte, kNetHeaderSize> serialize() const noexcept;
 };
 
-// Whether a TX header asks only for what was negotiated: a checksum offload
-// needs VIRTIO_NET_F_CSUM, a GSO type needs the matching HOST_* feature.
-[[nodiscard]] bool tx_header_allowed(const NetHeader& h, std::uint64_t features) noexcept;
+// What is wrong with a TX header from the guest, if anything, for a frame of
+// `frame_len` bytes (header excluded). Every field is the guest's and
+// untrusted (§5.1.6.2):
+//   not_negotiated  a checksum offload without VIRTIO_NET_F_CSUM, a GSO type
+//                   without the matching HOST_* feature;
+//   bad_checksum    NEEDS_CSUM with csum_start inside the Ethernet header, or
+//                   the checksum field (csum_start + csum_offset, 2 bytes)
+//                   not inside the frame;
+//   bad_gso         a GSO type other than TCPv4 (ECN included: HOST_ECN is
+//                   not offered), without NEEDS_CSUM, with gso_size 0, or
+//                   hdr_len past the frame, or a frame larger than one
+//                   IPv4 packet behind an Ethernet header.
+enum class TxHeaderCheck { ok, not_negotiated, bad_checksum, bad_gso };
+[[nodiscard]] TxHeaderCheck check_tx_header(const NetHeader& h, std::uint64_t features, std::size_t frame_len) noexcept;
 
 }  // namespace vnk::net

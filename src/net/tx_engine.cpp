@@ -29,11 +29,19 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
   std::array<std::byte, kNetHeaderSize> raw{};
   iov_read(gathered->iov, 0, raw);
   const NetHeader header = NetHeader::parse(raw);
-  if (!tx_header_allowed(header, ctx.features)) {
-    note(c.tx_drop_bad_header, "TX header asks for an offload that was not negotiated");
-    return;
-  }
   const std::size_t frame_len = gathered->bytes - kNetHeaderSize;
+  switch (check_tx_header(header, ctx.features, frame_len)) {
+    case TxHeaderCheck::ok: break;
+    case TxHeaderCheck::not_negotiated:
+      note(c.tx_drop_bad_header, "TX header asks for an offload that was not negotiated");
+      return;
+    case TxHeaderCheck::bad_checksum:
+      note(c.tx_drop_bad_csum_offload, "TX header's checksum offload points outside the frame");
+      return;
+    case TxHeaderCheck::bad_gso:
+      note(c.tx_drop_bad_gso, "TX header's segmentation offload does not fit the frame or what was negotiated");
+      return;
+  }
   if (frame_len < kEthernetHeaderSize) {
     note(c.tx_drop_runt, "TX frame shorter than an Ethernet header");
     return;

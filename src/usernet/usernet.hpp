@@ -62,6 +62,9 @@ class UserNet final : public net::NetBackend {
   // With partial checksums TCP data toward the consumer carries only the
   // pseudo-header sum; with TSO a data segment may hold up to 64 KiB.
   void set_rx_offloads(net::RxOffloads offloads) override { rx_offloads_ = offloads; }
+  // usernet terminates every TCP and UDP flow: a partial checksum needs no
+  // completing, and a TCP GSO frame's payload goes to the socket as one.
+  [[nodiscard]] net::TxOffloads tx_offloads() const override { return {true, true}; }
 
   [[nodiscard]] const UsernetConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const UsernetCounters& counters() const noexcept { return counters_; }

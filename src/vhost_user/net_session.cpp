@@ -57,7 +57,7 @@ bool NetSession::wants_backend() const noexcept {
 NetSession::~NetSession() = default;
 
 std::uint64_t NetSession::offered_features() const noexcept {
-  return net::offered_features(cfg_) | bit(kFeatureProtocolFeatures);
+  return net::offered_features(cfg_, backend_.tx_offloads()) | bit(kFeatureProtocolFeatures);
 }
 
 std::uint64_t NetSession::offered_protocol_features() const noexcept {

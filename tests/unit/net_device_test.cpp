@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "counter_delta.hpp"
 #include "net/net_features.hpp"
 #include "net_rig.hpp"
@@ -197,15 +199,22 @@ TEST(NetDevice, MtuIsOfferedOnlyWhenConfigured) {
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureMtu));
 }
 
-// A loopback backend that records the offloads the device tells it.
+// A loopback backend that records the offloads the device tells it and,
+// when `takes_offloads`, takes partial checksums and TCPv4 GSO from the guest.
 struct OffloadRecorder final : NetBackend {
-  TxResult transmit(const TxFrame& frame) override { return loop.transmit(frame); }
+  TxResult transmit(const TxFrame& frame) override {
+    headers.push_back(frame.header);
+    return loop.transmit(frame);
+  }
+  [[nodiscard]] TxOffloads tx_offloads() const override { return {takes_offloads, takes_offloads}; }
   RxResult receive(std::span<const iovec> buffer) override { return loop.receive(buffer); }
   [[nodiscard]] bool rx_pending() const override { return loop.rx_pending(); }
   [[nodiscard]] std::string_view name() const override { return "recorder"; }
   void set_rx_offloads(RxOffloads o) override { last = o; }
   backend::LoopbackBackend loop;
   RxOffloads last{};
+  bool takes_offloads = false;
+  std::vector<NetHeader> headers;
 };
 
 TEST(NetDevice, GuestChecksumAndTsoAreOfferedAndTheBackendHearsWhatWasNegotiated) {
@@ -230,6 +239,66 @@ TEST(NetDevice, GuestChecksumAndTsoAreOfferedAndTheBackendHearsWhatWasNegotiated
   NetRig plain({off});
   EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureGuestCsum));
   EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureGuestTso4));
+}
+
+TEST(NetDevice, TxOffloadsAreOfferedOnlyForABackendThatTakesThem) {
+  NetRig plain;
+  EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureCsum)) << "the loopback backend takes none";
+  EXPECT_FALSE(plain.device_features() & virtio::bit(kFeatureHostTso4));
+  OffloadRecorder backend;
+  backend.takes_offloads = true;
+  NetRig rig({NetConfig{}, &backend});
+  EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureCsum));
+  EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostTso4));
+  NetConfig off;
+  off.guest_offloads = false;
+  NetRig withheld({off, &backend});
+  EXPECT_FALSE(withheld.device_features() & virtio::bit(kFeatureCsum));
+}
+
+// Hostile TX offload headers (csum_start/csum_offset outside the frame, GSO
+// fields that do not fit) are dropped and counted; a sound one reaches the
+// backend with its header.
+TEST(NetDevice, TxOffloadHeadersAreCheckedAgainstTheFrame) {
+  OffloadRecorder backend;
+  backend.takes_offloads = true;
+  NetRig rig({NetConfig{}, &backend});
+  rig.probe();
+  rig.post_rx(16, 4096);
+  CounterDelta d(rig.counters());
+  const auto frame = make_frame(1000, 7);
+  auto csum = [](std::uint16_t start, std::uint16_t offset) {
+    NetHeader h;
+    h.flags = NetHeader::kFlagNeedsCsum;
+    h.csum_start = start;
+    h.csum_offset = offset;
+    return h;
+  };
+  auto gso = [&](std::uint8_t type, std::uint16_t size, std::uint16_t hdr_len, bool with_csum = true) {
+    NetHeader h = with_csum ? csum(34, 16) : NetHeader{};
+    h.gso_type = type;
+    h.gso_size = size;
+    h.hdr_len = hdr_len;
+    return h;
+  };
+  rig.queue_tx(frame, {}, csum(34, 16));           // sound: TCP checksum field at 50
+  rig.queue_tx(frame, {}, gso(1, 1448, 66));       // sound TSO
+  rig.queue_tx(frame, {}, csum(34, 999));          // field past the end
+  rig.queue_tx(frame, {}, csum(0xffff, 0xffff));   // both at their largest
+  rig.queue_tx(frame, {}, csum(4, 16));            // inside the Ethernet header
+  rig.queue_tx(frame, {}, gso(1, 0, 66));          // gso_size 0
+  rig.queue_tx(frame, {}, gso(1, 1448, 2000));     // hdr_len past the frame
+  rig.queue_tx(frame, {}, gso(1, 1448, 66, false));  // no NEEDS_CSUM
+  rig.queue_tx(frame, {}, gso(3, 1448, 66));       // UDP (UFO), not offered
+  rig.queue_tx(frame, {}, gso(0x81, 1448, 66));    // TCPv4 with ECN, not offered
+  rig.kick_tx();
+  EXPECT_EQ(rig.reap_tx(), 10u);
+  ASSERT_EQ(backend.headers.size(), 2u);
+  EXPECT_EQ(backend.headers[0].csum_offset, 16);
+  EXPECT_EQ(backend.headers[1].gso_size, 1448);
+  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 2}, {"tx_bytes", 2000}, {"tx_drop_bad_csum_offload", 3},
+                                       {"tx_drop_bad_gso", 5}, {"tx_interrupts", 1}, {"rx_packets", 2},
+                                       {"rx_bytes", 2000}, {"rx_interrupts", 1}}));
 }
 
 TEST(NetDevice, ConfigWritesAreIgnoredAndCounted) {
