@@ -770,6 +770,29 @@ TEST_P(UsernetFlowsTest, OnlyTheHolesTheGuestsSackBlocksLeaveAreSentAgain) {
   acked_then_new_data(port, host.get(), base + 6000);
 }
 
+// SACK blocks on a segment that carries data (a bidirectional flow) count
+// as much as on a pure duplicate ACK.
+TEST_P(UsernetFlowsTest, SackBlocksOnADataSegmentAreTakenToo) {
+  fake_time = true;  // no retransmission timeout while the test reads
+  offer_sack = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd listener = loopback_socket(SOCK_STREAM, port);
+  std::string data;
+  UniqueFd host = segments_in_flight(listener.get(), port, 6000, data);
+  const std::uint32_t base = iss + 1;
+  const std::array<SackBlock, 1> held{SackBlock{base + 2000, base + 6000}};
+  send(tcp(port, kIsn + 1, base + 1000, tcp_flag::kAck));  // the first segment arrived
+  send(tcp(port, kIsn + 1, base + 1000, tcp_flag::kAck | tcp_flag::kPsh, bytes_of("hi"), 0xffff, {}, {}, held));
+  while (next(50)) {
+  }
+  send(tcp(port, kIsn + 3, base + 1000, tcp_flag::kAck));  // one duplicate ACK, no blocks of its own
+  std::vector<std::uint32_t> resent;
+  while (auto f = next(200))
+    if (f->tcp && !f->payload.empty()) resent.push_back(f->tcp->seq - base);
+  EXPECT_EQ(resent, std::vector<std::uint32_t>{1000}) << "the hole the data segment's blocks showed";
+}
+
 // SACK blocks outside the data in flight come from a confused or hostile
 // guest: ignored and counted, never followed. D-SACKs are told apart.
 TEST_P(UsernetFlowsTest, SackBlocksOutsideTheDataInFlightAreIgnored) {

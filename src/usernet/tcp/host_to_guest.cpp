@@ -179,6 +179,11 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
       // first unacknowledged byte (RFC 6675's test for a lost segment).
       start_recovery(f, slot);
     }
+  } else if (ack == f.snd_una && sack_info && f.snd_nxt != f.snd_una) {
+    // Not a duplicate ACK (it carries data, or a new window), but its SACK
+    // blocks still tell what the guest holds.
+    take_sack(f, tcp);
+    if (f.has(TcpFlag::recovering)) make_ready(f, slot);
   } else if (ack == f.snd_una && f.snd_una == f.snd_nxt && window == 0) {
     f.retries = 0;  // an answer to a window probe: the guest is alive, its window still shut
   }
