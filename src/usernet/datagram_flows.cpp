@@ -153,6 +153,11 @@ DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr
   return &f;
 }
 
+void DatagramFlows::mark_used(Flow& f) {
+  f.last_used_ms = env_.clock();
+  flows_.touch(flows_.slot_of(f));
+}
+
 void DatagramFlows::close(std::uint32_t slot) {
   Flow& f = flows_[slot];
   if (!f.live) return;
@@ -175,8 +180,7 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     f = open(key, refused);
     if (f == nullptr) return !refused;
   }
-  f->last_used_ms = env_.clock();
-  flows_.touch(flows_.slot_of(*f));
+  mark_used(*f);
   const bool icmp = protocol == ip_proto::kIcmp;
   if (f->raw_icmp) {
     if (!raw_.send(f->peer, f->raw_id, payload, length)) {
@@ -248,8 +252,7 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
     }
     iov_write(buffer, kEthIpv4Size, r->message);
     finish_icmp_frame(buffer, f, len);
-    f.last_used_ms = env_.clock();
-    flows_.touch(it->second);
+    mark_used(f);
     written = kEthIpv4Size + len;
     break;
   }
@@ -306,8 +309,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       fp = peer_flow(*fp, peer);
       if (fp == nullptr) continue;
     }
-    fp->last_used_ms = env_.clock();
-    flows_.touch(flows_.slot_of(*fp));
+    mark_used(*fp);
     Flow& f = *fp;
     const auto len = static_cast<std::size_t>(n);
     if (len > room || len > max_payload || (icmp && len < kIcmpHeaderSize)) {

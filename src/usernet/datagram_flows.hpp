@@ -98,6 +98,9 @@ class DatagramFlows {
   // The flow of a forward's host peer, created on its first datagram.
   Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
   void close(std::uint32_t slot);
+  // The flow carried a datagram now: its idle timer restarts and it becomes
+  // the last to be evicted.
+  void mark_used(Flow& f);
   // A live flow for `key` in a fresh slot (returned in `slot`), in the
   // table's index, the least recently used flow evicted when it is full;
   // its socket is the caller's to set.

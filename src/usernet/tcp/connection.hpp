@@ -100,6 +100,10 @@ struct TcpConnection : FlowHeader {
     return !has(TcpEvent::inbound) && has(TcpEvent::host_connected) && !has(TcpEvent::established);
   }
   [[nodiscard]] bool established() const noexcept { return has(TcpEvent::established); }
+  // A frame without data is owed: pure ACKs, our SYN(-ACK), a window probe.
+  [[nodiscard]] bool owes_control() const noexcept {
+    return acks_to_send != 0 || has(TcpFlag::syn_owed) || has(TcpFlag::probe_owed);
+  }
   // One past the last data byte sent (our FIN, once sent, follows it).
   [[nodiscard]] std::uint32_t data_end() const noexcept { return has(TcpEvent::fin_out) ? fin_seq : snd_max; }
   // Data bytes in [snd_una, snd_nxt): the peek offset into the socket.

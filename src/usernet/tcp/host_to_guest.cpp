@@ -167,23 +167,21 @@ void TcpFlows::handle_ack(Flow& f, std::uint32_t slot, const Tcp& tcp) {
     f.deadline_ms = 0;
     if (f.snd_una != f.snd_nxt) arm_timer(f);
     if (f.has(TcpFlag::window_blocked)) make_ready(f, slot);
-  } else if (ack == f.snd_una && tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && f.snd_nxt != f.snd_una &&
-             (window == f.guest_window || sack_info)) {
-    // A duplicate ACK (RFC 5681; with SACK blocks, whatever its window).
+  } else if (ack == f.snd_una && f.snd_nxt != f.snd_una) {
+    // SACK blocks tell what the guest holds on any such segment (one that
+    // carries data, too). A duplicate ACK (RFC 5681) carries nothing new;
+    // with SACK blocks its window may differ.
     if (sack_info) take_sack(f, tcp);
-    ++f.dup_acks;
+    const bool duplicate =
+        tcp.payload_len == 0 && !tcp.has(tcp_flag::kFin) && (window == f.guest_window || sack_info);
+    if (duplicate) ++f.dup_acks;
     if (f.has(TcpFlag::recovering)) {
       make_ready(f, slot);  // new SACK blocks may show another hole
-    } else if (f.dup_acks >= 3 || f.sacked.bytes() > 2u * f.guest_mss) {
+    } else if (duplicate && (f.dup_acks >= 3 || f.sacked.bytes() > 2u * f.guest_mss)) {
       // Three duplicate ACKs, or more than two segments SACKed past the
       // first unacknowledged byte (RFC 6675's test for a lost segment).
       start_recovery(f, slot);
     }
-  } else if (ack == f.snd_una && sack_info && f.snd_nxt != f.snd_una) {
-    // Not a duplicate ACK (it carries data, or a new window), but its SACK
-    // blocks still tell what the guest holds.
-    take_sack(f, tcp);
-    if (f.has(TcpFlag::recovering)) make_ready(f, slot);
   } else if (ack == f.snd_una && f.snd_una == f.snd_nxt && window == 0) {
     f.retries = 0;  // an answer to a window probe: the guest is alive, its window still shut
   }
@@ -359,12 +357,14 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   }
   if (f.has(TcpFlag::fin_sent)) return 0;
   // After a timeout sent us back, skip what the guest has SACKed.
+  bool skipped = false;
   while (seq_lt(f.snd_nxt, f.snd_max)) {
     const auto end = f.sacked.range_end(f.snd_nxt);
     if (!end) break;
     f.snd_nxt = *end;
-    sync_peek_offset(f);
+    skipped = true;
   }
+  if (skipped) sync_peek_offset(f);
   const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
   const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
   if (in_flight >= window) {

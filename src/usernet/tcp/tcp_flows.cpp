@@ -288,7 +288,7 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
   while (!acks_.empty()) {
     const std::uint32_t slot = acks_.front();
     Flow& f = flows_[slot];
-    if (!f.live || (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed) && !f.has(TcpFlag::probe_owed))) {
+    if (!f.live || !f.owes_control()) {
       f.in_acks = false;
       acks_.pop_front();
       continue;
@@ -296,7 +296,7 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
     if (f.has(TcpFlag::syn_owed) || f.has(TcpFlag::probe_owed)) {
       const bool syn = f.has(TcpFlag::syn_owed);
       change(f, syn ? TcpFlag::syn_owed : TcpFlag::probe_owed, false);
-      if (f.acks_to_send == 0 && !f.has(TcpFlag::syn_owed) && !f.has(TcpFlag::probe_owed)) {
+      if (!f.owes_control()) {
         f.in_acks = false;
         acks_.pop_front();
       }
