@@ -58,14 +58,25 @@ def upload(port, size):
 
 def iperf(port, seconds):
     for direction, flags in (("up", []), ("down", ["-R"])):
-        out = subprocess.run(["iperf3", "-c", GATEWAY, "-p", str(port), "-t", str(seconds), "-J", *flags],
-                             capture_output=True, text=True)
-        try:
-            end = json.loads(out.stdout)["end"]
-            report("iperf", direction=direction, mbps=int(end["sum_received"]["bits_per_second"] / 1e6),
-                   retransmits=end["sum_sent"].get("retransmits", 0))
-        except (ValueError, KeyError):
-            report("iperf", direction=direction, error=out.stderr.strip().replace(" ", "_")[:200])
+        # iperf3's server takes one test at a time and may still be closing
+        # the last one ("the server is busy"): one more try after a pause.
+        for attempt in range(2):
+            out = subprocess.run(["iperf3", "-c", GATEWAY, "-p", str(port), "-t", str(seconds), "-J", *flags],
+                                 capture_output=True, text=True)
+            try:
+                end = json.loads(out.stdout)["end"]
+                report("iperf", direction=direction, mbps=int(end["sum_received"]["bits_per_second"] / 1e6),
+                       retransmits=end["sum_sent"].get("retransmits", 0))
+                break
+            except (ValueError, KeyError):
+                try:
+                    why = json.loads(out.stdout).get("error", "")
+                except ValueError:
+                    why = ""
+                if attempt == 1:
+                    report("iperf", direction=direction,
+                           error=(why or out.stderr.strip()).replace(" ", "_")[:200])
+                time.sleep(1)
 
 
 def main():
