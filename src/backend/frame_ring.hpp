@@ -31,6 +31,8 @@ class FrameRing {
   // RxStatus::empty when there is none.
   net::RxResult pop_into(std::span<const iovec> buffer);
 
+  // The oldest frame's length, 0 when there is none.
+  [[nodiscard]] std::size_t front_length() const noexcept { return count_ ? slots_[head_].length : 0; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
   [[nodiscard]] std::size_t slot_size() const noexcept { return slot_size_; }

@@ -33,6 +33,7 @@ class LoopbackBackend final : public net::NetBackend {
   net::TxResult transmit(const net::TxFrame& frame) override;
   net::RxResult receive(std::span<const iovec> buffer) override;
   [[nodiscard]] bool rx_pending() const override { return !ring_.empty(); }
+  [[nodiscard]] std::size_t next_frame_bound() const override { return ring_.front_length(); }
   [[nodiscard]] std::string_view name() const override { return "loopback"; }
 
   [[nodiscard]] std::size_t queued() const noexcept { return ring_.size(); }

@@ -49,6 +49,7 @@ class MmdsInterceptor final : public net::FrameInterceptor {
   bool intercept_tx(const net::TxFrame& frame) override;
   net::RxResult receive(std::span<const iovec> buffer) override;
   [[nodiscard]] bool rx_pending() const override { return !out_.empty(); }
+  [[nodiscard]] std::size_t next_frame_bound() const override { return out_.front_length(); }
   [[nodiscard]] const MmdsCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] MetadataStore& store() noexcept { return store_; }
 

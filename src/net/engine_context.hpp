@@ -25,6 +25,10 @@ struct EngineContext {
 
   // Anything waiting to go to the guest that can be fetched without polling?
   [[nodiscard]] bool rx_pending() const { return (interceptor && interceptor->rx_pending()) || backend->rx_pending(); }
+  // How long the next RX frame can be: the interceptor's frames go first.
+  [[nodiscard]] std::size_t next_frame_bound() const {
+    return interceptor && interceptor->rx_pending() ? interceptor->next_frame_bound() : backend->next_frame_bound();
+  }
 };
 
 // Counts a guest violation or drop and logs only its first occurrence, so a

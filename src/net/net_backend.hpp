@@ -89,6 +89,9 @@ class NetBackend {
   virtual RxResult receive(std::span<const iovec> buffer) = 0;
   // True when receive() can produce a frame without waiting for rx_fd().
   [[nodiscard]] virtual bool rx_pending() const = 0;
+  // An upper bound on the length of the frame receive() would produce next:
+  // with MRG_RXBUF the device gathers that much posted buffer space first.
+  [[nodiscard]] virtual std::size_t next_frame_bound() const { return kMaxFrameSize; }
   // A pollable fd that becomes readable when receive() may produce a frame,
   // or -1 for in-process backends (use rx_pending()).
   [[nodiscard]] virtual int rx_fd() const { return -1; }
@@ -106,6 +109,7 @@ class FrameInterceptor {
   virtual bool intercept_tx(const TxFrame& frame) = 0;
   virtual RxResult receive(std::span<const iovec> buffer) = 0;
   [[nodiscard]] virtual bool rx_pending() const = 0;
+  [[nodiscard]] virtual std::size_t next_frame_bound() const { return kMaxFrameSize; }
 };
 
 }  // namespace vnk::net

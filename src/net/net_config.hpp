@@ -31,6 +31,9 @@ struct NetConfig {
   // GSO frames of up to 64 KiB: NetBackend::set_rx_offloads), and where the
   // backend takes them (NetBackend::tx_offloads) CSUM and HOST_TSO4.
   bool guest_offloads = true;
+  // Offer MRG_RXBUF: one frame may span several posted RX buffers, so a
+  // driver posting page-sized buffers still takes 64 KiB GSO frames.
+  bool mergeable_rx = true;
 };
 
 // Clamps queue_pairs and rejects what no guest could use (a multicast MAC, an

@@ -31,6 +31,7 @@ namespace vnk::net {
   X(rx_packets)              /* frames written into guest buffers */                              \
   X(rx_bytes)                /* their bytes as delivered, header excluded */                      \
   X(rx_truncated)            /* of rx_packets: buffer smaller than the frame */                   \
+  X(rx_merged_buffers)       /* buffers beyond a frame's first (MRG_RXBUF) */                     \
   X(rx_drop_short_buffer)    /* buffer smaller than the 12-byte header */                         \
   X(rx_drop_wrong_direction) /* a device-readable descriptor in an RX chain */                    \
   X(rx_drop_unmapped)        /* a descriptor outside guest memory */                              \

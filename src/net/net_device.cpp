@@ -18,6 +18,7 @@ std::uint64_t offered_features(const NetConfig& cfg, TxOffloads tx) noexcept {
   std::uint64_t f = bit(virtio::kFeatureVersion1) | bit(virtio::kFeatureRingEventIdx) |
                     bit(virtio::kFeatureRingIndirectDesc) | bit(kFeatureMac) | bit(kFeatureStatus);
   if (cfg.mtu) f |= bit(kFeatureMtu);
+  if (cfg.mergeable_rx) f |= bit(kFeatureMrgRxbuf);
   if (cfg.guest_offloads) {
     f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
     if (tx.partial_csum) f |= bit(kFeatureCsum);

@@ -33,7 +33,12 @@ void QueueDrain::complete(std::uint16_t head, std::uint32_t len) {
 }
 
 void QueueDrain::finish() {
-  if (used_any && queue.needs_interrupt(*ctx.memory)) {
+  if (!used_any) return;
+  if (!queue.publish_used(*ctx.memory)) {
+    if (add_used_failures.add() == 0) log::warn("virtio-net: {} used ring of queue {} not writable", name, index);
+    return;
+  }
+  if (queue.needs_interrupt(*ctx.memory)) {
     interrupts.add();
     ctx.interrupts->queue_used(index);
   }

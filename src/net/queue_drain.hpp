@@ -26,10 +26,10 @@ struct QueueDrain {
   // notifications and looking once more, so a chain posted in between is
   // not missed) or has just been poisoned.
   std::optional<virtio::DescriptorChain> next();
-  // Publishes {head, len} to the used ring; failures are counted, not fatal.
+  // Writes {head, len} to the used ring; failures are counted, not fatal.
   void complete(std::uint16_t head, std::uint32_t len);
-  // One interrupt for the whole drain, if anything was completed and the
-  // driver wants to hear of it.
+  // Publishes what complete() wrote (one used->idx store for the whole
+  // drain) and raises one interrupt, if the driver wants to hear of it.
   void finish();
 };
 

@@ -54,6 +54,11 @@ class UserNet final : public net::NetBackend {
 
   net::TxResult transmit(const net::TxFrame& frame) override;
   net::RxResult receive(std::span<const iovec> buffer) override;
+  // Replies (ARP, DHCP, DNS, ICMP errors) go first and their length is known;
+  // flow frames are sized by the buffer they are built in.
+  [[nodiscard]] std::size_t next_frame_bound() const override {
+    return replies_.empty() ? net::kMaxFrameSize : replies_.front_length();
+  }
   [[nodiscard]] bool rx_pending() const override {
     return !replies_.empty() || tcp_.has_frames() || datagrams_.has_frames();
   }

@@ -75,7 +75,7 @@ std::expected<void, QueueError> Virtqueue::resume(const GuestMemory& mem, RingIn
   auto used_idx = read_le16(mem, GuestAddress{used_.value + 2});
   if (!used_idx) return std::unexpected(QueueError::ring_unmapped);
   next_avail_ = next_avail;
-  next_used_ = RingIndex(*used_idx);
+  next_used_ = published_used_ = RingIndex(*used_idx);
   return {};
 }
 
@@ -106,10 +106,16 @@ std::expected<void, QueueError> Virtqueue::add_used(const GuestMemory& mem, std:
   store_le<std::uint32_t>(elem.data() + 4, len);
   const GuestAddress slot{used_.value + 4 + 8 * std::uint64_t{next_used_.slot(size_)}};
   if (!mem.write(slot, elem)) return std::unexpected(QueueError::used_unmapped);
-  // Release store: the element above is visible before the new index.
-  if (!mem.store_release_u16(GuestAddress{used_.value + 2}, (next_used_ + 1).value()))
-    return std::unexpected(QueueError::used_unmapped);
   ++next_used_;
+  return {};
+}
+
+std::expected<void, QueueError> Virtqueue::publish_used(const GuestMemory& mem) {
+  if (published_used_ == next_used_) return {};
+  // Release store: the elements written before are visible before the new index.
+  if (!mem.store_release_u16(GuestAddress{used_.value + 2}, next_used_.value()))
+    return std::unexpected(QueueError::used_unmapped);
+  published_used_ = next_used_;
   return {};
 }
 

@@ -83,14 +83,19 @@ class Virtqueue {
   // Next available chain, nullopt when the driver has posted nothing new, or
   // a structural error (the caller poisons the queue).
   std::expected<std::optional<DescriptorChain>, QueueError> pop(const GuestMemory& mem);
-  // Gives back the chain pop() just returned (RX found nothing to deliver).
-  void undo_pop() noexcept { --next_avail_; }
+  // Gives back the last `n` chains pop() returned (RX found nothing to
+  // deliver, or a merged frame needed fewer buffers than were popped).
+  void undo_pops(std::uint16_t n = 1) noexcept { next_avail_ = RingIndex(static_cast<std::uint16_t>(next_avail_.value() - n)); }
 
-  // Publishes {head, len} to the used ring. Failure is counted by the caller
-  // but does not poison: the used ring might become writable again.
+  // Writes {head, len} into the next used slot. The driver sees it only after
+  // publish_used(): a drain publishes once, and the buffers of one merged
+  // frame (MRG_RXBUF) appear together. Failure is counted by the caller but
+  // does not poison: the used ring might become writable again.
   std::expected<void, QueueError> add_used(const GuestMemory& mem, std::uint16_t head, std::uint32_t len);
+  // Stores used->idx (release) to cover every element add_used() wrote.
+  std::expected<void, QueueError> publish_used(const GuestMemory& mem);
 
-  // After a drain that added used entries: should the driver be interrupted?
+  // After a drain that published used entries: should the driver be interrupted?
   // Honours used_event (EVENT_IDX) or VRING_AVAIL_F_NO_INTERRUPT, and counts
   // from the last interrupt so one drain raises at most one.
   [[nodiscard]] bool needs_interrupt(const GuestMemory& mem);
@@ -135,6 +140,7 @@ class Virtqueue {
   bool poisoned_ = false;
   RingIndex next_avail_;
   RingIndex next_used_;
+  RingIndex published_used_;  // used->idx as last stored
   // used->idx at the last interrupt we raised (EVENT_IDX bookkeeping as in
   // vhost's vhost_notify): nullopt until the first one.
   std::optional<RingIndex> signalled_used_;

@@ -176,6 +176,17 @@ std::vector<RxFrame> NetRig::take_rx() {
       f.header = net::NetHeader::parse(raw);
       f.data.resize(e->len - net::kNetHeaderSize);
       (void)memory->read(GuestAddress{it->second.first.value + net::kNetHeaderSize}, f.data);
+      // The rest of a merged frame, from the start of each further buffer.
+      for (; f.buffers < f.header.num_buffers; ++f.buffers) {
+        auto more = rxq().pop_used();
+        if (!more) break;
+        auto m = rx_buffers_.find(static_cast<std::uint16_t>(more->id));
+        if (m == rx_buffers_.end() || more->len > m->second.second) break;
+        std::vector<std::byte> part(more->len);
+        (void)memory->read(m->second.first, part);
+        f.data.insert(f.data.end(), part.begin(), part.end());
+        f.used_len += more->len;
+      }
     }
     out.push_back(std::move(f));
   }

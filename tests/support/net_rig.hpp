@@ -40,9 +40,10 @@ struct TxLayout {
 };
 
 struct RxFrame {
-  std::uint32_t used_len = 0;
+  std::uint32_t used_len = 0;   // of all its buffers
   net::NetHeader header;
   std::vector<std::byte> data;  // frame bytes after the 12-byte header
+  std::uint16_t buffers = 1;    // used elements it took (num_buffers with MRG_RXBUF)
 };
 
 struct RigOptions {
@@ -90,6 +91,8 @@ class NetRig {
 
   // Posts `count` RX buffers of `size` bytes each (device-writable).
   void post_rx(std::size_t count, std::uint32_t size);
+  // Completed RX frames; with MRG_RXBUF the buffers of one frame (the
+  // header's num_buffers) are joined as a driver does.
   std::vector<RxFrame> take_rx();
 
   [[nodiscard]] const net::NetCounters& counters() const { return device.counters(); }

@@ -103,7 +103,7 @@ TEST_F(SocketpairTest, GuestFramesBecomeDatagramsAndDatagramsBecomeGuestFrames) 
 }
 
 TEST_F(SocketpairTest, OversizeDatagramIsDeliveredTruncatedAndRuntsDropped) {
-  test::NetRig rig({.backend = backend.get()});
+  test::NetRig rig({.config = {.mergeable_rx = false}, .backend = backend.get()});
   rig.probe();
   rig.post_rx(2, 12 + 200);
   const auto runt = make_frame(6);

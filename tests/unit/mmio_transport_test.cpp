@@ -119,7 +119,7 @@ TEST(MmioTransport, FeaturesOkRefusedWithoutVersion1) {
 
 TEST(MmioTransport, FeaturesOkRefusedForAnUnofferedBit) {
   NetRig rig;
-  const std::uint64_t greedy = rig.device_features() | bit(net::kFeatureMrgRxbuf);
+  const std::uint64_t greedy = rig.device_features() | bit(net::kFeatureCtrlVq);
   const std::uint32_t s = rig.probe(greedy, 256, /*force_features=*/true);
   EXPECT_FALSE(s & kFeaturesOk);
   EXPECT_TRUE(s & kFailed);

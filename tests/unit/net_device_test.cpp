@@ -89,6 +89,77 @@ TEST(NetDevice, TooSmallRxBufferTruncatesTheFrame) {
                                        {"rx_truncated", 1}, {"tx_interrupts", 1}, {"rx_interrupts", 1}}));
 }
 
+// MRG_RXBUF (§5.1.6.3.1): a frame larger than one posted buffer spans as
+// many as it needs, the header (in the first) says how many, and the
+// buffers it did not need stay posted for the next frame.
+TEST(NetDevice, MergeableBuffersCarryOneFrameAcrossSeveral) {
+  NetRig rig;
+  ASSERT_TRUE(rig.device_features() & virtio::bit(kFeatureMrgRxbuf));
+  rig.probe();
+  rig.post_rx(6, 1024);
+  const auto big = make_frame(3000, 5);
+  const auto small = make_frame(60, 6);
+  CounterDelta d(rig.counters());
+  rig.send(big);
+  rig.send(small);
+  auto got = rig.take_rx();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].header.num_buffers, 3);  // 1012 + 1024 + 964
+  EXPECT_EQ(got[0].buffers, 3);
+  EXPECT_EQ(got[0].used_len, 12u + 3000u);
+  EXPECT_EQ(got[0].data, big);
+  EXPECT_EQ(got[1].header.num_buffers, 1);
+  EXPECT_EQ(got[1].data, small);
+  EXPECT_EQ(rig.rxq().used_idx(), 4) << "two buffers stay posted";
+  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 2}, {"tx_bytes", 3060}, {"rx_packets", 2}, {"rx_bytes", 3060},
+                                       {"rx_merged_buffers", 2}, {"tx_interrupts", 1}, {"rx_interrupts", 1}}));
+}
+
+// The largest frame over page-sized buffers, as Linux posts them with
+// MRG_RXBUF; and without MRG_RXBUF the same buffers truncate it.
+TEST(NetDevice, MergeableBuffersTakeTheLargestFrameOnlyWhenNegotiated) {
+  for (const bool merge : {true, false}) {
+    NetRig rig;
+    const std::uint64_t all = rig.device_features();
+    rig.probe(merge ? all : all & ~virtio::bit(kFeatureMrgRxbuf));
+    rig.post_rx(20, 4096);
+    const auto frame = make_frame(kMaxFrameSize, 2);
+    rig.send(frame, {.chunk = 4096});
+    auto got = rig.take_rx();
+    ASSERT_EQ(got.size(), 1u);
+    if (merge) {
+      EXPECT_EQ(got[0].header.num_buffers, 17);  // ceil((65557 + 12) / 4096)
+      EXPECT_EQ(got[0].data, frame);
+      EXPECT_EQ(rig.counters().rx_truncated.get(), 0u);
+    } else {
+      EXPECT_EQ(got[0].header.num_buffers, 1);
+      EXPECT_EQ(got[0].data.size(), 4096u - 12u);
+      EXPECT_EQ(rig.counters().rx_truncated.get(), 1u);
+    }
+  }
+}
+
+// A hostile driver's follow-on buffer too small for a header is not merged
+// into a frame: the frame ends before it, and it is completed empty.
+TEST(NetDevice, AMergeableBufferSmallerThanTheHeaderEndsTheFrameBeforeIt) {
+  NetRig rig;
+  rig.probe();
+  rig.post_rx(1, 1024);
+  rig.post_rx(1, 8);
+  rig.post_rx(1, 1024);
+  const auto frame = make_frame(1500, 3);
+  CounterDelta d(rig.counters());
+  rig.send(frame);
+  auto got = rig.take_rx();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].header.num_buffers, 1);
+  EXPECT_EQ(got[0].data, std::vector<std::byte>(frame.begin(), frame.begin() + 1012));
+  EXPECT_EQ(got[1].used_len, 0u);
+  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 1}, {"tx_bytes", 1500}, {"rx_packets", 1}, {"rx_bytes", 1012},
+                                       {"rx_truncated", 1}, {"rx_drop_short_buffer", 1}, {"tx_interrupts", 1},
+                                       {"rx_interrupts", 1}}));
+}
+
 TEST(NetDevice, RxBufferSmallerThanTheHeaderIsCompletedEmpty) {
   NetRig rig;
   rig.probe();

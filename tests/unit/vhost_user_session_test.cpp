@@ -226,7 +226,7 @@ TEST_F(Frontend, HostileMessagesEndTheSessionOrGetAFailureAck) {
   EXPECT_EQ(send(Request::set_vring_num, state(7, 256)).error(), ProtocolError::bad_index);
   EXPECT_EQ(send(Request::set_vring_num, state(0, 100)).error(), ProtocolError::bad_state);
   EXPECT_EQ(send(Request::set_vring_num, {}).error(), ProtocolError::bad_size);
-  EXPECT_EQ(send(Request::set_features, u64(bit(net::kFeatureMrgRxbuf))).error(), ProtocolError::bad_state);
+  EXPECT_EQ(send(Request::set_features, u64(bit(net::kFeatureCtrlVq))).error(), ProtocolError::bad_state);
   EXPECT_EQ(send(Request::get_features, {}, {0}).error(), ProtocolError::bad_fd_count);  // fds where none belong
   EXPECT_EQ(send(Request::set_vring_kick, u64(0)).error(), ProtocolError::bad_fd_count);  // fd promised, none sent
   std::vector<std::byte> table(8 + 32);

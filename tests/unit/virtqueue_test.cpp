@@ -121,6 +121,8 @@ TEST_F(VirtqueueTest, PopsChainsInOrderAndPublishesUsed) {
   EXPECT_FALSE(*q.pop(*mem));  // empty
 
   ASSERT_TRUE(q.add_used(*mem, *ha, 42));
+  EXPECT_FALSE(drv->pop_used()) << "unseen until published";
+  ASSERT_TRUE(q.publish_used(*mem));
   auto u = drv->pop_used();
   ASSERT_TRUE(u);
   EXPECT_EQ(u->id, *ha);
@@ -134,7 +136,7 @@ TEST_F(VirtqueueTest, UndoPopGivesTheChainBack) {
   drv->add(a);
   auto c = q.pop(*mem);
   ASSERT_TRUE(c && *c);
-  q.undo_pop();
+  q.undo_pops();
   auto again = q.pop(*mem);
   ASSERT_TRUE(again && *again);
   EXPECT_EQ((*again)->head(), (*c)->head());
@@ -291,6 +293,7 @@ TEST_F(VirtqueueTest, EventIdxSuppressesInterruptsUntilUsedEventIsPassed) {
     ASSERT_TRUE(c && *c);
     const std::uint16_t head = (*c)->head();
     ASSERT_TRUE(q.add_used(*mem, head, 0));
+    ASSERT_TRUE(q.publish_used(*mem));
   };
   // The first interrupt is always raised (nothing signalled yet).
   complete_next();
