@@ -1,5 +1,7 @@
 #include "backend/frame_ring.hpp"
 
+#include <cstring>
+
 #include "memory/iovec_ops.hpp"
 
 namespace vnk::backend {
@@ -20,11 +22,13 @@ void FrameRing::commit(std::size_t length) noexcept {
   ++count_;
 }
 
-bool FrameRing::push(std::span<const iovec> data, std::size_t length) {
-  if (length > slot_size_) return false;
+bool FrameRing::push(const net::TxFrame& frame) {
+  if (frame.length > slot_size_) return false;
   auto slot = reserve();
   if (slot.empty()) return false;
-  commit(iov_read(data, 0, slot.first(length)));
+  std::memcpy(slot.data(), frame.head.data(), frame.head.size());
+  const std::size_t rest = iov_read(frame.data, frame.head.size(), slot.subspan(frame.head.size(), frame.length - frame.head.size()));
+  commit(frame.head.size() + rest);
   return true;
 }
 

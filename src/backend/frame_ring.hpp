@@ -25,8 +25,9 @@ class FrameRing {
   [[nodiscard]] std::span<std::byte> reserve() noexcept;
   // Queues the reserved slot's first `length` bytes (<= slot_size).
   void commit(std::size_t length) noexcept;
-  // Copies a frame from guest memory; false when full or too large.
-  bool push(std::span<const iovec> data, std::size_t length);
+  // Copies a TX frame: its head from the engine's host copy, the rest from
+  // guest memory (each byte read once). False when full or too large.
+  bool push(const net::TxFrame& frame);
   // Writes the oldest frame into `buffer` (truncating if it is smaller);
   // RxStatus::empty when there is none.
   net::RxResult pop_into(std::span<const iovec> buffer);

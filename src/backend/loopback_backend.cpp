@@ -5,7 +5,7 @@ namespace vnk::backend {
 LoopbackBackend::LoopbackBackend(std::size_t capacity) : ring_(capacity, net::kMaxFrameSize) {}
 
 net::TxResult LoopbackBackend::transmit(const net::TxFrame& frame) {
-  if (!ring_.push(frame.data, frame.length)) {
+  if (!ring_.push(frame)) {
     counters_.drops_ring_full.add();
     return net::TxResult::dropped;
   }

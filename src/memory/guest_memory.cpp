@@ -9,6 +9,11 @@ namespace vnk {
 static_assert(std::endian::native == std::endian::little,
               "ring index atomics assume a little-endian host (virtio rings are little-endian)");
 
+GuestMemory::GuestMemory(std::vector<Region> regions) : regions_(std::move(regions)) {
+  static std::atomic<std::uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+}
+
 std::expected<GuestMemory, MemoryError> GuestMemory::from_regions(std::vector<Region> regions) {
   std::sort(regions.begin(), regions.end(), [](const Region& a, const Region& b) { return a.gpa < b.gpa; });
   for (std::size_t i = 0; i < regions.size(); ++i) {
@@ -63,7 +68,7 @@ const GuestMemory::Region* GuestMemory::find(std::uint64_t gpa) const noexcept {
   return gpa - it->gpa.value < it->size ? &*it : nullptr;
 }
 
-std::byte* GuestMemory::contiguous(GuestAddress addr, std::uint64_t len) const noexcept {
+std::byte* GuestMemory::host_range(GuestAddress addr, std::uint64_t len) const noexcept {
   const Region* r = find(addr.value);
   if (r == nullptr) return nullptr;
   const std::uint64_t off = addr.value - r->gpa.value;
@@ -127,7 +132,7 @@ bool host_aligned_u16(const std::byte* p) noexcept {
 
 std::expected<std::uint16_t, MemoryError> GuestMemory::load_acquire_u16(GuestAddress addr) const {
   if (!addr.is_aligned(2)) return std::unexpected(MemoryError::misaligned);
-  std::byte* p = contiguous(addr, 2);
+  std::byte* p = host_range(addr, 2);
   if (p == nullptr) return std::unexpected(MemoryError::unmapped);
   if (!host_aligned_u16(p)) return std::unexpected(MemoryError::misaligned);
   // Acquire pairs with the driver's write barrier before it bumps the index:
@@ -137,7 +142,7 @@ std::expected<std::uint16_t, MemoryError> GuestMemory::load_acquire_u16(GuestAdd
 
 std::expected<void, MemoryError> GuestMemory::store_release_u16(GuestAddress addr, std::uint16_t v) const {
   if (!addr.is_aligned(2)) return std::unexpected(MemoryError::misaligned);
-  std::byte* p = contiguous(addr, 2);
+  std::byte* p = host_range(addr, 2);
   if (p == nullptr) return std::unexpected(MemoryError::unmapped);
   if (!host_aligned_u16(p)) return std::unexpected(MemoryError::misaligned);
   // Release: the used entries written before are visible to a driver that

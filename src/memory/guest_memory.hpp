@@ -96,24 +96,30 @@ class GuestMemory {
 
   // True when every byte of [addr, addr+len) is mapped.
   [[nodiscard]] bool is_mapped(GuestAddress addr, std::uint64_t len) const;
+  // Host pointer for [addr, addr+len) when it lies inside one region, else
+  // nullptr. For hot paths that check a range once (a ring, a descriptor
+  // table) and then access it directly; valid while this layout lives.
+  [[nodiscard]] std::byte* host_range(GuestAddress addr, std::uint64_t len) const noexcept;
+  // Identifies this layout (copies share it; a new layout never reuses
+  // one), so a cache of host_range() results can tell it is still valid.
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
 
   // Frontend virtual address -> guest-physical address (vhost-user rings).
   // The whole [uva, uva+len) must lie in one region.
   std::expected<GuestAddress, MemoryError> user_to_guest(std::uint64_t uva, std::uint64_t len) const;
 
  private:
-  explicit GuestMemory(std::vector<Region> regions) : regions_(std::move(regions)) {}
+  explicit GuestMemory(std::vector<Region> regions);
   static std::expected<GuestMemory, MemoryError> from_regions(std::vector<Region> regions);
 
   // Region containing `gpa`, or nullptr.
   [[nodiscard]] const Region* find(std::uint64_t gpa) const noexcept;
-  // Host pointer for [addr, addr+len) when it lies inside one region.
-  [[nodiscard]] std::byte* contiguous(GuestAddress addr, std::uint64_t len) const noexcept;
 
   template <typename F>
   std::expected<void, MemoryError> for_each_span(GuestAddress addr, std::uint64_t len, F&& f) const;
 
   std::vector<Region> regions_;  // sorted by gpa, non-overlapping
+  std::uint64_t id_;
 };
 
 }  // namespace vnk

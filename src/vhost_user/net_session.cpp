@@ -382,6 +382,13 @@ void NetSession::backend_ready() {
   if (pair_) work_pending_ = pair_->on_rx_ready() || work_pending_;
 }
 
+bool NetSession::poll() {
+  if (!pair_) return false;
+  const std::uint64_t before = net_counters_.tx_packets.get() + net_counters_.rx_packets.get();
+  work_pending_ = pair_->on_tx_kick() || work_pending_;
+  return net_counters_.tx_packets.get() + net_counters_.rx_packets.get() != before;
+}
+
 void NetSession::resume() {
   work_pending_ = pair_ != nullptr && pair_->resume();
 }

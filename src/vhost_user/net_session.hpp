@@ -81,6 +81,9 @@ class NetSession final : private virtio::Interrupts {
   // waiting: the server serves its other sources, then calls resume().
   [[nodiscard]] bool work_pending() const noexcept { return pair_ != nullptr && work_pending_; }
   void resume();
+  // Busy-polling (serve --poll-us): looks at the rings without a kick, as
+  // on a TX kick. True when frames moved either way.
+  bool poll();
 
   // Link state (config space status); a change is announced to the frontend.
   void set_link_up(bool up);

@@ -180,11 +180,16 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   bool connected = true;
   bool clean = true;
   Message msg;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point poll_until{};  // --poll-us: look at the rings without a kick until then
   while (connected && !stopping_) {
     std::array<epoll_event, 16> events{};
-    // Ring work left from the last round: look at the other sources without
-    // waiting, then take the next round (bounded work per wake-up).
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), session.work_pending() ? 0 : -1);
+    const bool polling = options_.poll.count() > 0 && session.running() && Clock::now() < poll_until;
+    // Ring work left from the last round (or a busy-poll window): look at
+    // the other sources without waiting, then take the next round (bounded
+    // work per wake-up).
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()),
+                               session.work_pending() || polling ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected("epoll_wait: " + errno_text(errno));
@@ -231,6 +236,11 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
     }
     if (connected && session.work_pending()) {
       session.resume();
+      sync_backend();
+    }
+    if (connected && options_.poll.count() > 0) {
+      // Any event or frame keeps the window open; a quiet window closes it.
+      if ((polling && session.poll()) || n > 0) poll_until = Clock::now() + options_.poll;
       sync_backend();
     }
   }

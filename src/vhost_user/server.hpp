@@ -35,6 +35,10 @@ struct ServerOptions {
   // after this long.
   std::chrono::milliseconds io_timeout{5000};
   unsigned max_connections = 0;  // stop after this many frontends (0: never); tests use it
+  // After work, keep looking at the rings for this long before sleeping in
+  // epoll_wait (0: never busy-poll). Spends a core to save the frontend's
+  // kicks and our wake-ups when frames arrive back to back.
+  std::chrono::microseconds poll{0};
   // Unlink the listening socket at exit. Off in the sandbox, whose root is
   // empty; the next start replaces the stale socket.
   bool remove_socket_on_exit = true;

@@ -1,6 +1,7 @@
 #include "virtio/descriptor_chain.hpp"
 
 #include <array>
+#include <cstring>
 
 #include "base/byte_order.hpp"
 
@@ -34,7 +35,9 @@ std::expected<std::optional<Descriptor>, ChainError> DescriptorChain::next() {
     // struct virtq_desc { le64 addr; le32 len; le16 flags; le16 next; }
     std::array<std::byte, 16> raw{};
     const auto at = GuestAddress{table_.value + std::uint64_t{next_} * 16};  // table mapped: no overflow
-    if (!mem_->read(at, raw)) {
+    if (table_host_ != nullptr) {
+      std::memcpy(raw.data(), table_host_ + std::uint64_t{next_} * 16, raw.size());
+    } else if (!mem_->read(at, raw)) {
       // The ring's table was validated when the queue was created, so only an
       // indirect table (or a swapped memory layout) can fail here.
       return fail(ChainError::indirect_unmapped);
@@ -52,6 +55,7 @@ std::expected<std::optional<Descriptor>, ChainError> DescriptorChain::next() {
       if (!mem_->is_mapped(GuestAddress{addr}, len)) return fail(ChainError::indirect_unmapped);
       // Switch to the indirect table; the TTL keeps counting across it.
       table_ = GuestAddress{addr};
+      table_host_ = mem_->host_range(table_, len);
       table_size_ = len / 16;
       next_ = 0;
       in_indirect_ = true;

@@ -47,10 +47,13 @@ enum class ChainError : std::uint8_t {
 
 class DescriptorChain {
  public:
+  // `table_host`: the ring's descriptor table in host memory when it lies in
+  // one region (Virtqueue checks that once), else nullptr.
   DescriptorChain(const GuestMemory& mem, GuestAddress table, std::uint16_t queue_size, std::uint16_t head,
-                  bool indirect_allowed) noexcept
+                  bool indirect_allowed, const std::byte* table_host = nullptr) noexcept
       : mem_(&mem),
         table_(table),
+        table_host_(table_host),
         table_size_(queue_size),
         ttl_(queue_size),
         head_(head),
@@ -73,6 +76,7 @@ class DescriptorChain {
 
   const GuestMemory* mem_;
   GuestAddress table_;        // current table: the ring's, or an indirect one
+  const std::byte* table_host_;  // the current table in host memory, or nullptr: read through mem_
   std::uint32_t table_size_;  // entries in the current table
   std::uint32_t ttl_;         // descriptors still allowed
   std::uint16_t head_;

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 
 #include "base/byte_order.hpp"
 
@@ -72,15 +73,44 @@ std::expected<Virtqueue, QueueError> Virtqueue::create(const QueueConfig& cfg, s
 }
 
 std::expected<void, QueueError> Virtqueue::resume(const GuestMemory& mem, RingIndex next_avail) {
-  auto used_idx = read_le16(mem, GuestAddress{used_.value + 2});
+  auto used_idx = read_le16(mem, GuestAddress{used_.value + kRingIdx});
   if (!used_idx) return std::unexpected(QueueError::ring_unmapped);
   next_avail_ = next_avail;
   next_used_ = published_used_ = RingIndex(*used_idx);
   return {};
 }
 
+const Virtqueue::RingView& Virtqueue::view(const GuestMemory& mem) noexcept {
+  if (view_.mem_id == mem.id()) return view_;
+  auto aligned = [](std::byte* p, std::size_t a) { return p != nullptr && reinterpret_cast<std::uintptr_t>(p) % a == 0; };
+  std::byte* avail = mem.host_range(avail_, avail_ring_size(size_));
+  std::byte* used = mem.host_range(used_, used_ring_size(size_));
+  view_ = RingView{mem.id(), mem.host_range(desc_, desc_table_size(size_)), aligned(avail, 2) ? avail : nullptr,
+                   aligned(used, 4) ? used : nullptr};
+  return view_;
+}
+
+std::expected<std::uint16_t, MemoryError> Virtqueue::avail_u16(const GuestMemory& mem, std::uint64_t offset,
+                                                               bool acquire) {
+  if (std::byte* p = view(mem).avail) {
+    auto* v = reinterpret_cast<std::uint16_t*>(p + offset);
+    // Little-endian host (checked in guest_memory.cpp), as GuestMemory's own accessors.
+    return acquire ? std::atomic_ref<std::uint16_t>(*v).load(std::memory_order_acquire) : load_le<std::uint16_t>(p + offset);
+  }
+  const GuestAddress at{avail_.value + offset};
+  return acquire ? mem.load_acquire_u16(at) : read_le16(mem, at);
+}
+
+bool Virtqueue::used_write(const GuestMemory& mem, std::uint64_t offset, std::span<const std::byte> bytes) {
+  if (std::byte* p = view(mem).used) {
+    std::memcpy(p + offset, bytes.data(), bytes.size());
+    return true;
+  }
+  return mem.write(GuestAddress{used_.value + offset}, bytes).has_value();
+}
+
 std::expected<std::optional<DescriptorChain>, QueueError> Virtqueue::pop(const GuestMemory& mem) {
-  auto idx = mem.load_acquire_u16(avail_idx_addr());
+  auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
   if (!idx) return std::unexpected(QueueError::ring_unmapped);
   const std::uint16_t pending = next_avail_.distance_to(RingIndex(*idx));
   if (pending == 0) return std::nullopt;
@@ -89,23 +119,22 @@ std::expected<std::optional<DescriptorChain>, QueueError> Virtqueue::pop(const G
   // stale slots as if they were new.
   if (pending > size_) return std::unexpected(QueueError::avail_idx_jump);
 
-  const GuestAddress slot{avail_.value + 4 + 2 * std::uint64_t{next_avail_.slot(size_)}};
-  auto head = read_le16(mem, slot);
+  auto head = avail_u16(mem, avail_slot(next_avail_), /*acquire=*/false);
   if (!head) return std::unexpected(QueueError::ring_unmapped);
   const std::uint16_t h = *head;
   // A head >= size cannot be completed either: the driver would reject the
   // used element (virtio_ring.c marks the ring broken), so this is structural.
   if (h >= size_) return std::unexpected(QueueError::head_out_of_range);
   ++next_avail_;
-  return DescriptorChain(mem, desc_, size_, h, indirect_);
+  return DescriptorChain(mem, desc_, size_, h, indirect_, view(mem).desc);
 }
 
 std::expected<void, QueueError> Virtqueue::add_used(const GuestMemory& mem, std::uint16_t head, std::uint32_t len) {
   std::array<std::byte, 8> elem{};
   store_le<std::uint32_t>(elem.data(), head);
   store_le<std::uint32_t>(elem.data() + 4, len);
-  const GuestAddress slot{used_.value + 4 + 8 * std::uint64_t{next_used_.slot(size_)}};
-  if (!mem.write(slot, elem)) return std::unexpected(QueueError::used_unmapped);
+  if (!used_write(mem, used_slot(next_used_), elem))
+    return std::unexpected(QueueError::used_unmapped);
   ++next_used_;
   return {};
 }
@@ -113,8 +142,11 @@ std::expected<void, QueueError> Virtqueue::add_used(const GuestMemory& mem, std:
 std::expected<void, QueueError> Virtqueue::publish_used(const GuestMemory& mem) {
   if (published_used_ == next_used_) return {};
   // Release store: the elements written before are visible before the new index.
-  if (!mem.store_release_u16(GuestAddress{used_.value + 2}, next_used_.value()))
+  if (std::byte* p = view(mem).used) {
+    std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(p + kRingIdx)).store(next_used_.value(), std::memory_order_release);
+  } else if (!mem.store_release_u16(GuestAddress{used_.value + kRingIdx}, next_used_.value())) {
     return std::unexpected(QueueError::used_unmapped);
+  }
   published_used_ = next_used_;
   return {};
 }
@@ -124,7 +156,7 @@ bool Virtqueue::needs_interrupt(const GuestMemory& mem) {
   // flags) and re-reading used->idx in virtqueue_enable_cb.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!event_idx_) {
-    auto flags = read_le16(mem, avail_);
+    auto flags = avail_u16(mem, kAvailFlags, false);
     // Unreadable flags: interrupt anyway; a spurious interrupt is harmless.
     return !flags || (*flags & kAvailFlagNoInterrupt) == 0;
   }
@@ -132,7 +164,7 @@ bool Virtqueue::needs_interrupt(const GuestMemory& mem) {
   const std::optional<RingIndex> old = signalled_used_;
   signalled_used_ = now;
   if (!old) return true;
-  auto ev = read_le16(mem, used_event_addr());
+  auto ev = avail_u16(mem, used_event(), false);
   if (!ev) return true;
   // vring_need_event(): interrupt if used_event lies in [old, now).
   const RingIndex event(*ev);
@@ -146,11 +178,11 @@ bool Virtqueue::enable_notification(const GuestMemory& mem) {
   // is safe, so there is nothing to report.
   std::array<std::byte, 2> raw{};
   store_le<std::uint16_t>(raw.data(), next_avail_.value());
-  if (!mem.write(avail_event_addr(), raw)) return false;
+  if (!used_write(mem, avail_event(), raw)) return false;
   // Pairs with the driver's mb() between publishing avail->idx and reading
   // avail_event in virtqueue_kick_prepare.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  auto idx = mem.load_acquire_u16(avail_idx_addr());
+  auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
   return idx && RingIndex(*idx) != next_avail_;
 }
 

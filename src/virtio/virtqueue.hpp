@@ -123,14 +123,32 @@ class Virtqueue {
  private:
   Virtqueue() = default;
 
-  [[nodiscard]] GuestAddress avail_idx_addr() const noexcept { return GuestAddress{avail_.value + 2}; }
-  [[nodiscard]] GuestAddress used_event_addr() const noexcept {
-    return GuestAddress{avail_.value + 4 + 2 * std::uint64_t{size_}};
-  }
-  [[nodiscard]] GuestAddress avail_event_addr() const noexcept {
-    return GuestAddress{used_.value + 4 + 8 * std::uint64_t{size_}};
-  }
+  // Byte offsets of the fields in the avail ring (flags, idx, ring[],
+  // used_event) and the used ring (flags, idx, ring[], avail_event).
+  static constexpr std::uint64_t kAvailFlags = 0;
+  static constexpr std::uint64_t kRingIdx = 2;  // avail->idx and used->idx alike
+  [[nodiscard]] std::uint64_t avail_slot(RingIndex i) const noexcept { return 4 + 2 * std::uint64_t{i.slot(size_)}; }
+  [[nodiscard]] std::uint64_t used_event() const noexcept { return 4 + 2 * std::uint64_t{size_}; }
+  [[nodiscard]] std::uint64_t used_slot(RingIndex i) const noexcept { return 4 + 8 * std::uint64_t{i.slot(size_)}; }
+  [[nodiscard]] std::uint64_t avail_event() const noexcept { return 4 + 8 * std::uint64_t{size_}; }
 
+  // Host pointers to the rings in the layout `mem_id` (0: none yet), each
+  // nullptr when its ring crosses a region boundary or is misaligned on the
+  // host; the checked GuestMemory accessors serve that ring then. Rebuilt
+  // when the layout changes (vhost-user SET_MEM_TABLE).
+  struct RingView {
+    std::uint64_t mem_id = 0;
+    const std::byte* desc = nullptr;
+    std::byte* avail = nullptr;
+    std::byte* used = nullptr;
+  };
+  const RingView& view(const GuestMemory& mem) noexcept;
+  // A 16-bit field `offset` bytes into the avail ring (acquire for the index).
+  std::expected<std::uint16_t, MemoryError> avail_u16(const GuestMemory& mem, std::uint64_t offset, bool acquire);
+  // Writes into the used ring `offset` bytes in; false when unmapped.
+  bool used_write(const GuestMemory& mem, std::uint64_t offset, std::span<const std::byte> bytes);
+
+  RingView view_;
   GuestAddress desc_;
   GuestAddress avail_;
   GuestAddress used_;

@@ -218,3 +218,44 @@ class Qemu(Guest):
         s.sendall(command.encode() + b"\n")
         time.sleep(0.2)
         s.close()
+
+
+class Testpmd(Process):
+    """DPDK's dpdk-testpmd as a vhost-user frontend without a VM
+    (net_virtio_user on `sock`), or with `vdev` as a vhost backend. In io mode
+    with --tx-first it sends one burst of 64-byte frames and forwards
+    whatever comes back, for ever; stop() ends it with SIGINT and returns its
+    totals. `cpus` pins its lcores (e.g. "1": both lcores on CPU 1)."""
+
+    count = 0
+
+    def __init__(self, sock=None, vdev=None, cpus=None, tx_first=True, frame=64, stats_period=1):
+        Testpmd.count += 1
+        exe = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
+        lcores = ["--lcores", f"0@{cpus},1@{cpus}"] if cpus is not None else ["-l", "0-1"]
+        argv = [exe, *lcores, "--no-huge", "-m", "256", "--no-pci", "--file-prefix", f"vnk{os.getpid()}n{Testpmd.count}",
+                "--vdev", vdev or f"net_virtio_user0,path={sock}", "--",
+                "--forward-mode=io", *(["--tx-first"] if tx_first else []), "-a", f"--stats-period={stats_period}",
+                "--total-num-mbufs=16384", f"--txpkts={frame}", "--no-lsc-interrupt"]
+        super().__init__(argv, "dpdk-testpmd")
+
+    def rates(self):
+        """The Rx-pps figure of every stats period printed so far."""
+        with self.cond:
+            return [int(m.group(1)) for m in map(re.compile(r"Rx-pps:\s+(\d+)").search, self.lines) if m]
+
+    def stop(self):
+        """SIGINT, wait, and return the port's totals {rx, tx, rx_dropped, tx_dropped}."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        self.wait(20)
+        self.reader.join(5)
+        text = self.text()
+        m = re.search(r"Accumulated forward statistics.*?RX-packets:\s+(\d+)\s+RX-dropped:\s+(\d+).*?"
+                      r"TX-packets:\s+(\d+)\s+TX-dropped:\s+(\d+)", text, re.S)
+        if not m:
+            raise AssertionError("dpdk-testpmd printed no totals; output:\n" + self.tail())
+        rx, rx_dropped, tx, tx_dropped = map(int, m.groups())
+        return {"rx": rx, "tx": tx, "rx_dropped": rx_dropped, "tx_dropped": tx_dropped}
