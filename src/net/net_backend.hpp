@@ -85,6 +85,9 @@ class NetBackend {
   virtual void set_rx_offloads(RxOffloads offloads) { (void)offloads; }
 
   virtual TxResult transmit(const TxFrame& frame) = 0;
+  // The end of a batch of transmit() calls (a TX drain, a TAP read burst):
+  // a backend that holds frames to send them together sends them now.
+  virtual void flush_tx() {}
   // Fills `buffer` (guest memory) with the next frame, if any.
   virtual RxResult receive(std::span<const iovec> buffer) = 0;
   // True when receive() can produce a frame without waiting for rx_fd().

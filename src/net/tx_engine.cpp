@@ -80,6 +80,7 @@ bool TxEngine::process(const EngineContext& ctx) {
     // TX completions carry no data: len 0 (§5.1.6.2).
     drain.complete(chain->head(), 0);
   }
+  ctx.backend->flush_tx();
   drain.finish();
   return more;
 }

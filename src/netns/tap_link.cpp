@@ -27,6 +27,12 @@ bool TapLink::enable_offloads() {
 }
 
 bool TapLink::from_tap() {
+  const bool more = read_burst();
+  backend_.flush_tx();  // what the backend held from this burst goes now
+  return more;
+}
+
+bool TapLink::read_burst() {
   for (unsigned i = 0; i < kBudget; ++i) {
     const ssize_t n = ::read(tap_.get(), in_.data(), in_.size());
     if (n < 0) {

@@ -74,6 +74,9 @@ class TapLink {
   [[nodiscard]] bool pending() const;
 
  private:
+  // from_tap() without the flush: frames until EAGAIN or the budget.
+  bool read_burst();
+
   UniqueFd tap_;
   net::NetBackend& backend_;
   net::FrameInterceptor* interceptor_;

@@ -27,6 +27,7 @@ DatagramFlows::DatagramFlows(FlowEnv env) : env_(env) {
 }
 
 DatagramFlows::~DatagramFlows() {
+  flush();
   for (std::uint32_t s = 0; s < flows_.extent(); ++s)
     if (flows_[s].live) close(s);
 }
@@ -161,6 +162,7 @@ void DatagramFlows::mark_used(Flow& f) {
 void DatagramFlows::close(std::uint32_t slot) {
   Flow& f = flows_[slot];
   if (!f.live) return;
+  if (batch_.fd() == f.fd()) flush();  // what the guest sent on it goes before the socket does
   if (f.raw_icmp) raw_ids_.erase(f.raw_id);
   if (f.sock.valid() && !f.listener) env_.fds.give();
   if (f.sock.valid()) epoll_del(env_.epoll_fd, f.sock.get());  // a borrowed fd stays with its listener
@@ -190,10 +192,17 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     env_.counters.icmp_echo_requests.add();
     return true;
   }
+  const sockaddr_in* to = f->borrowed_fd >= 0 ? &f->peer : nullptr;
+  if (!batch_.accepts(f->fd(), length)) flush();  // another socket's, or too big to hold: keep the order
+  if (batch_.accepts(f->fd(), length)) {
+    batch_.add(f->fd(), to, icmp, payload, length);
+    if (batch_.full()) flush();
+    return true;
+  }
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(payload.data());
   m.msg_iovlen = payload.size();
-  if (f->borrowed_fd >= 0) {
+  if (to != nullptr) {
     m.msg_name = &f->peer;
     m.msg_namelen = sizeof f->peer;
   }
@@ -204,6 +213,15 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   }
   (icmp ? env_.counters.icmp_echo_requests : env_.counters.udp_datagrams_out).add();
   return true;
+}
+
+void DatagramFlows::flush() {
+  if (batch_.empty()) return;
+  const DatagramBatch::Outcome o = batch_.send();
+  env_.counters.udp_datagrams_out.add(o.udp_sent);
+  env_.counters.udp_send_errors.add(o.udp_failed);
+  env_.counters.icmp_echo_requests.add(o.icmp_sent);
+  env_.counters.icmp_send_errors.add(o.icmp_failed);
 }
 
 void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {

@@ -5,9 +5,11 @@
 // or an unprivileged ping socket (SOCK_DGRAM, IPPROTO_ICMP) whose kernel-
 // chosen identifier is swapped back to the guest's on replies. Where ping
 // sockets are not permitted but raw ones are, ICMP flows share one raw
-// socket (RawIcmp) and usernet chooses each flow's identifier. Datagrams
-// from the guest are sent straight from guest memory; replies are received
-// straight into the guest's RX buffer behind the headers usernet writes.
+// socket (RawIcmp) and usernet chooses each flow's identifier. Small
+// datagrams from the guest are held in a DatagramBatch and leave with one
+// sendmmsg() per run of datagrams to the same socket (flush()); larger ones
+// are sent straight from guest memory. Replies are received straight into
+// the guest's RX buffer behind the headers usernet writes.
 //
 // The table (FlowTable) is bounded: the least recently used flow is evicted
 // when it is full, never a forward's listener
@@ -27,6 +29,7 @@
 
 #include "base/unique_fd.hpp"
 #include "packet/headers.hpp"
+#include "usernet/datagram_batch.hpp"
 #include "usernet/flow_env.hpp"
 #include "usernet/raw_icmp.hpp"
 
@@ -52,6 +55,8 @@ class DatagramFlows {
   // the guest so; other failures are only counted.
   bool from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote,
                   std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
+  // Sends the datagrams from_guest() is holding (end of a batch of frames).
+  void flush();
   // Listens for `udp:` port forwards: datagrams to the bound host socket
   // reach the guest at guest_port from `remote` (the gateway), one flow per
   // host peer, and the guest's answers go back to that peer. Returns false
@@ -118,6 +123,7 @@ class DatagramFlows {
 
   FlowEnv env_;
   FlowTable<Flow> flows_{TagKind::datagram};
+  DatagramBatch batch_;
   std::deque<std::uint32_t> ready_;
   std::uint16_t ip_id_ = 0;
   RawIcmp raw_;                                          // opened on the first raw ICMP flow

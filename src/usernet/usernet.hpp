@@ -53,6 +53,7 @@ class UserNet final : public net::NetBackend {
   ~UserNet() override;
 
   net::TxResult transmit(const net::TxFrame& frame) override;
+  void flush_tx() override { datagrams_.flush(); }
   net::RxResult receive(std::span<const iovec> buffer) override;
   // Replies (ARP, DHCP, DNS, ICMP errors) go first and their length is known;
   // flow frames are sized by the buffer they are built in.

@@ -120,6 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const net::NetHeader hdr{};
         (void)net.transmit(net::TxFrame{hdr, std::span(&iov, 1), f.size(),
                                         std::span<const std::byte>(f).first(std::min(f.size(), net::kTxHeadBytes))});
+        net.flush_tx();
         if (dport == 53) queries[guest_port].push_back(body);
         break;
       }

@@ -101,6 +101,7 @@ class Session {
     const net::NetHeader hdr{};
     (void)net_.transmit(net::TxFrame{hdr, std::span(&iov, 1), f.size(),
                                      std::span<const std::byte>(f).first(std::min(f.size(), net::kTxHeadBytes))});
+    net_.flush_tx();
   }
 
   // Reads what usernet has for the guest; returns the number of frames.

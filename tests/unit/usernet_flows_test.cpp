@@ -29,6 +29,7 @@
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
 #include "packet/tcp.hpp"
+#include "usernet/datagram_batch.hpp"
 #include "usernet/tcp/rtt.hpp"
 #include "usernet/tcp/sequence.hpp"
 #include "usernet/tcp/tcp_flows.hpp"
@@ -116,6 +117,11 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
   }
 
   void send(const Bytes& frame) {
+    send_in_batch(frame);
+    net->flush_tx();  // as the TX engine does at the end of a drain
+  }
+  // One frame of a TX batch: what usernet holds waits for flush_tx().
+  void send_in_batch(const Bytes& frame) {
     const iovec iov{const_cast<std::byte*>(frame.data()), frame.size()};
     const net::NetHeader hdr{};
     net->transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size(), std::span(frame).first(std::min(frame.size(), net::kTxHeadBytes))});
@@ -267,6 +273,43 @@ TEST_P(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
   EXPECT_EQ(net->counters().udp_datagrams_out.get(), 1u);
   EXPECT_EQ(net->counters().udp_datagrams_in.get(), 1u);
   EXPECT_EQ(net->datagram_flows(), 1u);
+}
+
+// Small datagrams of one TX batch leave together (one sendmmsg per run to
+// the same socket) when the batch ends; order is kept within a socket, a
+// datagram for another socket or one too large to hold sends what is held
+// first, and nothing is lost.
+TEST_P(UsernetFlowsTest, DatagramsOfOneTxBatchLeaveTogetherInOrder) {
+  start();
+  std::uint16_t pa = 0, pb = 0;
+  UniqueFd a = loopback_socket(SOCK_DGRAM, pa);
+  UniqueFd b = loopback_socket(SOCK_DGRAM, pb);
+  auto receive_all = [](int fd) {
+    std::vector<std::string> got;
+    char buf[4096];
+    for (ssize_t n; readable(fd, 200) && (n = ::recv(fd, buf, sizeof buf, 0)) >= 0;)
+      got.emplace_back(buf, static_cast<std::size_t>(n));
+    return got;
+  };
+  for (int i = 0; i < 3; ++i) send_in_batch(udp(kGateway, 5555, pa, bytes_of("a" + std::to_string(i))));
+  EXPECT_FALSE(readable(a.get(), 50)) << "held until the batch ends";
+  send_in_batch(udp(kGateway, 5556, pb, bytes_of("b0")));  // another socket: the held three go first
+  EXPECT_EQ(receive_all(a.get()), (std::vector<std::string>{"a0", "a1", "a2"}));
+  send_in_batch(udp(kGateway, 5556, pb, bytes_of(std::string(3000, 'L'))));  // too large to hold: sent after b0
+  send_in_batch(udp(kGateway, 5556, pb, bytes_of("b2")));
+  net->flush_tx();
+  const auto got_b = receive_all(b.get());
+  ASSERT_EQ(got_b.size(), 3u);
+  EXPECT_EQ(got_b[0], "b0");
+  EXPECT_EQ(got_b[1], std::string(3000, 'L'));
+  EXPECT_EQ(got_b[2], "b2");
+  // A full batch goes at once.
+  for (std::size_t i = 0; i < DatagramBatch::kMaxDatagrams + 1; ++i) send_in_batch(udp(kGateway, 5555, pa, bytes_of("x")));
+  EXPECT_EQ(receive_all(a.get()).size(), DatagramBatch::kMaxDatagrams);
+  net->flush_tx();
+  EXPECT_EQ(receive_all(a.get()).size(), 1u);
+  EXPECT_EQ(net->counters().udp_datagrams_out.get(), 3u + 3u + DatagramBatch::kMaxDatagrams + 1u);
+  EXPECT_EQ(net->counters().udp_send_errors.get(), 0u);
 }
 
 TEST_P(UsernetFlowsTest, DnsQueriesAreForwardedToTheUpstreamWithTheGuestsId) {

@@ -25,7 +25,10 @@ class UsernetTest : public ::testing::Test {
   net::TxResult send(std::vector<std::byte> frame) {
     const iovec iov{frame.data(), frame.size()};
     const net::NetHeader hdr{};
-    return net.transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size(), std::span(frame).first(std::min(frame.size(), net::kTxHeadBytes))});
+    const net::TxResult r =
+        net.transmit(net::TxFrame{hdr, std::span(&iov, 1), frame.size(), std::span(frame).first(std::min(frame.size(), net::kTxHeadBytes))});
+    net.flush_tx();  // as the TX engine does at the end of a drain
+    return r;
   }
   // The next frame for the guest, or an empty vector.
   std::vector<std::byte> take() {
