@@ -40,7 +40,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 INTEGRATION = os.path.join(ROOT, "tests", "integration")
 sys.path.insert(0, INTEGRATION)
-PEER_TARBALL = os.path.join(ROOT, "..", "shared", "peers", "passt-37a73a24.tar.gz")
+sys.path.insert(0, HERE)
+import peer_build  # noqa: E402
+
 CONDITIONS = {"clean": None, "loss1-reorder10": "loss 1% reorder 10% delay 1ms"}
 ENGINES = ("kernel", "vnetkit", "pasta-2026", "pasta-2023")
 LABELS = {"kernel": "kernel TCP (veth)", "vnetkit": "vnetkit netns", "pasta-2026": "pasta 2026-07",
@@ -200,20 +202,6 @@ def boot(args):
     return r.stdout
 
 
-def build_pasta(build):
-    """pasta from the pinned upstream source, built once into BUILD/peers."""
-    src = os.path.join(build, "peers", "passt-37a73a24")
-    exe = os.path.join(src, "pasta")
-    if os.path.exists(exe):
-        return exe
-    if not os.path.exists(PEER_TARBALL):
-        return None
-    os.makedirs(os.path.dirname(src), exist_ok=True)
-    subprocess.run(["tar", "-xzf", PEER_TARBALL, "-C", os.path.dirname(src)], check=True)
-    r = subprocess.run(["make", "-C", src, "-j2"], capture_output=True, text=True)
-    return exe if r.returncode == 0 and os.path.exists(exe) else None
-
-
 def summarise(out, args):
     rows = [dict(w.split("=", 1) for w in m.group(1).split()) for m in re.finditer(r"VNK: result (.*)", out)]
     results = {}
@@ -282,7 +270,7 @@ def main():
     if not os.path.exists(args.vnetkit):
         sys.exit(f"bench/lossy_tcp: {args.vnetkit} not found (build it first)")
     if "pasta-2026" in args.engines:
-        args.pasta2026 = build_pasta(args.build)
+        args.pasta2026 = peer_build.build_passt(args.build, "pasta")
         if not args.pasta2026:
             print("bench/lossy_tcp: pasta 2026 could not be built; leaving it out", flush=True)
             args.engines = ",".join(e for e in args.engines.split(",") if e != "pasta-2026")

@@ -13,7 +13,8 @@ as the ceiling, in one invocation.
   vnetkit-1500, vnetkit-1500-no-offload
                 the namespace at MTU 1500, with the TAP's checksum and TCP
                 segmentation offloads (the default) and without them
-  pasta         Debian's pasta (passt package), `pasta --config-net HOLDER`
+  pasta         Debian's pasta (passt package, 2023), `pasta --config-net HOLDER`
+  pasta-2026    pasta built from ../shared/peers (upstream 2026-07), the same way
   slirp4netns   Debian's slirp4netns at MTU 65520 and at MTU 1500
   veth          a veth pair, MTU 65520: no user-mode stack at all
 
@@ -27,7 +28,8 @@ nothing leaves the machine.
 Workloads: iperf3 TCP namespace→host and host→namespace (RUNS × SECONDS,
 medians); iperf3 UDP with 64-byte datagrams namespace→host (datagrams/s
 received); TCP request/response latency (bench/tcp_rr: 1-byte ping-pong,
-median and 99th percentile). The backend process's CPU-seconds per GiB moved
+median and 99th percentile); TCP connections per second (bench/tcp_rr
+connect: connect, 64 bytes each way, close; 5000 in a row). The backend process's CPU-seconds per GiB moved
 (utime+stime around each TCP transfer) and its peak RSS (VmHWM).
 
 Writes bench/results/netns_peers.{json,md} and, with matplotlib,
@@ -55,6 +57,7 @@ sys.path.insert(0, HERE)
 from harness import Process  # noqa: E402
 from servers import free_port  # noqa: E402
 from proc_stats import GIB, cpu_seconds, med, peak_rss_mib  # noqa: E402
+import peer_build  # noqa: E402
 
 GATEWAY = "10.0.2.2"
 VETH_HOST, VETH_NS = "10.99.0.1", "10.99.0.2"
@@ -65,7 +68,8 @@ LABELS = {
     "vnetkit-no-sandbox": "vnetkit netns --no-sandbox",
     "vnetkit-1500": "vnetkit netns MTU 1500 (TAP offloads)",
     "vnetkit-1500-no-offload": "vnetkit netns MTU 1500 --no-offload",
-    "pasta": "pasta",
+    "pasta": "pasta 2023 (Debian 12)",
+    "pasta-2026": "pasta 2026-07",
     "slirp4netns-65520": "slirp4netns MTU 65520",
     "slirp4netns-1500": "slirp4netns MTU 1500",
 }
@@ -107,7 +111,7 @@ class Namespace:
             self.holder.kill()
 
 
-def start_engine(name, ns, vnetkit):
+def start_engine(name, ns, vnetkit, pasta2026=None):
     """Starts `name` for `ns`; returns (backend Process or None, the address the servers are reached at)."""
     if name == "veth":
         host_if, ns_if = f"vnkb{ns.pid % 100000}", "vnkbns"
@@ -129,11 +133,11 @@ def start_engine(name, ns, vnetkit):
                      "127.0.0.1:1"], name, env=env)
         ns.wait_address("10.0.2.15")
         return p, GATEWAY
-    if name == "pasta":
+    if name in ("pasta", "pasta-2026"):
         # pasta creates the namespace itself (it cannot attach to one owned by
         # root after dropping privileges); its command holds it. --runas 0:
         # as root pasta would otherwise switch to nobody.
-        p = Process(["pasta", "--runas", "0", "-f", "-q", "--config-net", "-a", "10.0.2.15", "-n", "24", "-g", GATEWAY,
+        p = Process([pasta2026 if name == "pasta-2026" else "pasta", "--runas", "0", "-f", "-q", "--config-net", "-a", "10.0.2.15", "-n", "24", "-g", GATEWAY,
                      "--", "sleep", "1000000"], "pasta")
         deadline = time.monotonic() + 10
         while not (kids := run(["pgrep", "-P", str(p.proc.pid)], check=False).stdout.split()):
@@ -191,6 +195,8 @@ def measure(name, ns, backend, server, tools, runs, seconds):
         out["udp_lost_percent"] = udp.get("lost_percent")
         r = run(ns.cmd(tools["tcp_rr"], "client", server, str(rr_port), "20000"), timeout=120)
         out["rr"] = json.loads(r.stdout)
+        r = run(ns.cmd(tools["tcp_rr"], "connect", server, str(rr_port), "5000", "64"), timeout=120)
+        out["crr_per_second"] = json.loads(r.stdout)["per_second"]
         out["rss_mib"] = peak_rss_mib(pid) if pid else None
         return out
     finally:
@@ -200,7 +206,8 @@ def measure(name, ns, backend, server, tools, runs, seconds):
 
 def summary(r):
     return {"up_gbps": med(r["up"]), "down_gbps": med(r["down"]), "udp_kpps": r["udp_pps"] / 1e3,
-            "rr_p50_us": r["rr"]["p50_us"], "rr_p99_us": r["rr"]["p99_us"], "cpu_up": med(r["cpu_up"]),
+            "rr_p50_us": r["rr"]["p50_us"], "rr_p99_us": r["rr"]["p99_us"],
+            "crr_kps": r["crr_per_second"] / 1e3 if r.get("crr_per_second") else None, "cpu_up": med(r["cpu_up"]),
             "cpu_down": med(r["cpu_down"]), "rss_mib": r["rss_mib"]}
 
 
@@ -210,6 +217,7 @@ COLUMNS = [  # key, heading, format, higher is better
     ("udp_kpps", "UDP 64 B kpps", ".0f", True),
     ("rr_p50_us", "TCP RR p50 µs", ".1f", False),
     ("rr_p99_us", "TCP RR p99 µs", ".1f", False),
+    ("crr_kps", "TCP conn/s (k)", ".2f", True),
     ("cpu_up", "CPU-s/GiB ns→host", ".2f", False),
     ("cpu_down", "CPU-s/GiB host→ns", ".2f", False),
     ("rss_mib", "peak RSS MiB", ".1f", False),
@@ -229,7 +237,8 @@ def markdown(doc):
         f"{doc['host']}. iperf3 {doc['runs']} × {doc['seconds']} s each way (medians) to servers on the host's "
         "127.0.0.1 through the gateway address (veth: the host end's address); UDP: iperf3 `-u -b 0 -l 64` "
         f"namespace→host for {doc['seconds']} s, datagrams received per second; TCP RR: 20000 one-byte "
-        "round trips (bench/tcp_rr). CPU is the backend process's utime+stime per GiB moved, RSS its VmHWM "
+        "round trips (bench/tcp_rr); TCP conn/s: 5000 connections in a row, each 64 bytes each way "
+        "(bench/tcp_rr connect). CPU is the backend process's utime+stime per GiB moved, RSS its VmHWM "
         "(veth has no process: —). All engines run as root against a namespace held by `unshare --net`; vnetkit then sandboxes itself (nobody, seccomp, no capabilities) unless `--no-sandbox`.",
         "",
         "| engine | " + " | ".join(c[1] for c in COLUMNS) + " |",
@@ -286,7 +295,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--engines", default="veth,vnetkit,vnetkit-no-peek-off,pasta,slirp4netns-65520,slirp4netns-1500")
+    ap.add_argument("--engines", default="veth,vnetkit,vnetkit-1500,pasta-2026,pasta,slirp4netns-65520")
     ap.add_argument("--name", default="netns_peers", help="results file name (without extension)")
     ap.add_argument("--build", default="build-release", help="build directory with vnetkit and bench/tcp_rr")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -299,8 +308,15 @@ def main():
     for exe in [vnetkit, tools["tcp_rr"], "iperf3", "nsenter", "unshare"]:
         if not shutil.which(exe):
             sys.exit(f"bench/netns_peers: {exe} not found (build it, or run scripts/setup)")
+    pasta2026 = None
+    if "pasta-2026" in args.engines.split(","):
+        pasta2026 = peer_build.build_passt(args.build, "pasta")
+        if not pasta2026:
+            print("bench/netns_peers: pasta 2026 could not be built from ../shared/peers; left out", flush=True)
     results, raw = {}, {}
     for name in args.engines.split(","):
+        if name == "pasta-2026" and not pasta2026:
+            continue
         if name not in LABELS:
             sys.exit(f"bench/netns_peers: unknown engine {name}; known: {', '.join(LABELS)}")
         exe = {"pasta": "pasta", "slirp4netns-65520": "slirp4netns", "slirp4netns-1500": "slirp4netns"}.get(name)
@@ -312,12 +328,12 @@ def main():
         ns = Namespace()
         backend = None
         try:
-            backend, server = start_engine(name, ns, vnetkit)
+            backend, server = start_engine(name, ns, vnetkit, pasta2026)
             raw[name] = measure(name, ns, backend, server, tools, args.runs, args.seconds)
             results[name] = summary(raw[name])
             s = results[name]
             print(f"  ns→host {s['up_gbps']:.2f} Gb/s, host→ns {s['down_gbps']:.2f} Gb/s, UDP {s['udp_kpps']:.0f} kpps, "
-                  f"RR p50 {s['rr_p50_us']:.1f} µs", flush=True)
+                  f"RR p50 {s['rr_p50_us']:.1f} µs, {s['crr_kps'] or 0:.2f} k conn/s", flush=True)
         except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as e:
             print(f"bench/netns_peers: {name} failed: {str(e)[-800:]}", flush=True)
         finally:

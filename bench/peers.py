@@ -6,8 +6,11 @@ the same accelerator) boots with each network backend in turn:
   1. vnetkit: `vnetkit serve --net user`, attached over vhost-user;
   2. libslirp: QEMU's own `-netdev user`;
   3. passt: Debian's passt, attached with `-netdev stream` on a Unix socket;
-and the User-Mode Linux guest with vnetkit as a fourth row (and, as
-`vnetkit-uml-no-offload`, without GUEST_CSUM/GUEST_TSO4 offered). In each, the
+  4. passt upstream 2026-07 (built from ../shared/peers) in vhost-user mode,
+     the same QEMU command line as vnetkit's;
+and the User-Mode Linux guest with vnetkit (at MTU 65520 and, as
+`vnetkit-uml-1500`, at MTU 1500; as `vnetkit-uml-no-offload`, without
+GUEST_CSUM/GUEST_TSO4 offered). In each, the
 guest takes a DHCP lease, pings the gateway 10 times, then runs iperf3 to an
 iperf3 server on the host's 127.0.0.1 (reached through the gateway address,
 which every backend maps to host loopback) RUNS times each way.
@@ -45,6 +48,7 @@ import harness  # noqa: E402
 from harness import Process, Qemu, Serve, Uml, kv  # noqa: E402
 from servers import Iperf3Server  # noqa: E402
 from proc_stats import GIB, cpu_seconds, med, peak_rss_mib  # noqa: E402
+import peer_build  # noqa: E402
 
 MAC = "02:00:00:00:be:0d"
 
@@ -77,12 +81,14 @@ def drive(guest, backend_pid, runs, seconds):
     return out
 
 
-def run_backend(name, iperf_port, runs, seconds, workdir):
+def run_backend(name, iperf_port, runs, seconds, workdir, passt2026=None):
     cmdline = [f"vnk.iperf={iperf_port}", f"vnk.runs={runs}", f"vnk.seconds={seconds}"]
     procs = []
     try:
-        if name in ("vnetkit", "vnetkit-uml", "vnetkit-uml-no-offload"):
+        if name in ("vnetkit", "vnetkit-uml", "vnetkit-uml-no-offload", "vnetkit-uml-1500"):
             extra = ["--no-offload"] if name.endswith("no-offload") else []
+            if name.endswith("-1500"):
+                extra += ["--user-mtu", "1500"]
             serve = Serve("--net", "user", "--mac", MAC, "--host-only", *extra)
             procs.append(serve)
             if name == "vnetkit":
@@ -93,6 +99,15 @@ def run_backend(name, iperf_port, runs, seconds, workdir):
         elif name == "slirp":
             guest = Qemu(None, "peer", MAC, cmdline=cmdline, netdev="user,id=n0")
             pid = None
+        elif name == "passt-2026-vhost-user":
+            # passt upstream 2026-07 (built from ../shared/peers) in its
+            # vhost-user mode: the same QEMU command line as vnetkit's row.
+            sock = os.path.join(workdir, "passt-vu.sock")
+            passt = Process([passt2026, "-f", "--vhost-user", "-s", sock], "passt 2026 vhost-user")
+            procs.append(passt)
+            passt.wait_for(r"You can (now )?start qemu", 10)
+            guest = Qemu(sock, "peer", MAC, mtu=65520, cmdline=cmdline)
+            pid = passt.proc.pid
         elif name == "passt":
             # passt drops root for nobody: its socket must not sit in our
             # private (0700) work directory, or the guest's DHCP gets no answer.
@@ -144,7 +159,7 @@ def markdown(doc):
                      f"{fmt(r.get('cpu_down'), '.2f')} | {fmt(r.get('rss'), '.1f')} |")
     lines += ["", "Ratios vnetkit (QEMU) / peer (throughput: higher is better; RTT, lease, CPU, RSS: lower is better):", "",
               "| peer | up | down | RTT | lease | CPU up | CPU down | RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for peer in ("slirp", "passt"):
+    for peer in ("slirp", "passt", "passt-2026-vhost-user"):
         if peer in rows:
             lines.append(f"| {doc['labels'][peer]} | {ratio('up_mbps', peer)} | {ratio('down_mbps', peer)} | "
                          f"{ratio('rtt_ms', peer)} | {ratio('lease_s', peer)} | {ratio('cpu_up', peer)} | "
@@ -181,7 +196,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--backends", default="vnetkit,slirp,passt,vnetkit-uml")
+    ap.add_argument("--backends", default="vnetkit,passt-2026-vhost-user,slirp,passt,vnetkit-uml,vnetkit-uml-1500")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--build", default=None, help="build directory (default: build)")
     args = ap.parse_args()
@@ -193,20 +208,27 @@ def main():
 
     labels = {"vnetkit": "vnetkit (QEMU, vhost-user)", "slirp": "libslirp (QEMU -netdev user)",
               "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)",
-              "vnetkit-uml-no-offload": "vnetkit (UML, --no-offload)"}
+              "vnetkit-uml-no-offload": "vnetkit (UML, --no-offload)", "vnetkit-uml-1500": "vnetkit (UML, MTU 1500)",
+              "passt-2026-vhost-user": "passt 2026-07 (QEMU, vhost-user)"}
     iperf = Iperf3Server.start()
     if not iperf:
         sys.exit("bench/peers: iperf3 is not installed (scripts/setup installs it)")
     workdir = tempfile.mkdtemp(prefix="vnk-peers-")
     results = {}
     try:
+        passt2026 = None
+        if "passt-2026-vhost-user" in args.backends.split(","):
+            passt2026 = peer_build.build_passt(args.build or harness.BUILD, "passt")
         for name in args.backends.split(","):
+            if name == "passt-2026-vhost-user" and not passt2026:
+                print("bench/peers: passt 2026 could not be built from ../shared/peers; left out", flush=True)
+                continue
             if name == "passt" and not shutil.which("passt"):
                 print("bench/peers: passt not installed; skipped", flush=True)
                 continue
             print(f"bench/peers: {labels[name]}: {args.runs} × {args.seconds} s each way ...", flush=True)
             try:
-                r = run_backend(name, iperf.port, args.runs, args.seconds, workdir)
+                r = run_backend(name, iperf.port, args.runs, args.seconds, workdir, passt2026)
             except AssertionError as e:
                 print(f"bench/peers: {name} failed: {str(e)[-1500:]}", flush=True)
                 continue

@@ -3,9 +3,13 @@
 //
 //   tcp_rr server ADDRESS PORT          serve (one connection at a time)
 //   tcp_rr client ADDRESS PORT [N] [SIZE]
+//   tcp_rr connect ADDRESS PORT [N] [SIZE]
 //
 // The client prints one JSON object: transactions, transactions per second,
 // and the round-trip mean, median and 99th percentile in microseconds.
+// `connect` is netperf's TCP_CRR: a new connection per transaction (connect,
+// SIZE bytes each way, close); it prints connections and connections per
+// second.
 // TCP_NODELAY is set on both ends. The first 10% of round trips warm up and
 // are not counted.
 #include <arpa/inet.h>
@@ -15,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +30,8 @@
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: tcp_rr server ADDRESS PORT | tcp_rr client ADDRESS PORT [N=20000] [SIZE=1]\n");
+  std::fprintf(stderr,
+               "usage: tcp_rr server ADDRESS PORT | tcp_rr client|connect ADDRESS PORT [N=20000] [SIZE=1]\n");
   return 2;
 }
 
@@ -112,6 +118,30 @@ int client(const sockaddr_in& sa, long n, std::size_t size) {
   return 0;
 }
 
+int connect_rr(const sockaddr_in& sa, long n, std::size_t size) {
+  std::vector<char> buf(size, 'c');
+  const long warmup = n / 10;
+  using clock = std::chrono::steady_clock;
+  auto counted_from = clock::now();
+  for (long i = 0; i < n + warmup; ++i) {
+    if (i == warmup) counted_from = clock::now();
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(s, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+      std::fprintf(stderr, "tcp_rr: connection %ld: connect: %s\n", i, std::strerror(errno));
+      return 1;
+    }
+    nodelay(s);
+    if (!exactly(s, buf.data(), size, true) || !exactly(s, buf.data(), size, false)) {
+      std::fprintf(stderr, "tcp_rr: connection %ld lost\n", i);
+      return 1;
+    }
+    ::close(s);
+  }
+  const double seconds = std::chrono::duration<double>(clock::now() - counted_from).count();
+  std::printf("{\"connections\": %ld, \"per_second\": %.0f}\n", n, static_cast<double>(n) / seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,6 +154,12 @@ int main(int argc, char** argv) {
     const std::size_t size = argc > 5 ? static_cast<std::size_t>(std::atol(argv[5])) : 1;
     if (n <= 0 || size == 0 || size > (1 << 16)) return usage();
     return client(sa, n, size);
+  }
+  if (mode == "connect") {
+    const long n = argc > 4 ? std::atol(argv[4]) : 20000;
+    const std::size_t size = argc > 5 ? static_cast<std::size_t>(std::atol(argv[5])) : 1;
+    if (n <= 0 || size == 0 || size > (1 << 16)) return usage();
+    return connect_rr(sa, n, size);
   }
   return usage();
 }

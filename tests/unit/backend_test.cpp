@@ -103,7 +103,9 @@ TEST_F(SocketpairTest, GuestFramesBecomeDatagramsAndDatagramsBecomeGuestFrames) 
 }
 
 TEST_F(SocketpairTest, OversizeDatagramIsDeliveredTruncatedAndRuntsDropped) {
-  test::NetRig rig({.config = {.mergeable_rx = false}, .backend = backend.get()});
+  net::NetConfig one_buffer_per_frame;
+  one_buffer_per_frame.mergeable_rx = false;
+  test::NetRig rig({.config = one_buffer_per_frame, .backend = backend.get()});
   rig.probe();
   rig.post_rx(2, 12 + 200);
   const auto runt = make_frame(6);
