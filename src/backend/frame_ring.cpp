@@ -26,7 +26,7 @@ bool FrameRing::push(const net::TxFrame& frame) {
   if (frame.length > slot_size_) return false;
   auto slot = reserve();
   if (slot.empty()) return false;
-  std::memcpy(slot.data(), frame.head.data(), frame.head.size());
+  if (!frame.head.empty()) std::memcpy(slot.data(), frame.head.data(), frame.head.size());
   const std::size_t rest = iov_read(frame.data, frame.head.size(), slot.subspan(frame.head.size(), frame.length - frame.head.size()));
   commit(frame.head.size() + rest);
   return true;

@@ -22,7 +22,9 @@ std::uint64_t offered_features(const NetConfig& cfg, TxOffloads tx) noexcept {
   if (cfg.guest_offloads) {
     f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
     if (tx.partial_csum) f |= bit(kFeatureCsum);
-    if (tx.partial_csum && tx.tso4) f |= bit(kFeatureHostTso4);
+    // A backend that takes TCP segments whole never needs the CWR flag cut
+    // to the first segment: ECN-marked TSO frames are as good (HOST_ECN).
+    if (tx.partial_csum && tx.tso4) f |= bit(kFeatureHostTso4) | bit(kFeatureHostEcn);
   }
   return f;
 }

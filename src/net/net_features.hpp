@@ -12,6 +12,7 @@ constexpr unsigned kFeatureMac = 5;         // VIRTIO_NET_F_MAC
 constexpr unsigned kFeatureGuestTso4 = 7;   // VIRTIO_NET_F_GUEST_TSO4: the driver takes TCPv4 GSO frames
 constexpr unsigned kFeatureHostTso4 = 11;   // VIRTIO_NET_F_HOST_TSO4
 constexpr unsigned kFeatureHostTso6 = 12;   // VIRTIO_NET_F_HOST_TSO6
+constexpr unsigned kFeatureHostEcn = 13;    // VIRTIO_NET_F_HOST_ECN: TSO frames may carry ECN (CWR)
 constexpr unsigned kFeatureHostUfo = 14;    // VIRTIO_NET_F_HOST_UFO
 constexpr unsigned kFeatureMrgRxbuf = 15;   // VIRTIO_NET_F_MRG_RXBUF
 constexpr unsigned kFeatureStatus = 16;     // VIRTIO_NET_F_STATUS

@@ -25,6 +25,7 @@ struct NetHeader {
   static constexpr std::uint8_t kFlagDataValid = 2;
   static constexpr std::uint8_t kGsoNone = 0;
   static constexpr std::uint8_t kGsoTcpV4 = 1;
+  static constexpr std::uint8_t kGsoEcn = 0x80;  // VIRTIO_NET_HDR_GSO_ECN, or'ed into a TCP type
 
   std::uint8_t flags = 0;
   std::uint8_t gso_type = kGsoNone;
@@ -46,8 +47,8 @@ struct NetHeader {
 //   bad_checksum    NEEDS_CSUM with csum_start inside the Ethernet header, or
 //                   the checksum field (csum_start + csum_offset, 2 bytes)
 //                   not inside the frame;
-//   bad_gso         a GSO type other than TCPv4 (ECN included: HOST_ECN is
-//                   not offered), without NEEDS_CSUM, with gso_size 0, or
+//   bad_gso         a GSO type other than TCPv4 (with the ECN bit only if
+//                   HOST_ECN was negotiated), without NEEDS_CSUM, with gso_size 0, or
 //                   hdr_len past the frame, or a frame larger than one
 //                   IPv4 packet behind an Ethernet header.
 enum class TxHeaderCheck { ok, not_negotiated, bad_checksum, bad_gso };

@@ -321,6 +321,7 @@ TEST(NetDevice, TxOffloadsAreOfferedOnlyForABackendThatTakesThem) {
   NetRig rig({NetConfig{}, &backend});
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureCsum));
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostTso4));
+  EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostEcn));
   NetConfig off;
   off.guest_offloads = false;
   NetRig withheld({off, &backend});
@@ -361,15 +362,25 @@ TEST(NetDevice, TxOffloadHeadersAreCheckedAgainstTheFrame) {
   rig.queue_tx(frame, {}, gso(1, 1448, 2000));     // hdr_len past the frame
   rig.queue_tx(frame, {}, gso(1, 1448, 66, false));  // no NEEDS_CSUM
   rig.queue_tx(frame, {}, gso(3, 1448, 66));       // UDP (UFO), not offered
-  rig.queue_tx(frame, {}, gso(0x81, 1448, 66));    // TCPv4 with ECN, not offered
+  rig.queue_tx(frame, {}, gso(0x81, 1448, 66));    // TCPv4 with ECN (HOST_ECN negotiated)
+  rig.queue_tx(frame, {}, gso(0x83, 1448, 66));    // UDP with ECN: still not offered
   rig.kick_tx();
-  EXPECT_EQ(rig.reap_tx(), 10u);
-  ASSERT_EQ(backend.headers.size(), 2u);
+  EXPECT_EQ(rig.reap_tx(), 11u);
+  ASSERT_EQ(backend.headers.size(), 3u);
   EXPECT_EQ(backend.headers[0].csum_offset, 16);
   EXPECT_EQ(backend.headers[1].gso_size, 1448);
-  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 2}, {"tx_bytes", 2000}, {"tx_drop_bad_csum_offload", 3},
-                                       {"tx_drop_bad_gso", 5}, {"tx_interrupts", 1}, {"rx_packets", 2},
-                                       {"rx_bytes", 2000}, {"rx_interrupts", 1}}));
+  EXPECT_EQ(backend.headers[2].gso_type, 0x81);
+  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 3}, {"tx_bytes", 3000}, {"tx_drop_bad_csum_offload", 3},
+                                       {"tx_drop_bad_gso", 5}, {"tx_interrupts", 1}, {"rx_packets", 3},
+                                       {"rx_bytes", 3000}, {"rx_interrupts", 1}}));
+  // Without HOST_ECN the ECN bit is refused.
+  NetRig no_ecn({NetConfig{}, &backend});
+  no_ecn.probe(no_ecn.device_features() & ~virtio::bit(kFeatureHostEcn));
+  no_ecn.post_rx(4, 4096);
+  CounterDelta d2(no_ecn.counters());
+  no_ecn.queue_tx(frame, {}, gso(0x81, 1448, 66));
+  no_ecn.kick_tx();
+  EXPECT_TRUE(d2.moved(no_ecn.counters(), {{"tx_drop_bad_gso", 1}, {"tx_interrupts", 1}}));
 }
 
 TEST(NetDevice, ConfigWritesAreIgnoredAndCounted) {
