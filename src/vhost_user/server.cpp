@@ -182,14 +182,22 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   Message msg;
   using Clock = std::chrono::steady_clock;
   Clock::time_point poll_until{};  // --poll-us: look at the rings without a kick until then
+  // While busy-polling finds frames, the other sources (control messages,
+  // signals, kicks the poll makes moot) are looked at every this many rounds
+  // rather than with a system call per round.
+  constexpr unsigned kPollRoundsPerWait = 8;
+  unsigned rounds_since_wait = 0;
   while (connected && !stopping_) {
     std::array<epoll_event, 16> events{};
     const bool polling = options_.poll.count() > 0 && session.running() && Clock::now() < poll_until;
     // Ring work left from the last round (or a busy-poll window): look at
     // the other sources without waiting, then take the next round (bounded
     // work per wake-up).
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()),
-                               session.work_pending() || polling ? 0 : -1);
+    int n = 0;
+    if (!polling || ++rounds_since_wait >= kPollRoundsPerWait) {
+      rounds_since_wait = 0;
+      n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), session.work_pending() || polling ? 0 : -1);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       return std::unexpected("epoll_wait: " + errno_text(errno));
