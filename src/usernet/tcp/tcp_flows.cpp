@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -22,16 +21,6 @@
 namespace vnk::usernet {
 
 using namespace packet;
-
-namespace {
-
-std::uint32_t random_u32(std::uint64_t now_ms) noexcept {
-  std::uint32_t v = 0;
-  if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = static_cast<std::uint32_t>(now_ms * 2654435761u);
-  return v;
-}
-
-}  // namespace
 
 TcpFlows::TcpFlows(FlowEnv env) : env_(env), peek_offset_(env.host.tcp_peek_off_v4) {
   if (!peek_offset_) discard_.resize(kDiscardChunk);
@@ -59,7 +48,9 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
     return nullptr;
   }
   f.sock = std::move(sock);
-  f.iss = random_u32(now_ms_);
+  // RFC 6528: a clock ticking every 4 µs plus a keyed hash of the
+  // connection's addresses and ports -- no system call per connection.
+  f.iss = static_cast<std::uint32_t>(now_ms_ * 250 + FlowKeyHash{isn_secret_}(key));
   f.snd_una = f.iss;
   f.snd_nxt = f.snd_max = f.iss + 1;  // our SYN
   f.last_guest_ms = now_ms_;
@@ -96,7 +87,8 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
     const linger lg{1, 0};  // close() then sends RST instead of FIN
     ::setsockopt(f.sock.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  epoll_del(env_.epoll_fd, f.sock.get());
+  // No EPOLL_CTL_DEL: the socket is ours alone, and closing it takes it out
+  // of the epoll set (a stale event would carry an old generation anyway).
   f.held.clear(reassembly_);
   flows_.close(slot);  // closes the socket
   env_.fds.give();

@@ -199,6 +199,7 @@ class TcpFlows {
   std::uint16_t ip_id_ = 0;
   // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.
   bool peek_offset_ = true;
+  std::uint64_t isn_secret_ = random_seed();  // keys the initial sequence numbers (RFC 6528)
   std::vector<std::byte> discard_;  // kDiscardChunk when !peek_offset_, allocated once
 };
 
