@@ -57,6 +57,7 @@ sys.path.insert(0, HERE)
 from harness import Process  # noqa: E402
 from servers import free_port  # noqa: E402
 from proc_stats import GIB, cpu_seconds, med, peak_rss_mib  # noqa: E402
+import plotting  # noqa: E402
 import peer_build  # noqa: E402
 
 GATEWAY = "10.0.2.2"
@@ -260,11 +261,8 @@ def markdown(doc):
 
 
 def chart(doc, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     rows = doc["results"]
     names = list(rows)

@@ -48,6 +48,7 @@ import harness  # noqa: E402
 from harness import Process, Qemu, Serve, Uml, kv  # noqa: E402
 from servers import Iperf3Server  # noqa: E402
 from proc_stats import GIB, cpu_seconds, med, peak_rss_mib  # noqa: E402
+import plotting  # noqa: E402
 import peer_build  # noqa: E402
 
 MAC = "02:00:00:00:be:0d"
@@ -168,11 +169,8 @@ def markdown(doc):
 
 
 def chart(doc, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     rows = doc["results"]
     names = list(rows)
@@ -202,9 +200,7 @@ def main():
     args = ap.parse_args()
     isolation.ensure(uplink=True)  # every engine runs in a namespace with no route off the machine
     if args.build:
-        harness.BUILD = args.build
-        harness.VNETKIT = os.path.join(args.build, "vnetkit")
-        harness.GUEST_DIR = os.path.join(args.build, "guest")
+        harness.use_build(args.build)
 
     labels = {"vnetkit": "vnetkit (QEMU, vhost-user)", "slirp": "libslirp (QEMU -netdev user)",
               "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)",

@@ -35,6 +35,7 @@ import isolation  # noqa: E402
 import harness  # noqa: E402
 from harness import Serve, Testpmd  # noqa: E402
 from proc_stats import cpu_seconds  # noqa: E402
+import plotting  # noqa: E402
 
 LABELS = {"dpdk-vhost": "DPDK vhost (testpmd net_vhost)", "vnetkit": "vnetkit serve --net loopback",
           "vnetkit-poll": "vnetkit serve --net loopback --poll-us"}
@@ -90,11 +91,8 @@ def markdown(doc):
 
 
 def chart(doc, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     names = list(doc["results"])
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -124,8 +122,7 @@ def main():
         sys.exit("bench/testpmd: needs two CPUs (backend and frontend pinned apart)")
     isolation.ensure()
     if args.build:
-        harness.BUILD = args.build
-        harness.VNETKIT = os.path.join(args.build, "vnetkit")
+        harness.use_build(args.build)
     results = {}
     for engine in args.engines.split(","):
         runs = []

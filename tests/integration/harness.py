@@ -20,6 +20,12 @@ VNETKIT = os.path.join(BUILD, "vnetkit")
 GUEST_DIR = os.path.join(BUILD, "guest")
 
 
+def use_build(build):
+    """Takes vnetkit and the guest images from another build directory (the benchmarks' Release tree)."""
+    global BUILD, VNETKIT, GUEST_DIR
+    BUILD, VNETKIT, GUEST_DIR = build, os.path.join(build, "vnetkit"), os.path.join(build, "guest")
+
+
 class Process:
     """A child in its own process group whose output is collected line by line."""
 
