@@ -40,6 +40,18 @@ void TcpFlows::measure_room(Flow& f) const noexcept {
   f.room = f.room_measured = static_cast<std::uint32_t>(std::clamp<long>(room, 0, kWindowBytes));
 }
 
+void TcpFlows::measure_fresh_room(Flow& f) noexcept {
+  // A new socket has nothing queued and the namespace's default send
+  // buffer: measured on the first, not with two system calls per
+  // connection. (The room is measured again as data goes out.)
+  if (fresh_room_ == 0) {
+    measure_room(f);
+    fresh_room_ = f.room;
+    return;
+  }
+  f.room = f.room_measured = fresh_room_;
+}
+
 void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
   if (f.has(TcpFlag::want_write)) return;
   change(f, TcpFlag::want_write, true);

@@ -54,7 +54,7 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
   f.snd_una = f.iss;
   f.snd_nxt = f.snd_max = f.iss + 1;  // our SYN
   f.last_guest_ms = now_ms_;
-  measure_room(f);
+  measure_fresh_room(f);
   if (inbound) {
     change(f, TcpEvent::inbound);
     change(f, TcpEvent::host_connected);  // accepted: connected already
@@ -240,6 +240,8 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if (fp == nullptr) return;  // a stale event: the flow closed
   Flow& f = *fp;
   if (f.connecting()) {
+    // EPOLLOUT alone means connected; an error or a hang-up is looked into.
+    if ((events & (EPOLLERR | EPOLLHUP)) == 0 && (events & EPOLLOUT) != 0) return connected(slot);
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);

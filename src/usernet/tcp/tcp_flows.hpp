@@ -167,6 +167,8 @@ class TcpFlows {
   std::uint16_t window_field(const Flow& f) const noexcept;
   // Free space in the flow's socket send buffer, at most kWindowBytes.
   void measure_room(Flow& f) const noexcept;
+  // measure_room() for a socket just opened or accepted.
+  void measure_fresh_room(Flow& f) noexcept;
   // Arms EPOLLOUT on the socket so the guest learns when it drains.
   void want_writable(Flow& f, std::uint32_t slot);
   // TCP_NODELAY, and a peek offset of 0 where the kernel has SO_PEEK_OFF.
@@ -200,6 +202,7 @@ class TcpFlows {
   // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.
   bool peek_offset_ = true;
   std::uint64_t isn_secret_ = random_seed();  // keys the initial sequence numbers (RFC 6528)
+  std::uint32_t fresh_room_ = 0;              // a new socket's room, once measured
   std::vector<std::byte> discard_;  // kDiscardChunk when !peek_offset_, allocated once
 };
 
