@@ -248,8 +248,9 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
     }
     if (connected && options_.poll.count() > 0) {
       // Any event or frame keeps the window open; a quiet window closes it.
-      if ((polling && session.poll()) || n > 0) poll_until = Clock::now() + options_.poll;
-      sync_backend();
+      const bool moved = polling && session.poll();
+      if (moved || n > 0) poll_until = Clock::now() + options_.poll;
+      if (polling) sync_backend();  // the poll may have emptied or filled the RX ring
     }
   }
 
