@@ -22,6 +22,10 @@ struct EngineContext {
   NetCounters* counters = nullptr;
   virtio::Interrupts* interrupts = nullptr;
   std::uint64_t features = 0;
+  // Set while the transport busy-polls the rings: an empty queue does not ask
+  // the driver for a notification (it would only cost the driver a kick per
+  // post). The transport drains once more without it before it sleeps.
+  bool busy_polling = false;
 
   // Anything waiting to go to the guest that can be fetched without polling?
   [[nodiscard]] bool rx_pending() const { return (interceptor && interceptor->rx_pending()) || backend->rx_pending(); }

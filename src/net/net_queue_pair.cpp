@@ -17,6 +17,13 @@ bool NetQueuePair::on_tx_kick() {
   return tx_more || rx_more;
 }
 
+bool NetQueuePair::poll() {
+  ctx_.busy_polling = true;
+  const bool more = on_tx_kick();
+  ctx_.busy_polling = false;
+  return more;
+}
+
 bool NetQueuePair::on_rx_ready() { return rx_.process(ctx_); }
 
 bool NetQueuePair::resume() {

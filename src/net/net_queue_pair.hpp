@@ -31,6 +31,11 @@ class NetQueuePair {
   [[nodiscard]] bool on_rx_ready();
   // One bounded round of both directions; true when more is waiting.
   [[nodiscard]] bool resume();
+  // A busy-poll round: as on_tx_kick(), but an empty queue leaves the
+  // driver's notifications off. Call resume() before going back to waiting
+  // for kicks, so notifications are on again and nothing posted meanwhile
+  // is missed.
+  [[nodiscard]] bool poll();
 
   // Swaps the memory layout (vhost-user SET_MEM_TABLE) between drains.
   void set_memory(std::shared_ptr<const GuestMemory> memory);

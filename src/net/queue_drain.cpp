@@ -18,9 +18,11 @@ std::optional<virtio::DescriptorChain> QueueDrain::next() {
       return std::nullopt;
     }
     if (*popped) return std::move(*popped);
+    if (ctx.busy_polling) queue.disable_notification(mem);
     // Ask for the next kick, then look once more: a chain posted between our
-    // last pop and that request would otherwise wait for ever.
-    if (!queue.enable_notification(mem)) return std::nullopt;
+    // last pop and that request would otherwise wait for ever. A busy-poll
+    // asks for none (it will look again anyway).
+    if (ctx.busy_polling || !queue.enable_notification(mem)) return std::nullopt;
   }
 }
 

@@ -385,7 +385,7 @@ void NetSession::backend_ready() {
 bool NetSession::poll() {
   if (!pair_) return false;
   const std::uint64_t before = net_counters_.tx_packets.get() + net_counters_.rx_packets.get();
-  work_pending_ = pair_->on_tx_kick() || work_pending_;
+  work_pending_ = pair_->poll() || work_pending_;
   return net_counters_.tx_packets.get() + net_counters_.rx_packets.get() != before;
 }
 

@@ -187,9 +187,19 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   // rather than with a system call per round.
   constexpr unsigned kPollRoundsPerWait = 8;
   unsigned rounds_since_wait = 0;
+  bool was_polling = false;
   while (connected && !stopping_) {
     std::array<epoll_event, 16> events{};
-    const bool polling = options_.poll.count() > 0 && session.running() && Clock::now() < poll_until;
+    const Clock::time_point now = options_.poll.count() > 0 ? Clock::now() : Clock::time_point{};
+    const bool polling = options_.poll.count() > 0 && session.running() && now < poll_until;
+    if (was_polling && !polling) {
+      // The window closed with the driver's notifications off: one ordinary
+      // round turns them back on (and takes what was posted meanwhile)
+      // before the loop may sleep.
+      session.resume();
+      sync_backend();
+    }
+    was_polling = polling;
     // Ring work left from the last round (or a busy-poll window): look at
     // the other sources without waiting, then take the next round (bounded
     // work per wake-up).
@@ -249,7 +259,7 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
     if (connected && options_.poll.count() > 0) {
       // Any event or frame keeps the window open; a quiet window closes it.
       const bool moved = polling && session.poll();
-      if (moved || n > 0) poll_until = Clock::now() + options_.poll;
+      if (moved || n > 0) poll_until = now + options_.poll;
       if (polling) sync_backend();  // the poll may have emptied or filled the RX ring
     }
   }

@@ -76,7 +76,11 @@ std::expected<void, QueueError> Virtqueue::resume(const GuestMemory& mem, RingIn
   auto used_idx = read_le16(mem, GuestAddress{used_.value + kRingIdx});
   if (!used_idx) return std::unexpected(QueueError::ring_unmapped);
   next_avail_ = next_avail;
+  avail_seen_ = next_avail;
   next_used_ = published_used_ = RingIndex(*used_idx);
+  // A server that busy-polled may have left VRING_USED_F_NO_NOTIFY set: the
+  // first empty drain clears it.
+  notify_off_ = !event_idx_;
   return {};
 }
 
@@ -110,14 +114,21 @@ bool Virtqueue::used_write(const GuestMemory& mem, std::uint64_t offset, std::sp
 }
 
 std::expected<std::optional<DescriptorChain>, QueueError> Virtqueue::pop(const GuestMemory& mem) {
-  auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
-  if (!idx) return std::unexpected(QueueError::ring_unmapped);
-  const std::uint16_t pending = next_avail_.distance_to(RingIndex(*idx));
-  if (pending == 0) return std::nullopt;
-  // §2.7.13.3: the driver never has more than `size` chains outstanding. An
-  // index further ahead is corrupt or hostile; trusting it would make us walk
-  // stale slots as if they were new.
-  if (pending > size_) return std::unexpected(QueueError::avail_idx_jump);
+  // avail->idx is read again only when the chains it announced are used up:
+  // the line it sits on is the one the driver writes for every post, so a
+  // read per chain would pull it across CPUs for each frame.
+  std::uint16_t pending = next_avail_.distance_to(avail_seen_);
+  if (pending == 0 || pending > size_) {
+    auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
+    if (!idx) return std::unexpected(QueueError::ring_unmapped);
+    avail_seen_ = RingIndex(*idx);
+    pending = next_avail_.distance_to(avail_seen_);
+    if (pending == 0) return std::nullopt;
+    // §2.7.13.3: the driver never has more than `size` chains outstanding.
+    // An index further ahead is corrupt or hostile; trusting it would make
+    // us walk stale slots as if they were new.
+    if (pending > size_) return std::unexpected(QueueError::avail_idx_jump);
+  }
 
   auto head = avail_u16(mem, avail_slot(next_avail_), /*acquire=*/false);
   if (!head) return std::unexpected(QueueError::ring_unmapped);
@@ -172,8 +183,29 @@ bool Virtqueue::needs_interrupt(const GuestMemory& mem) {
   return since_event < old->distance_to(now);
 }
 
+void Virtqueue::disable_notification(const GuestMemory& mem) {
+  // With EVENT_IDX an avail_event left behind is enough: the driver kicks
+  // only when its index crosses it.
+  if (event_idx_ || notify_off_) return;
+  std::array<std::byte, 2> raw{};
+  store_le<std::uint16_t>(raw.data(), kUsedFlagNoNotify);
+  notify_off_ = used_write(mem, kUsedFlags, raw);
+}
+
 bool Virtqueue::enable_notification(const GuestMemory& mem) {
-  if (!event_idx_) return false;
+  if (!event_idx_) {
+    if (!notify_off_) return false;  // never turned off: the driver notifies on every post
+    std::array<std::byte, 2> raw{};
+    if (!used_write(mem, kUsedFlags, raw)) return false;
+    notify_off_ = false;
+    // Pairs with the driver's mb() between publishing avail->idx and
+    // reading used->flags in virtqueue_kick_prepare.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
+    if (!idx) return false;
+    avail_seen_ = RingIndex(*idx);
+    return avail_seen_ != next_avail_;
+  }
   // Unwritable avail_event: the driver keeps notifying on every post, which
   // is safe, so there is nothing to report.
   std::array<std::byte, 2> raw{};
@@ -183,7 +215,9 @@ bool Virtqueue::enable_notification(const GuestMemory& mem) {
   // avail_event in virtqueue_kick_prepare.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
-  return idx && RingIndex(*idx) != next_avail_;
+  if (!idx) return false;
+  avail_seen_ = RingIndex(*idx);
+  return avail_seen_ != next_avail_;
 }
 
 }  // namespace vnk::virtio

@@ -65,6 +65,7 @@ enum class QueueError : std::uint8_t {
 class Virtqueue {
  public:
   static constexpr std::uint16_t kAvailFlagNoInterrupt = 1;  // VRING_AVAIL_F_NO_INTERRUPT
+  static constexpr std::uint16_t kUsedFlagNoNotify = 1;      // VRING_USED_F_NO_NOTIFY
 
   // Bytes each ring of `n` entries occupies, used_event / avail_event
   // included: they exist whether or not EVENT_IDX is negotiated (§2.7.6, §2.7.8).
@@ -100,10 +101,15 @@ class Virtqueue {
   // from the last interrupt so one drain raises at most one.
   [[nodiscard]] bool needs_interrupt(const GuestMemory& mem);
 
-  // With EVENT_IDX: asks the driver to notify once it posts past next_avail,
-  // then reports whether chains arrived meanwhile (the caller drains again).
-  // Without EVENT_IDX the driver always notifies; returns false.
+  // Asks the driver to notify on its next post (EVENT_IDX: once it posts
+  // past next_avail; without it: clears VRING_USED_F_NO_NOTIFY if
+  // disable_notification() set it), then reports whether chains arrived
+  // meanwhile (the caller drains again).
   [[nodiscard]] bool enable_notification(const GuestMemory& mem);
+  // Tells a driver without EVENT_IDX not to notify (VRING_USED_F_NO_NOTIFY)
+  // while the device busy-polls; a no-op with EVENT_IDX. A hint only: the
+  // driver may notify anyway.
+  void disable_notification(const GuestMemory& mem);
 
   // Poison state: a structural error was seen. Returns true only on the
   // false -> true transition, so the caller signals exactly once.
@@ -126,6 +132,7 @@ class Virtqueue {
   // Byte offsets of the fields in the avail ring (flags, idx, ring[],
   // used_event) and the used ring (flags, idx, ring[], avail_event).
   static constexpr std::uint64_t kAvailFlags = 0;
+  static constexpr std::uint64_t kUsedFlags = 0;
   static constexpr std::uint64_t kRingIdx = 2;  // avail->idx and used->idx alike
   [[nodiscard]] std::uint64_t avail_slot(RingIndex i) const noexcept { return 4 + 2 * std::uint64_t{i.slot(size_)}; }
   [[nodiscard]] std::uint64_t used_event() const noexcept { return 4 + 2 * std::uint64_t{size_}; }
@@ -156,7 +163,9 @@ class Virtqueue {
   bool event_idx_ = false;
   bool indirect_ = false;
   bool poisoned_ = false;
+  bool notify_off_ = false;  // we set VRING_USED_F_NO_NOTIFY (no EVENT_IDX)
   RingIndex next_avail_;
+  RingIndex avail_seen_;  // avail->idx as last read (acquire); pop() trusts it while ahead
   RingIndex next_used_;
   RingIndex published_used_;  // used->idx as last stored
   // used->idx at the last interrupt we raised (EVENT_IDX bookkeeping as in

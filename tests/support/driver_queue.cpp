@@ -132,6 +132,7 @@ std::optional<UsedElem> DriverQueue::pop_used() {
 
 void DriverQueue::set_used_event(std::uint16_t v) { write_u16(GuestAddress{avail_.value + 4 + 2ull * size_}, v); }
 
+std::uint16_t DriverQueue::used_flags() const { return read_u16(used_); }
 std::uint16_t DriverQueue::avail_event() const { return read_u16(GuestAddress{used_.value + 4 + 8ull * size_}); }
 
 void DriverQueue::set_avail_flags(std::uint16_t flags) { write_u16(avail_, flags); }

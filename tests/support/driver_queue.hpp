@@ -65,6 +65,8 @@ class DriverQueue {
   // EVENT_IDX fields.
   void set_used_event(std::uint16_t v);
   [[nodiscard]] std::uint16_t avail_event() const;
+  // used->flags as the device left them (VRING_USED_F_NO_NOTIFY).
+  [[nodiscard]] std::uint16_t used_flags() const;
   void set_avail_flags(std::uint16_t flags);
 
   // Raw access for hostile-guest tests.

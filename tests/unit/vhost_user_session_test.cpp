@@ -209,6 +209,28 @@ TEST_F(Frontend, EachWakeUpDoesABoundedRoundAndSaysWhenMoreWaits) {
   EXPECT_EQ(handled(), net::kDrainBudget);
 }
 
+// Busy-polling (serve --poll-us) leaves the driver's notifications off, so
+// the driver does not kick for every post while the device looks anyway;
+// the ordinary round before the server sleeps turns them back on.
+TEST_F(Frontend, BusyPollLeavesNotificationsOffUntilAnOrdinaryRound) {
+  start();
+  ASSERT_TRUE(session.offered_features() & bit(virtio::kFeatureRingEventIdx));  // start() accepts all
+  const auto frame = test::make_frame(60, 2);
+  std::vector<std::byte> wire(12);
+  wire.insert(wire.end(), frame.begin(), frame.end());
+  const GuestAddress tb{kGpa.value + 0x200000};
+  ASSERT_TRUE(mem->write(tb, wire));
+  const test::Buffer t{tb, static_cast<std::uint32_t>(wire.size()), false};
+  txq->add(std::span(&t, 1));
+  EXPECT_TRUE(session.poll());
+  EXPECT_EQ(session.net_counters().tx_packets.get(), 1u);
+  EXPECT_EQ(txq->avail_event(), 0) << "an empty TX ring while polling asks for no kick";
+  EXPECT_FALSE(session.poll());
+  EXPECT_EQ(txq->avail_event(), 0);
+  session.resume();
+  EXPECT_EQ(txq->avail_event(), 1) << "the round before sleeping asks for the next kick";
+}
+
 TEST_F(Frontend, LinkChangeIsAnnouncedOnTheBackendChannel) {
   start();
   session.set_link_up(false);

@@ -152,6 +152,21 @@ TEST_F(VirtqueueTest, AvailIndexJumpingPastQueueSizeIsStructural) {
   EXPECT_TRUE(q.pop(*mem));
 }
 
+// avail->idx is read once per batch of announced chains, not per pop: the
+// chains already announced are taken even if the index then turns hostile,
+// and the jump is seen (and is structural) at the next read.
+TEST_F(VirtqueueTest, AvailIndexIsReadAgainWhenTheAnnouncedChainsAreTaken) {
+  Virtqueue q = make();
+  drv->write_desc(0, RawDesc{buf(0).value, 10, 0, 0});
+  drv->set_avail_slot(0, 0);
+  drv->set_avail_slot(1, 0);
+  drv->set_avail_idx(2);
+  ASSERT_TRUE(*q.pop(*mem));
+  drv->set_avail_idx(2 + kSize + 1);
+  EXPECT_TRUE(*q.pop(*mem)) << "the second announced chain";
+  EXPECT_EQ(q.pop(*mem).error(), QueueError::avail_idx_jump);
+}
+
 TEST_F(VirtqueueTest, AvailIndexWrapsAt65536) {
   Virtqueue q = make();
   ASSERT_TRUE(q.resume(*mem, RingIndex(0xffff)));
@@ -323,6 +338,23 @@ TEST_F(VirtqueueTest, EnableNotificationPublishesAvailEventAndSeesLateChains) {
   EXPECT_EQ(drv->avail_event(), 1);
   drv->add(a);  // posted after the device looked: must be reported
   EXPECT_TRUE(q.enable_notification(*mem));
+}
+
+TEST_F(VirtqueueTest, WithoutEventIdxBusyPollingTurnsNotificationsOffAndBack) {
+  Virtqueue q = make(false);
+  EXPECT_FALSE(q.enable_notification(*mem)) << "never turned off";
+  EXPECT_EQ(drv->used_flags(), 0);
+  q.disable_notification(*mem);
+  EXPECT_EQ(drv->used_flags(), Virtqueue::kUsedFlagNoNotify);
+  const std::array a{Buffer{buf(0), 10, true}};
+  drv->add(a);  // posted while notifications were off: reported on the way back
+  EXPECT_TRUE(q.enable_notification(*mem));
+  EXPECT_EQ(drv->used_flags(), 0);
+  // A ring taken over from another server starts with the flag unknown.
+  q.disable_notification(*mem);
+  ASSERT_TRUE(q.resume(*mem, RingIndex(0)));
+  EXPECT_TRUE(q.enable_notification(*mem));
+  EXPECT_EQ(drv->used_flags(), 0);
 }
 
 TEST_F(VirtqueueTest, PoisonReportsOnlyTheFirstTransition) {
