@@ -43,10 +43,11 @@ enum class TcpFlag : std::uint8_t {
   syn_owed = 1 << 4,        // our SYN-ACK (or SYN) waits in the ACK queue
   recovering = 1 << 5,      // a loss was seen (duplicate ACKs, SACK): holes are being sent again
   probe_owed = 1 << 6,      // the guest's window is zero: a window probe waits in the ACK queue
+  peek_offset_on = 1 << 7,  // SO_PEEK_OFF is set on the socket (first needed with bytes in flight)
 };
-inline constexpr std::array<std::string_view, 7> kTcpFlagNames = {
-    "fin_sent", "want_write", "refused", "window_blocked", "syn_owed", "recovering", "probe_owed"};
-static_assert(static_cast<unsigned>(TcpFlag::probe_owed) == 1u << (kTcpFlagNames.size() - 1), "a name per flag");
+inline constexpr std::array<std::string_view, 8> kTcpFlagNames = {
+    "fin_sent", "want_write", "refused", "window_blocked", "syn_owed", "recovering", "probe_owed", "peek_offset_on"};
+static_assert(static_cast<unsigned>(TcpFlag::peek_offset_on) == 1u << (kTcpFlagNames.size() - 1), "a name per flag");
 
 // "a|b|c" for a set of events or flags.
 template <std::size_t N>

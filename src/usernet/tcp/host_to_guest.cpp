@@ -261,10 +261,15 @@ void TcpFlows::arm_timer(Flow& f) noexcept {
   if (f.deadline_ms == 0) f.deadline_ms = now_ms_ + f.rtt.rto_ms();
 }
 
-void TcpFlows::sync_peek_offset(const Flow& f) const noexcept {
+void TcpFlows::sync_peek_offset(Flow& f) {
   if (!peek_offset_) return;
   const int offset = static_cast<int>(f.data_in_flight());
+  // With nothing in flight a peek from the queue's head is what the offset
+  // would give: the socket gets one only once bytes are in flight, so a
+  // request/response connection never pays for the system call.
+  if (offset == 0 && !f.has(TcpFlag::peek_offset_on)) return;
   ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof offset);
+  change(f, TcpFlag::peek_offset_on, true);
 }
 
 std::size_t TcpFlows::segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept {
@@ -281,6 +286,7 @@ TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::ui
   // to `seq` for one peek and back. Without it each peek starts at the
   // queue's head: the `offset` bytes before `seq` go to the discard area
   // first (the window keeps them within it), the rest into the guest's buffer.
+  if (!f.has(TcpFlag::peek_offset_on)) sync_peek_offset(f);  // turns it on once bytes are in flight
   const bool moved = peek_offset_ && offset != f.data_in_flight();
   if (moved) {
     const int off = static_cast<int>(offset);

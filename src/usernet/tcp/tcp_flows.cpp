@@ -31,12 +31,12 @@ TcpFlows::~TcpFlows() {
     if (flows_[s].live) close(s, false);
 }
 
-// TCP_NODELAY: the guest does its own batching. A peek offset (where the
-// kernel has one) lets each peek start behind the bytes already sent.
+// TCP_NODELAY: the guest does its own batching. The peek offset (where the
+// kernel has one) is set later, when bytes are first in flight
+// (sync_peek_offset).
 void TcpFlows::prepare_socket(int fd) const noexcept {
-  const int one = 1, zero = 0;
+  const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (peek_offset_) ::setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
 }
 
 TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound,
@@ -116,7 +116,10 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
 
   std::uint32_t slot = 0;
-  Flow* f = add_flow(std::move(sock), key, EPOLLOUT, false, slot);
+  // Edge-triggered from the start: the connect's EPOLLOUT says connected,
+  // and the same registration serves the flow afterwards (no EPOLL_CTL_MOD
+  // per connection); an EPOLLOUT nobody asked for is ignored.
+  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents | EPOLLOUT, false, slot);
   if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
   fd.keep();  // close() gives it back
   f->rcv_nxt = tcp.seq + 1;
@@ -166,7 +169,6 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
 void TcpFlows::connected(std::uint32_t slot) {
   Flow& f = flows_[slot];
   change(f, TcpEvent::host_connected);
-  epoll_mod(env_.epoll_fd, f.sock.get(), kEstablishedEvents, flows_.tag(slot));
   f.deadline_ms = 0;
   arm_timer(f);
   owe_syn(f, slot);
@@ -240,16 +242,25 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
   if (fp == nullptr) return;  // a stale event: the flow closed
   Flow& f = *fp;
   if (f.connecting()) {
-    // EPOLLOUT alone means connected; an error or a hang-up is looked into.
-    if ((events & (EPOLLERR | EPOLLHUP)) == 0 && (events & EPOLLOUT) != 0) return connected(slot);
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err == 0 && (events & EPOLLOUT) != 0) return connected(slot);
-    env_.counters.tcp_connect_refused.add();
-    queue_reset(f.key, 0, f.rcv_nxt, true);
-    close(slot, false);
-    return;
+    // EPOLLOUT without an error or a hang-up means connected; otherwise the
+    // socket's error decides. Nothing of either: still connecting.
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+    bool ok = (events & (EPOLLERR | EPOLLHUP)) == 0 && (events & EPOLLOUT) != 0;
+    if (!ok && (events & EPOLLOUT) != 0) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(f.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      ok = err == 0;
+    }
+    if (!ok) {
+      env_.counters.tcp_connect_refused.add();
+      queue_reset(f.key, 0, f.rcv_nxt, true);
+      close(slot, false);
+      return;
+    }
+    connected(slot);
+    // Edge-triggered: data or a hang-up reported with the connect is seen
+    // only now, below.
   }
   if ((events & EPOLLERR) != 0) {
     int err = 0;

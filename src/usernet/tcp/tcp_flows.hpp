@@ -151,7 +151,7 @@ class TcpFlows {
   };
   Peek peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq, std::size_t max);
   // Moves the socket's peek offset to where snd_nxt says it is.
-  void sync_peek_offset(const Flow& f) const noexcept;
+  void sync_peek_offset(Flow& f);
   // The largest payload a segment into `buffer` may carry for `f`: one MSS,
   // or with TSO as much as one IPv4 packet holds.
   [[nodiscard]] std::size_t segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept;
