@@ -21,6 +21,8 @@
 #include "packet/dhcp.hpp"
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
+#include "packet/icmpv6.hpp"
+#include "packet/ipv6.hpp"
 #include "packet/tcp.hpp"
 #include "usernet/guest_frame.hpp"
 
@@ -42,6 +44,7 @@ UserNet::UserNet(UsernetConfig cfg)
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
+      ndp_(cfg_, counters_),
       replies_(kReplyQueueFrames, kReplySlot),
       datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
       tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
@@ -144,6 +147,7 @@ net::TxResult UserNet::transmit(const net::TxFrame& frame) {
   switch (eth->type) {
     case ethertype::kArp: handle_arp(eth->payload); break;
     case ethertype::kIpv4: handle_ipv4(frame, copied); break;
+    case ethertype::kIpv6: handle_ipv6(frame, copied); break;
     default: counters_.drop_ethertype.add(); break;
   }
   return net::TxResult::sent;
@@ -245,6 +249,56 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
       return;
     }
     default: counters_.drop_unsupported.add(); return;
+  }
+}
+
+void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
+  if (!cfg_.ipv6.enabled) {
+    counters_.ipv6_disabled.add();
+    return;
+  }
+  // The extension-header chain may run past the TCP-sized header copy:
+  // parse from a longer one, and ICMPv6 (checksummed whole) from all of it.
+  const std::size_t wire_len = frame.length - kEthernetHeaderSize;
+  const auto copy_to = [&](std::size_t want) {
+    want = std::min(want, frame.length);
+    if (want > copied) copied += iov_read(frame.data, copied, std::span(work_).subspan(copied, want - copied));
+  };
+  copy_to(kHeadCopy);
+  auto ip = parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
+  if (ip && ip->protocol == ip_proto::kIcmpv6 && ip->payload.size() < ip->payload_len) {
+    copy_to(frame.length);
+    ip = parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
+  }
+  if (!ip) {
+    switch (ip.error()) {
+      case ParseError::fragment: counters_.ipv6_fragments.add(); break;
+      case ParseError::unsupported: counters_.ipv6_unsupported.add(); break;
+      default: counters_.ipv6_malformed.add(); break;
+    }
+    return;
+  }
+  if (ip->src.is_multicast()) {
+    counters_.ipv6_malformed.add();
+    return;
+  }
+  if (ip->protocol != ip_proto::kIcmpv6) {
+    counters_.ipv6_unsupported.add();  // TCP and UDP over IPv6 are not forwarded yet
+    return;
+  }
+  auto msg = parse_icmpv6(*ip);
+  if (!msg) {
+    counters_.ipv6_malformed.add();
+    return;
+  }
+  switch (msg->type) {
+    case icmpv6_type::kRouterSolicitation:
+    case icmpv6_type::kNeighborSolicitation:
+    case icmpv6_type::kRouterAdvertisement:
+    case icmpv6_type::kNeighborAdvertisement:
+      queue_reply([&](std::span<std::byte> out) { return ndp_.handle(*ip, *msg, *guest_mac_, out); });
+      return;
+    default: counters_.ipv6_unsupported.add(); return;  // echo and the rest: not forwarded yet
   }
 }
 

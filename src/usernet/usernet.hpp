@@ -25,6 +25,7 @@
 #include "net/net_backend.hpp"
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
+#include "usernet/ndp_responder.hpp"
 #include "usernet/pcap_writer.hpp"
 #include "usernet/tcp/tcp_flows.hpp"
 #include "usernet/usernet_config.hpp"
@@ -89,11 +90,16 @@ class UserNet final : public net::NetBackend {
   // Runs the flows' timers at the clock's time now (the internal timer does
   // this every kTickMs); tests with their own clock call it directly.
   void run_timers();
+  // The guest's IPv6 addresses seen in Neighbor Discovery, the most recent last.
+  [[nodiscard]] std::span<const packet::Ipv6Address> ipv6_guest_addresses() const noexcept {
+    return ndp_.guest_addresses();
+  }
 
  private:
   void handle_arp(std::span<const std::byte> payload);
   // `copied` bytes of the frame are in work_.
   void handle_ipv4(const net::TxFrame& frame, std::size_t copied);
+  void handle_ipv6(const net::TxFrame& frame, std::size_t copied);
   // Queues a reply built by `build` (returns its size, 0 for none).
   template <typename Build>
   void queue_reply(Build&& build);
@@ -113,6 +119,7 @@ class UserNet final : public net::NetBackend {
   bool timer_armed_ = false;
   bool icmp_available_ = false;
   DhcpServer dhcp_;
+  NdpResponder ndp_;
   backend::FrameRing replies_;
   std::optional<MacAddress> guest_mac_;
   DatagramFlows datagrams_;

@@ -13,6 +13,7 @@
 #include "base/host_features.hpp"
 #include "base/mac_address.hpp"
 #include "packet/ipv4_address.hpp"
+#include "packet/ipv6_address.hpp"
 
 namespace vnk::usernet {
 
@@ -60,6 +61,17 @@ struct UsernetConfig {
     std::uint16_t guest_port = 0;
   };
   std::vector<Forward> forwards;
+  // IPv6 on the link. So far the gateway answers Neighbor Discovery (Router
+  // Advertisements for SLAAC, Neighbor Advertisements for its addresses);
+  // TCP, UDP and ICMPv6 echo are not forwarded yet, so it is off by default:
+  // a guest given an IPv6 default route it cannot use would try IPv6 first.
+  struct Ipv6 {
+    bool enabled = false;
+    packet::Ipv6Address prefix{{0xfd, 0x00}};                                         // fd00::/64
+    packet::Ipv6Address gateway{{0xfd, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}};  // fd00::2
+    packet::Ipv6Address dns{{0xfd, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}};      // fd00::3
+  };
+  Ipv6 ipv6;
   // When set, every frame both ways is written to this pcap file.
   std::string pcap_path;
   // What the host kernel offers (SO_PEEK_OFF on TCP, ping sockets, ...);

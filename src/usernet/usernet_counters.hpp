@@ -11,6 +11,15 @@ namespace vnk::usernet {
   X(arp_requests)              /* ARP requests for the gateway or DNS address */ \
   X(arp_replies_sent)          /* ARP replies queued for the guest */ \
   X(arp_ignored)               /* ARP for other addresses, or replies */ \
+  X(ndp_router_solicitations)  /* Router Solicitations answered */ \
+  X(ndp_neighbor_solicitations) /* Neighbor Solicitations for the gateway or DNS address answered */ \
+  X(ndp_advertisements_sent)   /* Router and Neighbor Advertisements queued for the guest */ \
+  X(ndp_ignored)               /* NDP for other addresses (the guest's own DAD), or not for a router */ \
+  X(ndp_malformed)             /* NDP messages failing RFC 4861 validation (hop limit, options, DAD rules) */ \
+  X(ipv6_disabled)             /* IPv6 frames while IPv6 is off */ \
+  X(ipv6_malformed)            /* IPv6 headers, extension chains or ICMPv6 checksums that do not hold */ \
+  X(ipv6_fragments)            /* IPv6 fragments (not reassembled yet) */ \
+  X(ipv6_unsupported)          /* jumbograms, routing headers with segments left, discard-type options, other protocols */ \
   X(dhcp_discovers)            /* DHCPDISCOVER */ \
   X(dhcp_requests)             /* DHCPREQUEST */ \
   X(dhcp_releases)             /* DHCPRELEASE and DHCPDECLINE */ \

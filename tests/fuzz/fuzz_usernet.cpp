@@ -1,5 +1,6 @@
 // libFuzzer target: a hostile guest's frames against usernet and the packet
-// parsers (Ethernet, ARP, IPv4, UDP, TCP, ICMP, DHCP) and the metadata
+// parsers (Ethernet, ARP, IPv4, UDP, TCP, ICMP, DHCP, IPv6 with its
+// extension headers, ICMPv6 and Neighbor Discovery) and the metadata
 // service in front of it (its TCP responder and HTTP parsing).
 //
 // usernet runs host-only with no DNS upstream, so whatever the fuzzer sends
@@ -22,6 +23,8 @@
 #include "packet/dhcp.hpp"
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
+#include "packet/icmpv6.hpp"
+#include "packet/ipv6.hpp"
 #include "packet/tcp.hpp"
 #include "mmds/http_request.hpp"
 #include "mmds/mmds_interceptor.hpp"
@@ -34,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const usernet::UsernetConfig plain = [] {
     usernet::UsernetConfig c;
     c.host_only = true;
+    c.ipv6.enabled = true;
     return *usernet::validate(c);
   }();
   static const usernet::UsernetConfig old_host = [] {
@@ -70,6 +74,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         mmds::HttpRequest req;
         (void)mmds::parse_http_request(
             std::string_view(reinterpret_cast<const char*>(ip->payload.data()), ip->payload.size()), req);
+      }
+      if (auto ip6 = packet::parse_ipv6(eth->payload)) {
+        if (auto m = packet::parse_icmpv6(*ip6)) {
+          (void)packet::parse_router_solicitation(*ip6, *m);
+          (void)packet::parse_neighbor_solicitation(*ip6, *m);
+        }
       }
     }
 

@@ -163,6 +163,25 @@ def usernet_seeds():
         return ip_frame(6, seg, dst=mmds)
     yield "mmds_get", frames(to_mmds(7, 0, 0x02), to_mmds(8, 1, 0x10),
                              to_mmds(8, 1, 0x18, b"GET /a/b HTTP/1.0\r\n\r\n"), to_mmds(29, 1, 0x11))
+    # IPv6: a Router Solicitation and a Neighbor Solicitation for the gateway
+    # (fd00::2), from the guest's link-local address, with a hop-by-hop
+    # header before the second (so the extension-header walk is seeded).
+    guest_ll = bytes([0xfe, 0x80]) + bytes(6) + bytes([GUEST_MAC[0] ^ 2]) + GUEST_MAC[1:3] + b"\xff\xfe" + GUEST_MAC[3:]
+    all_routers = bytes([0xff, 2]) + bytes(13) + b"\x02"
+    gw6 = bytes([0xfd, 0]) + bytes(13) + b"\x02"
+    sn = bytes([0xff, 2]) + bytes(9) + b"\x01\xff" + gw6[13:]
+
+    def icmp6(src, dst, msg, ext=b"", hop_limit=255):
+        pseudo = src + dst + struct.pack("!IxxxB", len(msg), 58)
+        msg = msg[:2] + struct.pack("!H", inet_checksum(pseudo + msg)) + msg[4:]
+        first_next = 0 if ext else 58
+        ip6 = struct.pack("!IHBB", 6 << 28, len(ext) + len(msg), first_next, hop_limit) + src + dst
+        return b"\x33\x33" + dst[12:] + GUEST_MAC + b"\x86\xdd" + ip6 + ext + msg
+    slla = b"\x01\x01" + GUEST_MAC
+    rs = icmp6(guest_ll, all_routers, bytes([133, 0, 0, 0, 0, 0, 0, 0]) + slla)
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])  # Router Alert, PadN
+    ns = icmp6(guest_ll, sn, bytes([135, 0, 0, 0, 0, 0, 0, 0]) + gw6 + slla, ext=hbh)
+    yield "ipv6_ndp", frames(rs, ns)
     yield "udp_to_gateway_and_dns", frames(arp, udp_frame(GUEST_IP, GW_IP, 5000, 9, b"hello"),
                                            udp_frame(GUEST_IP, bytes([10, 0, 2, 3]), 5001, 53, b"\x12\x34" + bytes(10)))
 
