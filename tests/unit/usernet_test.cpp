@@ -203,7 +203,10 @@ TEST_F(UsernetTest, DropsAreCountedByReason) {
   test::CounterDelta d(net.counters());
   auto ipv6 = arp_request(kCfg.gateway);
   store_be<std::uint16_t>(ipv6.data() + 12, ethertype::kIpv6);
-  send(ipv6);
+  send(ipv6);  // IPv6 is off by default
+  auto lldp = arp_request(kCfg.gateway);
+  store_be<std::uint16_t>(lldp.data() + 12, 0x88cc);
+  send(lldp);
   auto other = arp_request(kCfg.gateway);
   other[0] = std::byte{0x02};  // unicast to a MAC that is not the gateway's
   send(other);
@@ -216,7 +219,8 @@ TEST_F(UsernetTest, DropsAreCountedByReason) {
   send(bad_dhcp);
   send(std::vector<std::byte>(65535 + kEthernetHeaderSize + 1));
   EXPECT_TRUE(take().empty());
-  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 6},
+  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 7},
+                                       {"ipv6_disabled", 1},
                                        {"drop_ethertype", 1},
                                        {"drop_not_for_us", 1},
                                        {"drop_malformed", 3},
