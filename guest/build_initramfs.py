@@ -3,7 +3,7 @@
 
 Contents: busybox (static, from Debian's busybox-static), guest/init, the
 pktcheck probe, and the kernel's own virtio-net modules listed in load order
-in /etc/vnk-modules:
+in /etc/vnk-modules (and for UML, IPv6's in /etc/vnk-modules-ipv6):
   --flavour uml   modules of Debian's user-mode-linux package (virtio_uml is
                   built in; virtio_net and its failover deps are modules)
   --flavour qemu  modules of the Debian cloud kernel (virtio PCI + virtio_net)
@@ -19,6 +19,10 @@ import os
 import sys
 
 UML_MODULES = ["kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/virtio_net.ko"]
+# IPv6 is a module in Debian's UML kernel (built in in the cloud kernel). It
+# is loaded only when a scenario asks for IPv6 (vnk.ipv6=1), listed in
+# /etc/vnk-modules-ipv6, so the other scenarios' guests stay quiet.
+UML_IPV6_MODULES = ["kernel/lib/crc-ccitt.ko", "kernel/net/ipv6/ipv6.ko"]
 QEMU_MODULES = [
     "kernel/drivers/virtio/virtio_ring.ko",
     "kernel/drivers/virtio/virtio.ko",
@@ -140,6 +144,15 @@ def main():
             c.file("lib/modules/" + os.path.basename(m), f.read())
         names.append(os.path.basename(m))
     c.file("etc/vnk-modules", ("\n".join(names) + "\n").encode())
+    names = []
+    for m in UML_IPV6_MODULES if args.flavour == "uml" else []:
+        path = os.path.join(mdir, m)
+        if not os.path.exists(path):
+            sys.exit(f"build_initramfs: {path} missing")
+        with open(path, "rb") as f:
+            c.file("lib/modules/" + os.path.basename(m), f.read())
+        names.append(os.path.basename(m))
+    c.file("etc/vnk-modules-ipv6", ("\n".join(names) + "\n").encode())
 
     if args.flavour == "qemu":
         # The kernel that matches these modules, for the harness to boot.

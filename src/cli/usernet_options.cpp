@@ -39,6 +39,11 @@ void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& 
                  fmt::format("Let the {} reach link-local 169.254.0.0/16 through host sockets; by default it is "
                              "refused, as clouds serve the host's metadata and credentials there",
                              peer));
+  if (peer == "guest")
+    group.add_flag("--ipv6", args.ipv6,
+                   "IPv6 on the link, in progress: the gateway answers Neighbor Discovery, so the guest configures "
+                   "fd00::/64 addresses by SLAAC and learns fd00::3 as its DNS server; TCP, UDP and ping over IPv6 "
+                   "are not forwarded yet");
 }
 
 std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const UsernetArgs& a) {
@@ -69,6 +74,7 @@ std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const Usern
   cfg.pcap_path = a.pcap;
   cfg.host_only = a.host_only;
   cfg.allow_link_local = a.allow_link_local;
+  cfg.ipv6.enabled = a.ipv6;
   for (const auto& text : a.dns_upstreams) {
     auto u = usernet::parse_upstream(text);
     if (!u) return std::unexpected(fmt::format("--dns-upstream '{}': expected IP or IP:PORT, like 127.0.0.1:5353", text));

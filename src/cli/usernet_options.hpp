@@ -30,6 +30,7 @@ struct UsernetArgs {
   std::string pcap;
   bool host_only = false;
   bool allow_link_local = false;
+  bool ipv6 = false;
 };
 
 // Adds the options to `group`; `peer` names the other end in the help text

@@ -5,6 +5,7 @@ iperf3 through the gateway address, which reaches services this test runs on
 the host's 127.0.0.1; and a TCP port forward from the host to a web server in
 the guest. No traffic leaves the machine: the DNS server is the test's own.
 """
+import ipaddress
 import os
 import sys
 import json
@@ -43,6 +44,34 @@ class UmlTest(unittest.TestCase):
         self.assertEqual(b["drop_queue_full"], 0)
         self.assertEqual(serve.stop(), 0)
 
+
+    def test_ipv6_slaac_from_the_gateways_router_advertisement(self):
+        """Linux 6.1's own SLAAC against usernet's Neighbor Discovery (--ipv6):
+        a Router Solicitation answered with the fd00::/64 prefix, the guest's
+        DAD left alone, its address from its MAC (EUI-64), the gateway's
+        link-local address as default router, the RA's MTU taken."""
+        serve = Serve("--net", "user", "--ipv6")
+        self.addCleanup(serve.cleanup)
+        g = Uml(serve.sock, "slaac", extra=["vnk.ipv6=1"])
+        self.addCleanup(g.kill)
+        mac = kv(g.wait_for(r"VNK: eth0-up .*", 60).group(0))["mac"]
+        got = kv(g.wait_for(r"VNK: slaac.*", 30).group(0))
+        self.assertEqual(g.status(), 0, g.tail())
+
+        def eui64(prefix, mac):
+            o = [int(x, 16) for x in mac.split(":")]
+            iid = bytes([o[0] ^ 2, o[1], o[2], 0xff, 0xfe, o[3], o[4], o[5]])
+            return ipaddress.IPv6Address(ipaddress.IPv6Address(prefix).packed[:8] + iid)
+        self.assertEqual(ipaddress.IPv6Address(bytes.fromhex(got["address"])), eui64("fd00::", mac))
+        self.assertEqual(ipaddress.IPv6Address(bytes.fromhex(got["router"])), eui64("fe80::", "52:55:0a:00:02:02"))
+        self.assertEqual(got["mtu6"], "65520")
+        b = serve.metrics()["backend"]
+        self.assertGreaterEqual(b["ndp_router_solicitations"], 1)
+        self.assertGreaterEqual(b["ndp_advertisements_sent"], b["ndp_router_solicitations"])
+        self.assertGreaterEqual(b["ndp_ignored"], 1, "the guest's DAD probes for its own addresses")
+        for k in ("ndp_malformed", "ipv6_malformed", "drop_malformed"):
+            self.assertEqual(b[k], 0, k)
+        self.assertEqual(serve.stop(), 0)
 
     def test_addressing_is_configurable(self):
         serve = Serve("--net", "user", "--network", "192.168.77.0/24", "--gateway", "192.168.77.1",
