@@ -74,7 +74,7 @@ void write_arp(std::span<std::byte> out, const Arp& a) {
 
 std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b) { return parse_ipv4(b, b.size()); }
 
-std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b, std::size_t wire_len) {
+std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b, std::size_t wire_len, bool accept_fragments) {
   if (wire_len < b.size()) return std::unexpected(ParseError::bad_length);
   if (b.size() < kIpv4HeaderSize) return std::unexpected(ParseError::truncated);
   const auto vihl = static_cast<std::uint8_t>(b[0]);
@@ -87,7 +87,9 @@ std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> b, std::si
   if (b.size() < ip.header_len) return std::unexpected(ParseError::truncated);
   if (internet_checksum(b.first(ip.header_len)) != 0) return std::unexpected(ParseError::bad_checksum);
   const std::uint16_t frag = load_be<std::uint16_t>(b.data() + 6);
-  if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0) return std::unexpected(ParseError::fragment);
+  ip.more_fragments = (frag & 0x2000) != 0;
+  ip.fragment_offset = static_cast<std::uint16_t>((frag & 0x1fff) * 8);
+  if (ip.is_fragment() && !accept_fragments) return std::unexpected(ParseError::fragment);
   ip.tos = static_cast<std::uint8_t>(b[1]);
   ip.id = load_be<std::uint16_t>(b.data() + 4);
   ip.dont_fragment = (frag & 0x4000) != 0;

@@ -83,14 +83,19 @@ struct Ipv4 {
   Ipv4Address src, dst;
   std::uint16_t payload_len = 0;       // total_len - header_len (Ethernet padding cut off)
   std::span<const std::byte> payload;  // the part of those bytes present in the parsed span
+  std::uint16_t fragment_offset = 0;   // bytes (the field times 8); 0 unless a fragment was accepted
+  bool more_fragments = false;         // MF
+  [[nodiscard]] bool is_fragment() const noexcept { return more_fragments || fragment_offset != 0; }
 };
 // Checks version, IHL, total length against the bytes, the header checksum,
-// and refuses fragments (MF set or a non-zero offset).
+// and refuses fragments (MF set or a non-zero offset) unless
+// `accept_fragments`.
 std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> bytes);
 // The same when `head` holds only the first bytes of a packet of `wire_len`
 // bytes (the rest stays in guest memory): lengths are checked against
 // wire_len, and `payload` is cut to what `head` holds.
-std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> head, std::size_t wire_len);
+std::expected<Ipv4, ParseError> parse_ipv4(std::span<const std::byte> head, std::size_t wire_len,
+                                           bool accept_fragments = false);
 struct Ipv4Fields {
   Ipv4Address src, dst;
   std::uint8_t protocol = 0;

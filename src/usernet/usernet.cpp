@@ -15,6 +15,7 @@
 
 #include <stdexcept>
 
+#include "base/byte_order.hpp"
 #include "base/epoll_ops.hpp"
 #include "base/log.hpp"
 #include "memory/iovec_ops.hpp"
@@ -45,6 +46,7 @@ UserNet::UserNet(UsernetConfig cfg)
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
       ndp_(cfg_, counters_),
+      reassembly_(counters_),
       replies_(kReplyQueueFrames, kReplySlot),
       datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
       tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
@@ -178,17 +180,19 @@ void UserNet::handle_arp(std::span<const std::byte> payload) {
 
 void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
   const std::size_t wire_len = frame.length - kEthernetHeaderSize;
-  auto ip = parse_ipv4(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
+  auto ip = parse_ipv4(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len, /*accept_fragments=*/true);
   if (!ip) {
     counters_.drop_malformed.add();
     return;
   }
+  if (ip->is_fragment()) return reassemble(frame, *ip);
   const std::size_t want = ip->protocol == ip_proto::kTcp    ? copied
                            : ip->protocol == ip_proto::kIcmp ? frame.length
                                                              : std::min(frame.length, kHeadCopy);
   if (want > copied) {
     iov_read(frame.data, copied, std::span(work_).subspan(copied, want - copied));
-    ip = parse_ipv4(std::span(work_).first(want).subspan(kEthernetHeaderSize), wire_len);  // same header: cannot fail
+    ip = parse_ipv4(std::span(work_).first(want).subspan(kEthernetHeaderSize), wire_len,
+                    true);  // same header: cannot fail
   }
   if (ip->dst == cfg_.guest || (ip->src.value == 0 && ip->protocol != ip_proto::kUdp)) {
     counters_.drop_malformed.add();
@@ -250,6 +254,42 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
     }
     default: counters_.drop_unsupported.add(); return;
   }
+}
+
+void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
+  counters_.ip_fragments.add();
+  std::array<iovec, 64> data;
+  const std::size_t n = iov_slice(frame.data, kEthernetHeaderSize + ip.header_len, ip.payload_len, data);
+  const IpReassembly::Fragment fragment{std::span(work_).subspan(kEthernetHeaderSize, ip.header_len),
+                                        std::span(data.data(), n), ip.payload_len, ip.fragment_offset,
+                                        ip.more_fragments};
+  const IpReassembly::Key key{FlowAddress::v4(ip.src), FlowAddress::v4(ip.dst), ip.id, ip.protocol};
+  if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
+  // The whole datagram as one frame: this fragment's Ethernet header, the
+  // first fragment's IP header with its fragment fields cleared and its
+  // lengths and checksum set, then the payload.
+  const auto header = reassembly_.header();
+  const auto payload = reassembly_.payload();
+  if (header.size() + payload.size() > 65535) {  // the header grew past IPv4's limit
+    counters_.ip_fragments_dropped.add();
+    return;
+  }
+  const std::size_t len = kEthernetHeaderSize + header.size() + payload.size();
+  reassembled_.resize(len);
+  std::copy_n(work_.begin(), kEthernetHeaderSize, reassembled_.begin());
+  std::byte* h = reassembled_.data() + kEthernetHeaderSize;
+  std::copy(header.begin(), header.end(), h);
+  std::copy(payload.begin(), payload.end(), h + header.size());
+  store_be<std::uint16_t>(h + 2, static_cast<std::uint16_t>(header.size() + payload.size()));
+  store_be<std::uint16_t>(h + 6, static_cast<std::uint16_t>(load_be<std::uint16_t>(h + 6) & 0x4000));  // DF stays
+  store_be<std::uint16_t>(h + 10, 0);
+  store_be<std::uint16_t>(h + 10, internet_checksum(std::span(h, header.size())));
+  const iovec whole{reassembled_.data(), len};
+  const net::TxFrame frame_whole{net::NetHeader{}, std::span(&whole, 1), len,
+                                 std::span(reassembled_).first(std::min(len, net::kTxHeadBytes))};
+  const std::size_t copied = std::min(len, kHeaderCopy);
+  std::copy_n(reassembled_.begin(), copied, work_.begin());
+  handle_ipv4(frame_whole, copied);
 }
 
 void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
@@ -318,7 +358,7 @@ void UserNet::queue_unreachable(const Ipv4& ip) {
 }
 
 void UserNet::update_timer() {
-  const bool want = tcp_.size() + datagrams_.size() > 0;
+  const bool want = tcp_.size() + datagrams_.size() + reassembly_.size() > 0;
   if (want == timer_armed_) return;
   itimerspec its{};
   if (want) its.it_interval.tv_nsec = its.it_value.tv_nsec = kTickMs * 1'000'000;
@@ -328,6 +368,7 @@ void UserNet::update_timer() {
 
 void UserNet::run_timers() {
   const std::uint64_t now = clock_();
+  reassembly_.expire(now);
   tcp_.on_tick(now);
   datagrams_.expire(now);
 }

@@ -25,6 +25,7 @@
 #include "net/net_backend.hpp"
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
+#include "usernet/ip_reassembly.hpp"
 #include "usernet/ndp_responder.hpp"
 #include "usernet/pcap_writer.hpp"
 #include "usernet/tcp/tcp_flows.hpp"
@@ -100,6 +101,9 @@ class UserNet final : public net::NetBackend {
   // `copied` bytes of the frame are in work_.
   void handle_ipv4(const net::TxFrame& frame, std::size_t copied);
   void handle_ipv6(const net::TxFrame& frame, std::size_t copied);
+  // An IPv4 fragment (`ip`, parsed from work_): held until its datagram is
+  // whole, which then goes through handle_ipv4 as one packet.
+  void reassemble(const net::TxFrame& frame, const packet::Ipv4& ip);
   // Queues a reply built by `build` (returns its size, 0 for none).
   template <typename Build>
   void queue_reply(Build&& build);
@@ -120,6 +124,8 @@ class UserNet final : public net::NetBackend {
   bool icmp_available_ = false;
   DhcpServer dhcp_;
   NdpResponder ndp_;
+  IpReassembly reassembly_;
+  std::vector<std::byte> reassembled_;  // the last whole datagram as an Ethernet frame
   backend::FrameRing replies_;
   std::optional<MacAddress> guest_mac_;
   DatagramFlows datagrams_;

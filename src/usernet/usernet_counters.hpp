@@ -16,6 +16,10 @@ namespace vnk::usernet {
   X(ndp_advertisements_sent)   /* Router and Neighbor Advertisements queued for the guest */ \
   X(ndp_ignored)               /* NDP for other addresses (the guest's own DAD), or not for a router */ \
   X(ndp_malformed)             /* NDP messages failing RFC 4861 validation (hop limit, options, DAD rules) */ \
+  X(ip_fragments)              /* IPv4 fragments from the guest */ \
+  X(ip_reassembled)            /* datagrams put together from them */ \
+  X(ip_fragments_dropped)      /* datagrams given up: overlap, bad shape, too many, too large, evicted */ \
+  X(ip_reassembly_timeouts)    /* datagrams whose fragments did not all arrive in 30 s */ \
   X(ipv6_disabled)             /* IPv6 frames while IPv6 is off */ \
   X(ipv6_malformed)            /* IPv6 headers, extension chains or ICMPv6 checksums that do not hold */ \
   X(ipv6_fragments)            /* IPv6 fragments (not reassembled yet) */ \

@@ -1,7 +1,8 @@
 // libFuzzer target: a hostile guest's frames against usernet and the packet
-// parsers (Ethernet, ARP, IPv4, UDP, TCP, ICMP, DHCP, IPv6 with its
-// extension headers, ICMPv6 and Neighbor Discovery) and the metadata
-// service in front of it (its TCP responder and HTTP parsing).
+// parsers (Ethernet, ARP, IPv4 and the reassembly of its fragments, UDP,
+// TCP, ICMP, DHCP, IPv6 with its extension headers, ICMPv6 and Neighbor
+// Discovery) and the metadata service in front of it (its TCP responder and
+// HTTP parsing).
 //
 // usernet runs host-only with no DNS upstream, so whatever the fuzzer sends
 // can reach nothing but 127.0.0.1 (the gateway address): connects, datagrams

@@ -182,6 +182,15 @@ def usernet_seeds():
     hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])  # Router Alert, PadN
     ns = icmp6(guest_ll, sn, bytes([135, 0, 0, 0, 0, 0, 0, 0]) + gw6 + slla, ext=hbh)
     yield "ipv6_ndp", frames(rs, ns)
+    # A UDP datagram to the gateway in three IPv4 fragments, the last first.
+    big = udp_frame(GUEST_IP, GW_IP, 5002, 9, bytes(range(256)) * 3)[14:]  # the IPv4 packet
+    hdr, body = big[:20], big[20:]
+
+    def frag(off, data, more):
+        h = hdr[:2] + struct.pack("!HHH", 20 + len(data), 7, (0x2000 if more else 0) | off // 8) + hdr[8:10] + b"\0\0" + hdr[12:]
+        h = h[:10] + struct.pack("!H", inet_checksum(h)) + h[12:]
+        return GW_MAC + GUEST_MAC + b"\x08\x00" + h + data
+    yield "ipv4_fragments", frames(arp, frag(512, body[512:], False), frag(0, body[:256], True), frag(256, body[256:512], True))
     yield "udp_to_gateway_and_dns", frames(arp, udp_frame(GUEST_IP, GW_IP, 5000, 9, b"hello"),
                                            udp_frame(GUEST_IP, bytes([10, 0, 2, 3]), 5001, 53, b"\x12\x34" + bytes(10)))
 

@@ -14,6 +14,7 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -122,6 +123,39 @@ class NetnsTest(unittest.TestCase):
         self.assertIn("no offloads", plain.text())
         tap = plain.metrics()["tap"]
         self.assertLess(tap["bytes_to_tap"] / tap["frames_to_tap"], 1515)
+
+    def test_udp_datagrams_larger_than_the_mtu_cross_in_fragments(self):
+        """A namespace at MTU 1500 sends UDP datagrams of 3,000 and 20,000
+        bytes as IPv4 fragments; usernet puts them together and a host echo
+        server's answers come back whole."""
+        echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        echo.bind(("127.0.0.1", 0))
+        self.addCleanup(echo.close)
+
+        def serve():
+            try:
+                for _ in range(3):
+                    data, peer = echo.recvfrom(65536)
+                    echo.sendto(data, peer)
+            except OSError:
+                pass
+        threading.Thread(target=serve, daemon=True).start()
+        script = ("import hashlib, socket\n"
+                  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                  "s.settimeout(5)\n"
+                  "for n in (1000, 3000, 20000):\n"
+                  "    data = bytes(i * 7 % 251 for i in range(n))\n"
+                  f"    s.sendto(data, ('10.0.2.2', {echo.getsockname()[1]}))\n"
+                  "    back, _ = s.recvfrom(65536)\n"
+                  "    print('VNK: echo', f'size={n}', f'same={back == data}', flush=True)\n")
+        n, status = self.run_netns(*local_dns(self), "--mtu", "1500", "--", PYTHON, "-c", script)
+        self.assertEqual(status, 0, n.tail())
+        for size in (1000, 3000, 20000):
+            self.assertIn(f"VNK: echo size={size} same=True", n.text())
+        b = n.metrics()["backend"]
+        self.assertEqual(b["ip_reassembled"], 2)  # 1000 bytes fit one frame
+        self.assertGreaterEqual(b["ip_fragments"], 3 + 14)
+        self.assertEqual((b["ip_fragments_dropped"], b["ip_reassembly_timeouts"], b["drop_malformed"]), (0, 0, 0))
 
     def reach_host_services(self, env=None, args=()):
         web = HttpServer(100 << 20)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/byte_order.hpp"
+#include "counter_delta.hpp"
 #include "base/fd_limit.hpp"
 #include "base/unique_fd.hpp"
 #include "packet/checksum.hpp"
@@ -33,6 +34,7 @@
 #include "usernet/tcp/rtt.hpp"
 #include "usernet/tcp/sequence.hpp"
 #include "usernet/tcp/tcp_flows.hpp"
+#include "usernet/ip_reassembly.hpp"
 #include "usernet/usernet.hpp"
 
 namespace vnk::usernet {
@@ -273,6 +275,76 @@ TEST_P(UsernetFlowsTest, UdpToTheGatewayReachesHostLoopbackAndRepliesComeBack) {
   EXPECT_EQ(net->counters().udp_datagrams_out.get(), 1u);
   EXPECT_EQ(net->counters().udp_datagrams_in.get(), 1u);
   EXPECT_EQ(net->datagram_flows(), 1u);
+}
+
+// A datagram larger than the guest's MTU leaves it in IPv4 fragments; usernet
+// puts them together (in any order, duplicates ignored) and the host socket
+// gets the datagram whole. Overlapping fragments, a bad shape and fragments
+// that never complete drop their datagram, each counted; the table is bounded.
+TEST_P(UsernetFlowsTest, FragmentedDatagramsAreReassembledAndBadOnesDropped) {
+  fake_time = true;
+  start();
+  std::uint16_t port = 0;
+  UniqueFd peer = loopback_socket(SOCK_DGRAM, port);
+  // A 3000-byte payload in a UDP datagram, cut like Linux at MTU 1500:
+  // 1480-byte pieces of the IPv4 payload (the UDP header rides in the first).
+  Bytes payload(3000);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(i * 7 + 1);
+  const Bytes whole = udp(kGateway, 5555, port, payload);
+  const std::size_t l3 = kEthernetHeaderSize, l4 = l3 + kIpv4HeaderSize;
+  const std::size_t ip_payload = whole.size() - l4;
+  auto fragment = [&](std::size_t off, std::size_t len, bool more, std::uint16_t id) {
+    Bytes f(l4 + len);
+    std::copy_n(whole.begin(), l4, f.begin());
+    std::copy_n(whole.begin() + static_cast<std::ptrdiff_t>(l4 + off), len, f.begin() + static_cast<std::ptrdiff_t>(l4));
+    std::byte* h = f.data() + l3;
+    store_be<std::uint16_t>(h + 2, static_cast<std::uint16_t>(kIpv4HeaderSize + len));
+    store_be<std::uint16_t>(h + 4, id);
+    store_be<std::uint16_t>(h + 6, static_cast<std::uint16_t>((more ? 0x2000 : 0) | (off / 8)));
+    store_be<std::uint16_t>(h + 10, 0);
+    store_be<std::uint16_t>(h + 10, internet_checksum(std::span(h, kIpv4HeaderSize)));
+    return f;
+  };
+  auto received = [&] {
+    std::vector<std::byte> buf(65536);
+    if (!readable(peer.get(), 200)) return Bytes{};
+    const ssize_t n = ::recv(peer.get(), buf.data(), buf.size(), 0);
+    buf.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    return buf;
+  };
+  test::CounterDelta d(net->counters());
+  // In order.
+  send(fragment(0, 1480, true, 1));
+  send(fragment(1480, 1480, true, 1));
+  send(fragment(2960, ip_payload - 2960, false, 1));
+  EXPECT_EQ(received(), payload);
+  // Last first, a duplicate in the middle.
+  send(fragment(2960, ip_payload - 2960, false, 2));
+  send(fragment(1480, 1480, true, 2));
+  send(fragment(1480, 1480, true, 2));
+  send(fragment(0, 1480, true, 2));
+  EXPECT_EQ(received(), payload);
+  EXPECT_TRUE(d.moved(net->counters(), {{"frames_from_guest", 7}, {"ip_fragments", 7}, {"ip_reassembled", 2},
+                                        {"udp_datagrams_out", 2}, {"udp_flows_opened", 1}}));
+
+  test::CounterDelta bad(net->counters());
+  send(fragment(0, 1480, true, 3));
+  send(fragment(1000, 488, true, 3));  // overlaps the first: the datagram is dropped (RFC 5722)
+  send(fragment(1480, 1480, true, 3));
+  send(fragment(2960, ip_payload - 2960, false, 3));  // starts a new datagram 3 that never completes
+  send(fragment(0, 1001, true, 4));      // not a multiple of 8 bytes, yet not the last
+  send(fragment(1480, 1480, false, 5));  // the last: the datagram ends at 2960...
+  send(fragment(2960, 8, true, 5));      // ...so nothing may follow it
+  EXPECT_TRUE(received().empty());
+  advance(IpReassembly::kTimeoutMs);  // the incomplete one times out
+  EXPECT_TRUE(bad.moved(net->counters(), {{"frames_from_guest", 7}, {"ip_fragments", 7}, {"ip_fragments_dropped", 3},
+                                          {"ip_reassembly_timeouts", 1}}));
+  // The table is bounded: 200 datagrams that never complete hold at most 64.
+  for (std::uint16_t id = 100; id < 300; ++id) send(fragment(0, 1480, true, id));
+  EXPECT_EQ(net->counters().ip_fragments_dropped.get() - 3, 200u - IpReassembly::kMaxDatagrams);
+  send(fragment(1480, 1480, true, 299));
+  send(fragment(2960, ip_payload - 2960, false, 299));
+  EXPECT_EQ(received(), payload) << "the newest still completes";
 }
 
 // Small datagrams of one TX batch leave together (one sendmmsg per run to
