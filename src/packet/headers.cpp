@@ -107,7 +107,7 @@ void write_ipv4(std::span<std::byte> out, const Ipv4Fields& f) {
   out[1] = static_cast<std::byte>(f.tos);
   store_be<std::uint16_t>(out.data() + 2, static_cast<std::uint16_t>(kIpv4HeaderSize + f.payload_len));
   store_be<std::uint16_t>(out.data() + 4, f.id);
-  store_be<std::uint16_t>(out.data() + 6, 0x4000);  // DF: we never fragment
+  store_be<std::uint16_t>(out.data() + 6, f.fragment);
   out[8] = static_cast<std::byte>(f.ttl);
   out[9] = static_cast<std::byte>(f.protocol);
   store_be<std::uint16_t>(out.data() + 10, 0);

@@ -103,6 +103,7 @@ struct Ipv4Fields {
   std::uint16_t id = 0;
   std::uint8_t ttl = 64;
   std::uint8_t tos = 0;
+  std::uint16_t fragment = 0x4000;  // flags and offset field: DF, unless usernet fragments (MF, offset / 8)
 };
 void write_ipv4(std::span<std::byte> out, const Ipv4Fields& f);
 

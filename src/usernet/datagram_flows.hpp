@@ -73,7 +73,7 @@ class DatagramFlows {
   // Receives the next waiting datagram into `buffer` as a whole frame;
   // returns its length, or 0 when nothing waits.
   std::size_t next_frame(std::span<const iovec> buffer);
-  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_; }
+  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_ || outgoing_; }
   // Closes flows idle past their timeout.
   void expire(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
@@ -121,7 +121,25 @@ class DatagramFlows {
   // already at kEthIpv4Size in `buffer`, with the guest's identifier.
   void finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len);
 
+  // A datagram from a host socket that does not fit the guest's MTU leaves
+  // as IPv4 fragments, one per next_frame(): this is its IP payload (the UDP
+  // header and data, or the ICMP message) and how far it has gone.
+  struct Outgoing {
+    std::vector<std::byte> packet;
+    std::size_t sent = 0;
+    Ipv4Address src, dst;
+    std::uint8_t protocol = 0;
+    std::uint16_t id = 0;
+  };
+  // Starts fragmenting the IP payload of `len` bytes at kEthIpv4Size in
+  // `buffer` (its UDP header or ICMP message complete) and writes the first
+  // fragment over it.
+  std::size_t fragment(std::span<const iovec> buffer, const Flow& f, std::size_t len);
+  std::size_t next_fragment(std::span<const iovec> buffer);
+
   FlowEnv env_;
+  Outgoing outgoing_store_;
+  bool outgoing_ = false;
   FlowTable<Flow> flows_{TagKind::datagram};
   DatagramBatch batch_;
   std::deque<std::uint32_t> ready_;

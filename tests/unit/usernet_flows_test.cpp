@@ -347,6 +347,62 @@ TEST_P(UsernetFlowsTest, FragmentedDatagramsAreReassembledAndBadOnesDropped) {
   EXPECT_EQ(received(), payload) << "the newest still completes";
 }
 
+// Toward the guest: a host datagram larger than the guest's MTU arrives as
+// IPv4 fragments of at most the MTU, offsets in 8-byte units, MF on all but
+// the last, one identification, the UDP checksum over the whole datagram.
+TEST_P(UsernetFlowsTest, HostDatagramsLargerThanTheMtuReachTheGuestInFragments) {
+  UsernetConfig cfg;
+  cfg.mtu = 1500;
+  start(cfg);
+  std::uint16_t port = 0;
+  UniqueFd peer = loopback_socket(SOCK_DGRAM, port);
+  send(udp(kGateway, 5555, port, bytes_of("hello")));
+  ASSERT_TRUE(readable(peer.get(), 2000));
+  char buf[16];
+  sockaddr_in from{};
+  socklen_t fl = sizeof from;
+  ASSERT_EQ(::recvfrom(peer.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fl), 5);
+  std::vector<std::byte> big(4000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = std::byte(i * 13 + 5);
+  ASSERT_EQ(::sendto(peer.get(), big.data(), big.size(), 0, reinterpret_cast<sockaddr*>(&from), fl), 4000);
+  ASSERT_TRUE(readable(net->rx_fd(), 2000));
+  Bytes datagram;  // the IPv4 payload, put together
+  std::uint16_t id = 0;
+  for (int i = 0;; ++i) {
+    ASSERT_LT(i, 4);
+    Bytes b(65600);
+    const iovec iov{b.data(), b.size()};
+    auto r = net->receive(std::span(&iov, 1));
+    ASSERT_EQ(r.status, net::RxStatus::frame);
+    ASSERT_LE(r.written, kEthernetHeaderSize + 1500u);
+    b.resize(r.written);
+    auto eth = parse_ethernet(b);
+    auto ip = parse_ipv4(eth->payload, eth->payload.size(), /*accept_fragments=*/true);
+    ASSERT_TRUE(ip);
+    if (i == 0) id = ip->id;
+    EXPECT_EQ(ip->id, id);
+    EXPECT_EQ(ip->fragment_offset, datagram.size());
+    EXPECT_FALSE(ip->dont_fragment);
+    datagram.insert(datagram.end(), ip->payload.begin(), ip->payload.end());
+    if (!ip->more_fragments) break;
+    EXPECT_EQ(ip->payload.size() % 8, 0u);
+  }
+  ASSERT_EQ(datagram.size(), kUdpHeaderSize + big.size());
+  Ipv4 whole;
+  whole.src = kGateway;
+  whole.dst = kGuest;
+  whole.payload_len = static_cast<std::uint16_t>(datagram.size());
+  whole.payload = datagram;
+  auto u = parse_udp(whole);
+  ASSERT_TRUE(u) << "UDP checksum over the whole datagram";
+  EXPECT_EQ(u->src_port, port);
+  EXPECT_EQ(u->dst_port, 5555);
+  EXPECT_TRUE(std::equal(u->payload.begin(), u->payload.end(), big.begin(), big.end()));
+  EXPECT_EQ(net->counters().ip_fragments_to_guest.get(), 3u);  // 1480 + 1480 + 1048
+  EXPECT_EQ(net->counters().udp_datagrams_in.get(), 1u);
+  EXPECT_FALSE(next(50)) << "nothing more";
+}
+
 // Small datagrams of one TX batch leave together (one sendmmsg per run to
 // the same socket) when the batch ends; order is kept within a socket, a
 // datagram for another socket or one too large to hold sends what is held
