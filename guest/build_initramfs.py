@@ -135,24 +135,19 @@ def main():
             c.file("bin/" + os.path.basename(tool), f.read(), 0o755)
     for prog in args.dynamic:
         add_dynamic(c, prog)
-    names = []
-    for m in modules:
-        path = os.path.join(mdir, m)
-        if not os.path.exists(path):
-            sys.exit(f"build_initramfs: {path} missing")
-        with open(path, "rb") as f:
-            c.file("lib/modules/" + os.path.basename(m), f.read())
-        names.append(os.path.basename(m))
-    c.file("etc/vnk-modules", ("\n".join(names) + "\n").encode())
-    names = []
-    for m in UML_IPV6_MODULES if args.flavour == "uml" else []:
-        path = os.path.join(mdir, m)
-        if not os.path.exists(path):
-            sys.exit(f"build_initramfs: {path} missing")
-        with open(path, "rb") as f:
-            c.file("lib/modules/" + os.path.basename(m), f.read())
-        names.append(os.path.basename(m))
-    c.file("etc/vnk-modules-ipv6", ("\n".join(names) + "\n").encode())
+    def add_modules(listing, wanted):
+        """The modules in load order under lib/modules, their names in `listing`."""
+        names = []
+        for m in wanted:
+            path = os.path.join(mdir, m)
+            if not os.path.exists(path):
+                sys.exit(f"build_initramfs: {path} missing")
+            with open(path, "rb") as f:
+                c.file("lib/modules/" + os.path.basename(m), f.read())
+            names.append(os.path.basename(m))
+        c.file(listing, ("\n".join(names) + "\n").encode())
+    add_modules("etc/vnk-modules", modules)
+    add_modules("etc/vnk-modules-ipv6", UML_IPV6_MODULES if args.flavour == "uml" else [])
 
     if args.flavour == "qemu":
         # The kernel that matches these modules, for the harness to boot.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +22,15 @@ struct MacAddress {
   [[nodiscard]] bool is_locally_administered() const noexcept { return (octets[0] & 0x02) != 0; }
   [[nodiscard]] bool is_broadcast() const noexcept { return *this == broadcast(); }
   static constexpr MacAddress broadcast() noexcept { return {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}; }
+  // The six bytes at `p`, as on the wire.
+  static MacAddress load(const std::byte* p) noexcept {
+    MacAddress m;
+    for (std::size_t i = 0; i < 6; ++i) m.octets[i] = static_cast<std::uint8_t>(p[i]);
+    return m;
+  }
+  void store(std::byte* p) const noexcept {
+    for (std::size_t i = 0; i < 6; ++i) p[i] = static_cast<std::byte>(octets[i]);
+  }
   friend bool operator==(const MacAddress&, const MacAddress&) = default;
 };
 

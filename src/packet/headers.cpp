@@ -7,20 +7,6 @@
 
 namespace vnk::packet {
 
-namespace {
-
-MacAddress load_mac(const std::byte* p) {
-  MacAddress m;
-  for (std::size_t i = 0; i < 6; ++i) m.octets[i] = static_cast<std::uint8_t>(p[i]);
-  return m;
-}
-
-void store_mac(std::byte* p, const MacAddress& m) {
-  for (std::size_t i = 0; i < 6; ++i) p[i] = static_cast<std::byte>(m.octets[i]);
-}
-
-}  // namespace
-
 std::string_view to_string(ParseError e) noexcept {
   switch (e) {
     case ParseError::truncated: return "truncated";
@@ -35,13 +21,13 @@ std::string_view to_string(ParseError e) noexcept {
 
 std::expected<Ethernet, ParseError> parse_ethernet(std::span<const std::byte> frame) {
   if (frame.size() < kEthernetHeaderSize) return std::unexpected(ParseError::truncated);
-  return Ethernet{load_mac(frame.data()), load_mac(frame.data() + 6), load_be<std::uint16_t>(frame.data() + 12),
+  return Ethernet{MacAddress::load(frame.data()), MacAddress::load(frame.data() + 6), load_be<std::uint16_t>(frame.data() + 12),
                   frame.subspan(kEthernetHeaderSize)};
 }
 
 void write_ethernet(std::span<std::byte> out, MacAddress dst, MacAddress src, std::uint16_t type) {
-  store_mac(out.data(), dst);
-  store_mac(out.data() + 6, src);
+  dst.store(out.data());
+  src.store(out.data() + 6);
   store_be<std::uint16_t>(out.data() + 12, type);
 }
 
@@ -53,9 +39,9 @@ std::expected<Arp, ParseError> parse_arp(std::span<const std::byte> b) {
     return std::unexpected(ParseError::bad_version);
   Arp a;
   a.op = load_be<std::uint16_t>(b.data() + 6);
-  a.sender_mac = load_mac(b.data() + 8);
+  a.sender_mac = MacAddress::load(b.data() + 8);
   a.sender_ip = Ipv4Address{load_be<std::uint32_t>(b.data() + 14)};
-  a.target_mac = load_mac(b.data() + 18);
+  a.target_mac = MacAddress::load(b.data() + 18);
   a.target_ip = Ipv4Address{load_be<std::uint32_t>(b.data() + 24)};
   return a;
 }
@@ -66,9 +52,9 @@ void write_arp(std::span<std::byte> out, const Arp& a) {
   out[4] = std::byte{6};
   out[5] = std::byte{4};
   store_be<std::uint16_t>(out.data() + 6, a.op);
-  store_mac(out.data() + 8, a.sender_mac);
+  a.sender_mac.store(out.data() + 8);
   store_be<std::uint32_t>(out.data() + 14, a.sender_ip.value);
-  store_mac(out.data() + 18, a.target_mac);
+  a.target_mac.store(out.data() + 18);
   store_be<std::uint32_t>(out.data() + 24, a.target_ip.value);
 }
 

@@ -15,22 +15,6 @@ constexpr std::uint8_t kOptMtu = 5;
 constexpr std::uint8_t kOptRdnss = 25;
 constexpr std::uint8_t kOptDnssl = 31;
 
-MacAddress load_mac(const std::byte* p) {
-  MacAddress m;
-  for (std::size_t i = 0; i < 6; ++i) m.octets[i] = static_cast<std::uint8_t>(p[i]);
-  return m;
-}
-
-void store_address(std::byte* p, const Ipv6Address& a) {
-  for (std::size_t i = 0; i < 16; ++i) p[i] = static_cast<std::byte>(a.bytes[i]);
-}
-
-Ipv6Address load_address(const std::byte* p) {
-  Ipv6Address a;
-  for (std::size_t i = 0; i < 16; ++i) a.bytes[i] = static_cast<std::uint8_t>(p[i]);
-  return a;
-}
-
 // Walks NDP options (RFC 4861 §4.6): every one has a non-zero length in
 // units of 8 bytes and lies within the message. Returns the source
 // link-layer address option if there is one (the first, 6-byte Ethernet
@@ -42,7 +26,7 @@ std::expected<std::optional<MacAddress>, ParseError> source_mac_option(std::span
     const std::size_t len = std::size_t{static_cast<std::uint8_t>(opts[1])} * 8;
     if (len == 0) return std::unexpected(ParseError::bad_length);
     if (len > opts.size()) return std::unexpected(ParseError::truncated);
-    if (static_cast<std::uint8_t>(opts[0]) == kOptSourceLinkAddr && len == 8 && !mac) mac = load_mac(opts.data() + 2);
+    if (static_cast<std::uint8_t>(opts[0]) == kOptSourceLinkAddr && len == 8 && !mac) mac = MacAddress::load(opts.data() + 2);
     opts = opts.subspan(len);
   }
   return mac;
@@ -96,7 +80,7 @@ std::expected<NeighborSolicitation, ParseError> parse_neighbor_solicitation(cons
   if (!common_nd_checks(ip, m)) return std::unexpected(ParseError::bad_version);
   if (m.body.size() < 20) return std::unexpected(ParseError::truncated);  // reserved + target
   NeighborSolicitation ns;
-  ns.target = load_address(m.body.data() + 4);
+  ns.target = Ipv6Address::load(m.body.data() + 4);
   if (ns.target.is_multicast()) return std::unexpected(ParseError::bad_version);
   auto mac = source_mac_option(m.body.subspan(20));
   if (!mac) return std::unexpected(mac.error());
@@ -117,7 +101,7 @@ std::size_t write_router_advert(std::span<std::byte> out, const RouterAdvert& ra
   std::size_t n = 16;  // reachable time and retrans timer stay 0: unspecified
   out[n] = std::byte{kOptSourceLinkAddr};
   out[n + 1] = std::byte{1};
-  for (std::size_t i = 0; i < 6; ++i) out[n + 2 + i] = static_cast<std::byte>(ra.router_mac.octets[i]);
+  ra.router_mac.store(out.data() + n + 2);
   n += 8;
   out[n] = std::byte{kOptPrefixInfo};
   out[n + 1] = std::byte{4};
@@ -125,7 +109,7 @@ std::size_t write_router_advert(std::span<std::byte> out, const RouterAdvert& ra
   out[n + 3] = std::byte{0xc0};  // L (on-link) and A (autonomous address configuration)
   store_be<std::uint32_t>(out.data() + n + 4, ra.valid_lifetime_s);
   store_be<std::uint32_t>(out.data() + n + 8, ra.preferred_lifetime_s);
-  store_address(out.data() + n + 16, ra.prefix);
+  ra.prefix.store(out.data() + n + 16);
   n += 32;
   if (ra.mtu) {
     out[n] = std::byte{kOptMtu};
@@ -137,7 +121,7 @@ std::size_t write_router_advert(std::span<std::byte> out, const RouterAdvert& ra
     out[n] = std::byte{kOptRdnss};
     out[n + 1] = static_cast<std::byte>(1 + 2 * ra.dns.size());
     store_be<std::uint32_t>(out.data() + n + 4, ra.dns_lifetime_s);
-    for (std::size_t i = 0; i < ra.dns.size(); ++i) store_address(out.data() + n + 8 + 16 * i, ra.dns[i]);
+    for (std::size_t i = 0; i < ra.dns.size(); ++i) ra.dns[i].store(out.data() + n + 8 + 16 * i);
     n += 8 + 16 * ra.dns.size();
   }
   if (!ra.search.empty()) {
@@ -168,10 +152,10 @@ std::size_t write_neighbor_advert(std::span<std::byte> out, const Ipv6Address& t
   out[0] = std::byte{icmpv6_type::kNeighborAdvertisement};
   // R (router), S (solicited), O (override).
   out[4] = static_cast<std::byte>(0x80 | (solicited ? 0x40 : 0) | 0x20);
-  store_address(out.data() + 8, target);
+  target.store(out.data() + 8);
   out[24] = std::byte{kOptTargetLinkAddr};
   out[25] = std::byte{1};
-  for (std::size_t i = 0; i < 6; ++i) out[26 + i] = static_cast<std::byte>(mac.octets[i]);
+  mac.store(out.data() + 26);
   return kNeighborAdvertSize;
 }
 

@@ -8,12 +8,6 @@ namespace vnk::packet {
 
 namespace {
 
-Ipv6Address load_address(const std::byte* p) {
-  Ipv6Address a;
-  for (std::size_t i = 0; i < 16; ++i) a.bytes[i] = static_cast<std::uint8_t>(p[i]);
-  return a;
-}
-
 // The options of a Hop-by-Hop or Destination Options header (RFC 8200 §4.2):
 // Pad1, PadN and Router Alert are understood; an unknown option is skipped
 // only when its type's two high bits say so (00), any other is a reason to
@@ -55,8 +49,8 @@ std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::si
   ip.traffic_class = static_cast<std::uint8_t>((first >> 20) & 0xff);
   ip.flow_label = first & 0xfffff;
   ip.hop_limit = static_cast<std::uint8_t>(b[7]);
-  ip.src = load_address(b.data() + 8);
-  ip.dst = load_address(b.data() + 24);
+  ip.src = Ipv6Address::load(b.data() + 8);
+  ip.dst = Ipv6Address::load(b.data() + 24);
 
   const std::size_t end = kIpv6HeaderSize + payload_length;  // of the packet, in wire bytes
   std::uint8_t next = static_cast<std::uint8_t>(b[6]);
@@ -104,10 +98,8 @@ void write_ipv6(std::span<std::byte> out, const Ipv6Fields& f) {
   store_be<std::uint16_t>(out.data() + 4, f.payload_len);
   out[6] = static_cast<std::byte>(f.protocol);
   out[7] = static_cast<std::byte>(f.hop_limit);
-  for (std::size_t i = 0; i < 16; ++i) {
-    out[8 + i] = static_cast<std::byte>(f.src.bytes[i]);
-    out[24 + i] = static_cast<std::byte>(f.dst.bytes[i]);
-  }
+  f.src.store(out.data() + 8);
+  f.dst.store(out.data() + 24);
 }
 
 void add_ipv6_pseudo_header(Checksum& c, const Ipv6Address& src, const Ipv6Address& dst, std::uint8_t protocol,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +21,15 @@ struct Ipv6Address {
   static std::optional<Ipv6Address> parse(std::string_view text);
   // RFC 5952 text.
   [[nodiscard]] std::string to_string() const;
+  // The sixteen bytes at `p`, as on the wire.
+  static Ipv6Address load(const std::byte* p) noexcept {
+    Ipv6Address a;
+    for (std::size_t i = 0; i < 16; ++i) a.bytes[i] = static_cast<std::uint8_t>(p[i]);
+    return a;
+  }
+  void store(std::byte* p) const noexcept {
+    for (std::size_t i = 0; i < 16; ++i) p[i] = static_cast<std::byte>(bytes[i]);
+  }
 
   [[nodiscard]] constexpr bool is_unspecified() const noexcept { return *this == Ipv6Address{}; }
   [[nodiscard]] constexpr bool is_loopback() const noexcept {
