@@ -76,7 +76,7 @@ int run_netns(const NetnsArgs& a) {
     const char* shell = std::getenv("SHELL");
     request.command = {shell != nullptr && *shell != 0 ? shell : "/bin/sh"};
   }
-  request.interface = {a.ifname, *mac, cfg->mtu, cfg->guest.value, cfg->prefix, cfg->gateway.value};
+  request.interface = {a.ifname, *mac, cfg->mtu, cfg->guest.value, cfg->prefix, cfg->gateway.value, cfg->ipv6.enabled};
   request.resolv_conf = resolv_conf_for(*cfg);
   auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::netns, false});
   if (!plan) return fail(plan.error());

@@ -39,11 +39,11 @@ void add_usernet_options(CLI::App& group, UsernetArgs& args, const std::string& 
                  fmt::format("Let the {} reach link-local 169.254.0.0/16 through host sockets; by default it is "
                              "refused, as clouds serve the host's metadata and credentials there",
                              peer));
-  if (peer == "guest")
-    group.add_flag("--ipv6", args.ipv6,
-                   "IPv6 on the link, in progress: the gateway answers Neighbor Discovery, so the guest configures "
-                   "fd00::/64 addresses by SLAAC and learns fd00::3 as its DNS server; TCP, UDP and ping over IPv6 "
-                   "are not forwarded yet");
+  group.add_flag("--ipv6", args.ipv6,
+                 fmt::format("IPv6 on the link, in progress: the gateway answers Neighbor Discovery, so the {} "
+                             "configures an fd00::/64 address by SLAAC (fd00::3 advertised as DNS server); TCP, UDP "
+                             "and ping over IPv6 are not forwarded yet",
+                             peer));
 }
 
 std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const UsernetArgs& a) {

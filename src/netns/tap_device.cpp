@@ -98,7 +98,7 @@ std::expected<void, std::string> configure_interface(const InterfaceSettings& s)
   if (::ioctl(fd, SIOCSIFMTU, &ifr) != 0)
     return std::unexpected(fmt::format("cannot set MTU {} on {}: {}", s.mtu, s.name, std::strerror(errno)));
 
-  disable_ipv6(s.name);
+  if (!s.ipv6) disable_ipv6(s.name);
 
   ifr = request_for(s.name);
   ifr.ifr_addr = ipv4_sockaddr(s.address);

@@ -31,12 +31,13 @@ struct InterfaceSettings {
   std::uint32_t address = 0;
   unsigned prefix = 24;
   std::optional<std::uint32_t> gateway;  // installed as the default route
+  bool ipv6 = false;  // leave IPv6 on: the kernel configures itself from usernet's Router Advertisement
 };
 
 // Sets MAC, MTU, address and netmask, brings the interface up and adds the
-// default route, in the calling thread's network namespace. IPv6 is switched
-// off on the interface when the namespace allows it (usernet is IPv4 only;
-// router solicitations would only be counted and dropped).
+// default route, in the calling thread's network namespace. Unless
+// `ipv6`, IPv6 is switched off on the interface when the namespace allows it
+// (router solicitations would only be counted and dropped).
 std::expected<void, std::string> configure_interface(const InterfaceSettings& s);
 
 // Brings `lo` up: a fresh namespace starts with it down.

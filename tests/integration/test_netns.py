@@ -124,6 +124,23 @@ class NetnsTest(unittest.TestCase):
         tap = plain.metrics()["tap"]
         self.assertLess(tap["bytes_to_tap"] / tap["frames_to_tap"], 1515)
 
+    def test_ipv6_slaac_in_the_namespace(self):
+        """--ipv6: the namespace's kernel configures itself from usernet's
+        Router Advertisement: an fd00::/64 address from its MAC (EUI-64), the
+        gateway's link-local address as default router, the RA's MTU."""
+        script = ("for i in $(seq 100); do ip -6 -o addr show dev tap0 scope global -tentative | grep -q fd00 "
+                  "&& break; sleep 0.1; done; ip -6 -o addr show dev tap0 scope global; ip -6 route show default; "
+                  "echo mtu6=$(cat /proc/sys/net/ipv6/conf/tap0/mtu)")
+        n, status = self.run_netns(*local_dns(self), "--ipv6", "--mac", "02:00:00:00:0a:0f", "--", "sh", "-c", script)
+        out = n.text()
+        self.assertEqual(status, 0, out)
+        self.assertIn("inet6 fd00::ff:fe00:a0f/64 scope global", out)
+        self.assertIn("default via fe80::5055:aff:fe00:202 dev tap0 proto ra", out)
+        self.assertIn("mtu6=65520", out)
+        b = n.metrics()["backend"]
+        self.assertGreaterEqual(b["ndp_router_solicitations"], 1)
+        self.assertEqual((b["ndp_malformed"], b["ipv6_malformed"]), (0, 0))
+
     def test_udp_datagrams_larger_than_the_mtu_cross_in_fragments(self):
         """A namespace at MTU 1500 sends UDP datagrams of 3,000 and 20,000
         bytes as IPv4 fragments; usernet puts them together, and a host echo
