@@ -65,7 +65,8 @@ std::expected<Arp, ParseError> parse_arp(std::span<const std::byte> bytes);
 void write_arp(std::span<std::byte> out, const Arp& arp);
 
 // --- IPv4 (RFC 791) --------------------------------------------------------
-constexpr std::size_t kIpv4HeaderSize = 20;  // written without options
+constexpr std::size_t kIpv4HeaderSize = 20;     // written without options
+constexpr std::size_t kIpv4MaxHeaderSize = 60;  // IHL 15: options included
 namespace ip_proto {
 constexpr std::uint8_t kIcmp = 1;
 constexpr std::uint8_t kTcp = 6;

@@ -25,7 +25,7 @@ constexpr std::uint8_t kAdminProhibited = 13;  // RFC 1812 §5.2.7.1: refused by
 
 // The bytes of the offending datagram a Destination Unreachable quotes: its
 // IP header and the first 8 bytes of its payload (RFC 792).
-constexpr std::size_t kIcmpQuoteMax = 60 + 8;
+constexpr std::size_t kIcmpQuoteMax = kIpv4MaxHeaderSize + 8;
 
 // Writes a Destination Unreachable message with `code` quoting `original`
 // (at most kIcmpQuoteMax bytes are used) into `out`; returns its length, or

@@ -280,7 +280,7 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
 }
 
 std::size_t DatagramFlows::fragment(std::span<const iovec> buffer, const Flow& f, std::size_t len) {
-  Outgoing& o = outgoing_store_;
+  Outgoing& o = outgoing_;
   o.packet.resize(len);
   iov_read(buffer, kEthIpv4Size, o.packet);
   o.sent = 0;
@@ -288,18 +288,17 @@ std::size_t DatagramFlows::fragment(std::span<const iovec> buffer, const Flow& f
   o.dst = f.key.guest.ipv4();
   o.protocol = f.key.protocol;
   o.id = ip_id_++;
-  outgoing_ = true;
   return next_fragment(buffer);
 }
 
 std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
-  Outgoing& o = outgoing_store_;
+  Outgoing& o = outgoing_;
   // Every fragment but the last carries a multiple of 8 bytes (RFC 791).
   const std::size_t per = (env_.cfg.mtu - kIpv4HeaderSize) / 8 * 8;
   const std::size_t n = std::min(per, o.packet.size() - o.sent);
   if (iov_length(buffer) < kEthIpv4Size + n) {
     env_.counters.drop_too_big_for_guest.add();  // a buffer smaller than the MTU: the datagram is lost
-    outgoing_ = false;
+    o.sent = o.packet.size();
     return 0;
   }
   const bool more = o.sent + n < o.packet.size();
@@ -311,12 +310,11 @@ std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
   iov_write(buffer, kEthIpv4Size, std::span(o.packet).subspan(o.sent, n));
   o.sent += n;
   env_.counters.ip_fragments_to_guest.add();
-  if (!more) outgoing_ = false;
   return kEthIpv4Size + n;
 }
 
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
-  if (outgoing_ && env_.guest_mac) return next_fragment(buffer);
+  if (outgoing_.pending() && env_.guest_mac) return next_fragment(buffer);
   if (raw_ready_ && env_.guest_mac) {
     if (const std::size_t n = next_raw_icmp_frame(buffer); n != 0) return n;
   }

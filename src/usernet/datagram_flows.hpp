@@ -73,7 +73,7 @@ class DatagramFlows {
   // Receives the next waiting datagram into `buffer` as a whole frame;
   // returns its length, or 0 when nothing waits.
   std::size_t next_frame(std::span<const iovec> buffer);
-  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_ || outgoing_; }
+  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_ || outgoing_.pending(); }
   // Closes flows idle past their timeout.
   void expire(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
@@ -130,6 +130,7 @@ class DatagramFlows {
     Ipv4Address src, dst;
     std::uint8_t protocol = 0;
     std::uint16_t id = 0;
+    [[nodiscard]] bool pending() const noexcept { return sent < packet.size(); }
   };
   // Starts fragmenting the IP payload of `len` bytes at kEthIpv4Size in
   // `buffer` (its UDP header or ICMP message complete) and writes the first
@@ -138,8 +139,7 @@ class DatagramFlows {
   std::size_t next_fragment(std::span<const iovec> buffer);
 
   FlowEnv env_;
-  Outgoing outgoing_store_;
-  bool outgoing_ = false;
+  Outgoing outgoing_;
   FlowTable<Flow> flows_{TagKind::datagram};
   DatagramBatch batch_;
   std::deque<std::uint32_t> ready_;

@@ -6,7 +6,8 @@
 
 namespace vnk::usernet {
 
-IpReassembly::IpReassembly(UsernetCounters& counters) : counters_(counters), entries_(kMaxDatagrams) {}
+IpReassembly::IpReassembly(UsernetCounters& counters, std::size_t headroom)
+    : counters_(counters), headroom_(headroom), entries_(kMaxDatagrams) {}
 
 void IpReassembly::free(Entry& e) {
   bytes_ -= e.data.size();
@@ -59,16 +60,21 @@ IpReassembly::Outcome IpReassembly::add(const Key& key, const Fragment& f, std::
   auto it = std::ranges::lower_bound(e.ranges, begin, {}, &Range::begin);
   if (it != e.ranges.end() && it->begin == begin && it->end == stop) return Outcome::held;  // an exact duplicate
   const bool overlaps = (it != e.ranges.end() && it->begin < stop) || (it != e.ranges.begin() && std::prev(it)->end > begin);
-  const std::size_t growth = end > e.data.size() ? end - e.data.size() : 0;
+  const std::size_t size = headroom_ + end;
+  const std::size_t growth = size > e.data.size() ? size - e.data.size() : 0;
   if (overlaps || bytes_ + growth > kMaxBytes) {
     drop(e);
     return Outcome::dropped;
   }
   if (growth) {
-    e.data.resize(end);
+    e.data.resize(size);
     bytes_ += growth;
   }
-  iov_read(f.data, 0, std::span(e.data).subspan(f.offset, f.length));
+  // `length` is the guest's IP header's word; the bytes must be there too.
+  if (iov_read(f.data, 0, std::span(e.data).subspan(headroom_ + f.offset, f.length)) != f.length) {
+    drop(e);
+    return Outcome::dropped;
+  }
   e.ranges.insert(it, Range{begin, stop});
   if (!f.more) e.total = stop;
   if (f.offset == 0) e.header.assign(f.header.begin(), f.header.end());
@@ -83,7 +89,7 @@ IpReassembly::Outcome IpReassembly::add(const Key& key, const Fragment& f, std::
   if (covered != *e.total) return Outcome::held;
   bytes_ -= e.data.size();
   done_header_ = std::move(e.header);
-  done_payload_ = std::move(e.data);
+  done_ = std::move(e.data);
   e = Entry{};
   --live_;
   counters_.ip_reassembled.add();

@@ -48,18 +48,21 @@ class IpReassembly {
   };
   enum class Outcome { held, complete, dropped };
 
-  explicit IpReassembly(UsernetCounters& counters);
+  // Each datagram's buffer keeps `headroom` bytes free in front of its
+  // payload, so the caller can put its headers there and hand the datagram
+  // on without copying it again.
+  IpReassembly(UsernetCounters& counters, std::size_t headroom);
 
-  // Adds one fragment. After Outcome::complete, header() and payload() are
-  // the whole datagram, valid until the next add().
+  // Adds one fragment. After Outcome::complete, header() is the first
+  // fragment's IP header and completed() the datagram's buffer: `headroom`
+  // free bytes, then the whole payload; both valid until the next add().
   Outcome add(const Key& key, const Fragment& fragment, std::uint64_t now_ms);
   [[nodiscard]] std::span<const std::byte> header() const noexcept { return done_header_; }
-  [[nodiscard]] std::span<const std::byte> payload() const noexcept { return done_payload_; }
+  [[nodiscard]] std::span<std::byte> completed() noexcept { return done_; }
 
   // Drops datagrams whose first fragment is kTimeoutMs old.
   void expire(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return live_; }
-  [[nodiscard]] std::size_t bytes_held() const noexcept { return bytes_; }
 
  private:
   struct Range {
@@ -70,7 +73,7 @@ class IpReassembly {
     bool live = false;
     std::uint64_t first_ms = 0;
     std::vector<std::byte> header;  // empty until the fragment at offset 0 arrives
-    std::vector<std::byte> data;
+    std::vector<std::byte> data;  // headroom_, then the payload as far as it has come
     std::vector<Range> ranges;  // sorted, disjoint
     std::optional<std::uint32_t> total;  // known from the last fragment
   };
@@ -79,10 +82,11 @@ class IpReassembly {
   void free(Entry& e);
 
   UsernetCounters& counters_;
+  std::size_t headroom_;
   std::vector<Entry> entries_;
   std::size_t live_ = 0;
   std::size_t bytes_ = 0;
-  std::vector<std::byte> done_header_, done_payload_;
+  std::vector<std::byte> done_header_, done_;
 };
 
 }  // namespace vnk::usernet

@@ -54,8 +54,7 @@ std::size_t NdpResponder::router_advert(const Ipv6& ip, const Icmpv6& msg, const
   learn(ip.src);
   RouterAdvert ra;
   ra.router_mac = cfg_.gateway_mac;
-  ra.prefix = cfg_.ipv6.prefix;
-  ra.prefix_len = 64;
+  ra.prefix = cfg_.ipv6.prefix;  // a /64, as SLAAC needs
   ra.mtu = cfg_.mtu >= 1280 ? cfg_.mtu : 0;  // IPv6's minimum link MTU
   ra.dns = {cfg_.ipv6.dns};
   if (!cfg_.domain.empty()) ra.search = {cfg_.domain};

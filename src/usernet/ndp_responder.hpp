@@ -26,9 +26,6 @@ class NdpResponder {
   std::size_t handle(const packet::Ipv6& ip, const packet::Icmpv6& msg, const MacAddress& guest_mac,
                      std::span<std::byte> out);
 
-  // The gateway's link-local address: the source of its advertisements and
-  // the guest's next hop.
-  [[nodiscard]] const packet::Ipv6Address& gateway_link_local() const noexcept { return link_local_; }
   // Is `a` one of the gateway's addresses (global, link-local) or the DNS address?
   [[nodiscard]] bool owns(const packet::Ipv6Address& a) const noexcept;
   // The guest's addresses seen so far as sources (link-local, SLAAC, ...),
@@ -48,7 +45,7 @@ class NdpResponder {
 
   const UsernetConfig& cfg_;
   UsernetCounters& counters_;
-  packet::Ipv6Address link_local_;
+  packet::Ipv6Address link_local_;  // the gateway's: the source of its advertisements, the guest's next hop
   std::array<packet::Ipv6Address, kMaxGuestAddresses> guest_addresses_{};
   std::size_t guest_address_count_ = 0;
 };

@@ -46,7 +46,7 @@ UserNet::UserNet(UsernetConfig cfg)
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
       ndp_(cfg_, counters_),
-      reassembly_(counters_),
+      reassembly_(counters_, kEthernetHeaderSize + kIpv4MaxHeaderSize),
       replies_(kReplyQueueFrames, kReplySlot),
       datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
       tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
@@ -265,30 +265,31 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
                                         ip.more_fragments};
   const IpReassembly::Key key{FlowAddress::v4(ip.src), FlowAddress::v4(ip.dst), ip.id, ip.protocol};
   if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
-  // The whole datagram as one frame: this fragment's Ethernet header, the
-  // first fragment's IP header with its fragment fields cleared and its
-  // lengths and checksum set, then the payload.
+  // The whole datagram as one frame, built in front of its payload: this
+  // fragment's Ethernet header, the first fragment's IP header with its
+  // fragment fields cleared and its lengths and checksum set.
   const auto header = reassembly_.header();
-  const auto payload = reassembly_.payload();
-  if (header.size() + payload.size() > 65535) {  // the header grew past IPv4's limit
+  const auto buffer = reassembly_.completed();
+  const std::size_t headroom = kEthernetHeaderSize + kIpv4MaxHeaderSize;
+  const std::size_t total = buffer.size() - headroom + header.size();
+  if (total > 65535) {  // the header grew past IPv4's limit
     counters_.ip_fragments_dropped.add();
     return;
   }
-  const std::size_t len = kEthernetHeaderSize + header.size() + payload.size();
-  reassembled_.resize(len);
-  std::copy_n(work_.begin(), kEthernetHeaderSize, reassembled_.begin());
-  std::byte* h = reassembled_.data() + kEthernetHeaderSize;
+  const auto whole_frame = buffer.subspan(headroom - header.size() - kEthernetHeaderSize);
+  std::copy_n(work_.begin(), kEthernetHeaderSize, whole_frame.begin());
+  std::byte* h = whole_frame.data() + kEthernetHeaderSize;
   std::copy(header.begin(), header.end(), h);
-  std::copy(payload.begin(), payload.end(), h + header.size());
-  store_be<std::uint16_t>(h + 2, static_cast<std::uint16_t>(header.size() + payload.size()));
+  store_be<std::uint16_t>(h + 2, static_cast<std::uint16_t>(total));
   store_be<std::uint16_t>(h + 6, static_cast<std::uint16_t>(load_be<std::uint16_t>(h + 6) & 0x4000));  // DF stays
   store_be<std::uint16_t>(h + 10, 0);
   store_be<std::uint16_t>(h + 10, internet_checksum(std::span(h, header.size())));
-  const iovec whole{reassembled_.data(), len};
+  const std::size_t len = whole_frame.size();
+  const iovec whole{whole_frame.data(), len};
   const net::TxFrame frame_whole{net::NetHeader{}, std::span(&whole, 1), len,
-                                 std::span(reassembled_).first(std::min(len, net::kTxHeadBytes))};
+                                 whole_frame.first(std::min(len, net::kTxHeadBytes))};
   const std::size_t copied = std::min(len, kHeaderCopy);
-  std::copy_n(reassembled_.begin(), copied, work_.begin());
+  std::copy_n(whole_frame.begin(), copied, work_.begin());
   handle_ipv4(frame_whole, copied);
 }
 

@@ -125,7 +125,6 @@ class UserNet final : public net::NetBackend {
   DhcpServer dhcp_;
   NdpResponder ndp_;
   IpReassembly reassembly_;
-  std::vector<std::byte> reassembled_;  // the last whole datagram as an Ethernet frame
   backend::FrameRing replies_;
   std::optional<MacAddress> guest_mac_;
   DatagramFlows datagrams_;

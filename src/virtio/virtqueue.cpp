@@ -193,26 +193,19 @@ void Virtqueue::disable_notification(const GuestMemory& mem) {
 }
 
 bool Virtqueue::enable_notification(const GuestMemory& mem) {
-  if (!event_idx_) {
+  std::array<std::byte, 2> raw{};
+  if (event_idx_) {
+    // Unwritable avail_event: the driver keeps notifying on every post,
+    // which is safe, so there is nothing to report.
+    store_le<std::uint16_t>(raw.data(), next_avail_.value());
+    if (!used_write(mem, avail_event(), raw)) return false;
+  } else {
     if (!notify_off_) return false;  // never turned off: the driver notifies on every post
-    std::array<std::byte, 2> raw{};
     if (!used_write(mem, kUsedFlags, raw)) return false;
     notify_off_ = false;
-    // Pairs with the driver's mb() between publishing avail->idx and
-    // reading used->flags in virtqueue_kick_prepare.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
-    if (!idx) return false;
-    avail_seen_ = RingIndex(*idx);
-    return avail_seen_ != next_avail_;
   }
-  // Unwritable avail_event: the driver keeps notifying on every post, which
-  // is safe, so there is nothing to report.
-  std::array<std::byte, 2> raw{};
-  store_le<std::uint16_t>(raw.data(), next_avail_.value());
-  if (!used_write(mem, avail_event(), raw)) return false;
   // Pairs with the driver's mb() between publishing avail->idx and reading
-  // avail_event in virtqueue_kick_prepare.
+  // avail_event (or used->flags) in virtqueue_kick_prepare.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto idx = avail_u16(mem, kRingIdx, /*acquire=*/true);
   if (!idx) return false;

@@ -150,7 +150,8 @@ class TcpFlows {
     bool failed = false;       // the socket failed: the flow is closed
   };
   Peek peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq, std::size_t max);
-  // Moves the socket's peek offset to where snd_nxt says it is.
+  // Moves the socket's peek offset to where snd_nxt says it is; a socket
+  // gets one only once bytes are in flight.
   void sync_peek_offset(Flow& f);
   // The largest payload a segment into `buffer` may carry for `f`: one MSS,
   // or with TSO as much as one IPv4 packet holds.
@@ -171,7 +172,7 @@ class TcpFlows {
   void measure_fresh_room(Flow& f) noexcept;
   // Arms EPOLLOUT on the socket so the guest learns when it drains.
   void want_writable(Flow& f, std::uint32_t slot);
-  // TCP_NODELAY, and a peek offset of 0 where the kernel has SO_PEEK_OFF.
+  // TCP_NODELAY (the peek offset waits for bytes in flight: sync_peek_offset).
   void prepare_socket(int fd) const noexcept;
   // Headers (checksum included) of a segment from the flow's remote end to
   // the guest, for `payload_len` bytes whose checksum is `payload_sum`.
