@@ -102,14 +102,16 @@ void write_ipv4(std::span<std::byte> out, const Ipv4Fields& f) {
   store_be<std::uint16_t>(out.data() + 10, internet_checksum(out.first(kIpv4HeaderSize)));
 }
 
-std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum) {
+std::expected<Udp, ParseError> parse_udp(const IpPacket& ip, bool partial_checksum) {
   const auto b = ip.payload;
   if (b.size() < kUdpHeaderSize) return std::unexpected(ParseError::truncated);
   const std::uint16_t len = load_be<std::uint16_t>(b.data() + 4);
   if (len < kUdpHeaderSize || len > ip.payload_len) return std::unexpected(ParseError::bad_length);
-  if (!partial_checksum && load_be<std::uint16_t>(b.data() + 6) != 0 && len <= b.size()) {
+  const std::uint16_t field = load_be<std::uint16_t>(b.data() + 6);
+  if (field == 0 && !ip.is_v4()) return std::unexpected(ParseError::bad_checksum);  // mandatory over IPv6
+  if (!partial_checksum && field != 0 && len <= b.size()) {
     Checksum c;
-    add_ipv4_pseudo_header(c, ip.src.value, ip.dst.value, ip_proto::kUdp, len);
+    add_pseudo_header(c, ip.src, ip.dst, ip_proto::kUdp, len);
     c.add(b.first(len));
     if (c.finish() != 0) return std::unexpected(ParseError::bad_checksum);
   }
@@ -121,7 +123,7 @@ std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum) 
 namespace {
 
 // The UDP header over a payload whose checksum is known.
-void write_udp_header(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
+void write_udp_header(std::span<std::byte> out, const IpAddress& src, const IpAddress& dst, std::uint16_t src_port,
                       std::uint16_t dst_port, std::uint16_t payload_len, const Checksum& payload_sum) {
   const auto len = static_cast<std::uint16_t>(kUdpHeaderSize + payload_len);
   store_be<std::uint16_t>(out.data(), src_port);
@@ -129,7 +131,7 @@ void write_udp_header(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst
   store_be<std::uint16_t>(out.data() + 4, len);
   store_be<std::uint16_t>(out.data() + 6, 0);
   Checksum c;
-  add_ipv4_pseudo_header(c, src.value, dst.value, ip_proto::kUdp, len);
+  add_pseudo_header(c, src, dst, ip_proto::kUdp, len);
   c.add(out.first(kUdpHeaderSize));
   c.append(payload_sum);
   std::uint16_t sum = c.finish();
@@ -139,7 +141,7 @@ void write_udp_header(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst
 
 }  // namespace
 
-void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
+void write_udp(std::span<std::byte> out, const IpAddress& src, const IpAddress& dst, std::uint16_t src_port,
                std::uint16_t dst_port, std::uint16_t payload_len) {
   Checksum payload;
   payload.add(out.subspan(kUdpHeaderSize, payload_len));
@@ -148,19 +150,22 @@ void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::
 
 std::size_t write_udp_frame(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
                             std::uint16_t ip_id) {
+  const std::size_t headers = udp_frame_overhead(e.src);
   Checksum payload;
-  payload.add(out.subspan(kUdpFrameOverhead, payload_len));
+  payload.add(out.subspan(headers, payload_len));
   write_udp_frame_headers(out, e, payload_len, payload, ip_id);
-  return kUdpFrameOverhead + payload_len;
+  return headers + payload_len;
 }
 
-void write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
-                             const Checksum& payload_sum, std::uint16_t ip_id) {
-  const std::size_t l3 = kEthernetHeaderSize, l4 = l3 + kIpv4HeaderSize;
-  write_ethernet(out, e.dst_mac, e.src_mac, ethertype::kIpv4);
-  write_ipv4(out.subspan(l3), Ipv4Fields{e.src, e.dst, ip_proto::kUdp,
-                                         static_cast<std::uint16_t>(kUdpHeaderSize + payload_len), ip_id, 64, 0});
+std::size_t write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
+                                    const Checksum& payload_sum, std::uint16_t ip_id) {
+  write_ethernet(out, e.dst_mac, e.src_mac, e.src.is_v4() ? ethertype::kIpv4 : ethertype::kIpv6);
+  const std::size_t l4 =
+      kEthernetHeaderSize +
+      write_ip(out.subspan(kEthernetHeaderSize),
+               IpFields{e.src, e.dst, ip_proto::kUdp, static_cast<std::uint16_t>(kUdpHeaderSize + payload_len), ip_id});
   write_udp_header(out.subspan(l4), e.src, e.dst, e.src_port, e.dst_port, payload_len, payload_sum);
+  return l4 + kUdpHeaderSize;
 }
 
 }  // namespace vnk::packet

@@ -16,6 +16,7 @@
 
 #include "base/mac_address.hpp"
 #include "packet/checksum.hpp"
+#include "packet/ip.hpp"
 #include "packet/ipv4_address.hpp"
 
 namespace vnk::packet {
@@ -107,6 +108,8 @@ struct Ipv4Fields {
   std::uint16_t fragment = 0x4000;  // flags and offset field: DF, unless usernet fragments (MF, offset / 8)
 };
 void write_ipv4(std::span<std::byte> out, const Ipv4Fields& f);
+// What lies above the header, as the upper layers of either family take it.
+IpPacket ip_packet(const Ipv4& ip);
 
 // --- UDP (RFC 768) ---------------------------------------------------------
 constexpr std::size_t kUdpHeaderSize = 8;
@@ -116,33 +119,43 @@ struct Udp {
   std::uint16_t payload_len = 0;       // from the UDP length field
   std::span<const std::byte> payload;  // the part present in ip.payload
 };
-// `ip` supplies the pseudo-header; a zero checksum means "none" (IPv4). The
-// checksum is verified when the whole datagram is in ip.payload, unless
-// `partial_checksum`: the sender left it for us to complete (a frame with
-// NEEDS_CSUM), so the field holds only the pseudo-header's sum.
-std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum = false);
+// `ip` supplies the pseudo-header; a zero checksum means "none" over IPv4
+// and is refused over IPv6 (RFC 8200 §8.1). The checksum is verified when
+// the whole datagram is in ip.payload, unless `partial_checksum`: the sender
+// left it for us to complete (a frame with NEEDS_CSUM), so the field holds
+// only the pseudo-header's sum.
+std::expected<Udp, ParseError> parse_udp(const IpPacket& ip, bool partial_checksum = false);
+inline std::expected<Udp, ParseError> parse_udp(const Ipv4& ip, bool partial_checksum = false) {
+  return parse_udp(ip_packet(ip), partial_checksum);
+}
 // Writes the UDP header for `payload_len` bytes that already follow it in
 // `out`, with the checksum over them.
-void write_udp(std::span<std::byte> out, Ipv4Address src, Ipv4Address dst, std::uint16_t src_port,
+void write_udp(std::span<std::byte> out, const IpAddress& src, const IpAddress& dst, std::uint16_t src_port,
                std::uint16_t dst_port, std::uint16_t payload_len);
 
 // --- Whole frames ----------------------------------------------------------
 struct UdpEndpoints {
   MacAddress dst_mac, src_mac;
-  Ipv4Address src;
+  IpAddress src;  // both of one family
   std::uint16_t src_port = 0;
-  Ipv4Address dst;
+  IpAddress dst;
   std::uint16_t dst_port = 0;
 };
 constexpr std::size_t kUdpFrameOverhead = kEthernetHeaderSize + kIpv4HeaderSize + kUdpHeaderSize;
-// Writes Ethernet + IPv4 + UDP headers in front of `payload_len` bytes that
-// the caller already placed at out[kUdpFrameOverhead]; returns the frame size.
+// Ethernet, IP and UDP headers for the family of `a`.
+[[nodiscard]] constexpr std::size_t udp_frame_overhead(const IpAddress& a) noexcept {
+  return kEthernetHeaderSize + ip_header_size(a) + kUdpHeaderSize;
+}
+// Writes Ethernet + IP + UDP headers in front of `payload_len` bytes that
+// the caller already placed at out[udp_frame_overhead(e.src)]; returns the
+// frame size.
 std::size_t write_udp_frame(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
                             std::uint16_t ip_id = 0);
 // The same when the payload lies elsewhere (guest memory): only the
-// kUdpFrameOverhead header bytes are written, and `payload_sum` is the
-// payload's checksum (Checksum over its bytes, from the first).
-void write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
+// udp_frame_overhead() header bytes are written (their count is returned),
+// and `payload_sum` is the payload's checksum (Checksum over its bytes, from
+// the first).
+std::size_t write_udp_frame_headers(std::span<std::byte> out, const UdpEndpoints& e, std::uint16_t payload_len,
                              const Checksum& payload_sum, std::uint16_t ip_id);
 
 }  // namespace vnk::packet

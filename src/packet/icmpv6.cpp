@@ -65,6 +65,22 @@ std::expected<Icmpv6, ParseError> parse_icmpv6(const Ipv6& ip) {
                 b.subspan(kIcmpv6HeaderSize, ip.payload_len - kIcmpv6HeaderSize)};
 }
 
+std::expected<Icmpv6Echo, ParseError> parse_icmpv6_echo(const Icmpv6& m) {
+  if (m.body.size() < 4) return std::unexpected(ParseError::truncated);
+  return Icmpv6Echo{load_be<std::uint16_t>(m.body.data()), load_be<std::uint16_t>(m.body.data() + 2)};
+}
+
+std::size_t write_icmpv6_unreachable(std::span<std::byte> out, std::uint8_t code, std::span<const std::byte> original) {
+  const std::size_t quote = std::min(original.size(), kIcmpv6ErrorMax - 8);
+  const std::size_t len = 8 + quote;
+  if (out.size() < len) return 0;
+  std::fill_n(out.begin(), 8, std::byte{0});  // checksum and the 4 unused bytes
+  out[0] = std::byte{icmpv6_type::kDestUnreachable};
+  out[1] = std::byte{code};
+  std::copy_n(original.begin(), quote, out.begin() + 8);
+  return len;
+}
+
 std::expected<RouterSolicitation, ParseError> parse_router_solicitation(const Ipv6& ip, const Icmpv6& m) {
   if (m.type != icmpv6_type::kRouterSolicitation) return std::unexpected(ParseError::unsupported);
   if (!common_nd_checks(ip, m)) return std::unexpected(ParseError::bad_version);

@@ -28,6 +28,13 @@ constexpr std::uint8_t kRouterAdvertisement = 134;
 constexpr std::uint8_t kNeighborSolicitation = 135;
 constexpr std::uint8_t kNeighborAdvertisement = 136;
 }  // namespace icmpv6_type
+namespace icmpv6_unreachable {
+constexpr std::uint8_t kNoRoute = 0;
+constexpr std::uint8_t kAdminProhibited = 1;  // RFC 4443 §3.1: refused by policy
+}  // namespace icmpv6_unreachable
+// An error message and the packet it quotes stay within IPv6's minimum MTU
+// (RFC 4443 §2.4 (c)).
+constexpr std::size_t kIcmpv6ErrorMax = 1280 - kIpv6HeaderSize;
 
 struct Icmpv6 {
   std::uint8_t type = 0, code = 0;
@@ -36,6 +43,19 @@ struct Icmpv6 {
 // The message must be whole in ip.payload (ip.protocol == 58); its checksum
 // over the pseudo-header is verified.
 std::expected<Icmpv6, ParseError> parse_icmpv6(const Ipv6& ip);
+
+// The identifier and sequence of an Echo Request or Reply (`m` parsed by
+// parse_icmpv6 with type 128 or 129); ParseError::truncated when the body
+// is shorter than they are.
+struct Icmpv6Echo {
+  std::uint16_t id = 0, seq = 0;
+};
+std::expected<Icmpv6Echo, ParseError> parse_icmpv6_echo(const Icmpv6& m);
+// A Destination Unreachable message with `code` quoting as much of
+// `original` (the offending packet from its IPv6 header) as kIcmpv6ErrorMax
+// allows, checksum left 0 (write_icmpv6_frame sets it); returns its
+// length, or 0 when `out` is too small.
+std::size_t write_icmpv6_unreachable(std::span<std::byte> out, std::uint8_t code, std::span<const std::byte> original);
 
 // --- Neighbor Discovery ----------------------------------------------------
 // A Router or Neighbor Solicitation as RFC 4861 §6.1.1 / §7.1.1 validate it:

@@ -57,6 +57,8 @@ struct Ipv6Fields {
   std::uint8_t traffic_class = 0;
 };
 void write_ipv6(std::span<std::byte> out, const Ipv6Fields& f);
+// What lies after the extension headers, as the upper layers of either family take it.
+IpPacket ip_packet(const Ipv6& ip);
 
 // Pseudo-header for upper-layer checksums over IPv6 (RFC 8200 §8.1).
 void add_ipv6_pseudo_header(Checksum& c, const Ipv6Address& src, const Ipv6Address& dst, std::uint8_t protocol,

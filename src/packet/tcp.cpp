@@ -6,7 +6,7 @@
 
 namespace vnk::packet {
 
-std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip) {
+std::expected<Tcp, ParseError> parse_tcp(const IpPacket& ip) {
   const auto b = ip.payload;
   if (ip.payload_len < kTcpHeaderSize || b.size() < kTcpHeaderSize) return std::unexpected(ParseError::truncated);
   Tcp t;
@@ -96,11 +96,11 @@ std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f) {
 
 std::size_t write_tcp_frame_headers(std::span<std::byte> out, const TcpEndpoints& e, const TcpFields& t,
                                     std::size_t payload_len, const Checksum& payload_sum, std::uint16_t ip_id) {
-  const std::size_t l4 = kEthernetHeaderSize + kIpv4HeaderSize;
   const std::size_t th = tcp_header_size(t);
-  write_ethernet(out, e.dst_mac, e.src_mac, ethertype::kIpv4);
-  write_ipv4(out.subspan(kEthernetHeaderSize),
-             Ipv4Fields{e.src, e.dst, ip_proto::kTcp, static_cast<std::uint16_t>(th + payload_len), ip_id, 64, 0});
+  write_ethernet(out, e.dst_mac, e.src_mac, e.src.is_v4() ? ethertype::kIpv4 : ethertype::kIpv6);
+  const std::size_t l4 =
+      kEthernetHeaderSize + write_ip(out.subspan(kEthernetHeaderSize),
+                                     IpFields{e.src, e.dst, ip_proto::kTcp, static_cast<std::uint16_t>(th + payload_len), ip_id});
   write_tcp(out.subspan(l4), t);
   Checksum sum;
   sum.add(out.subspan(l4, th));
@@ -109,9 +109,9 @@ std::size_t write_tcp_frame_headers(std::span<std::byte> out, const TcpEndpoints
   return l4 + th;
 }
 
-void store_tcp_checksum(std::span<std::byte> tcp_header, Checksum sum, Ipv4Address src, Ipv4Address dst,
+void store_tcp_checksum(std::span<std::byte> tcp_header, Checksum sum, const IpAddress& src, const IpAddress& dst,
                         std::size_t segment_len) noexcept {
-  add_ipv4_pseudo_header(sum, src.value, dst.value, ip_proto::kTcp, static_cast<std::uint16_t>(segment_len));
+  add_pseudo_header(sum, src, dst, ip_proto::kTcp, static_cast<std::uint32_t>(segment_len));
   store_be<std::uint16_t>(tcp_header.data() + 16, sum.finish());
 }
 

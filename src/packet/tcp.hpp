@@ -55,7 +55,8 @@ struct Tcp {
 };
 // `ip.payload` must hold at least the TCP header; the segment's length comes
 // from ip.payload_len. The checksum is not verified here (see tcp_checksum).
-std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip);
+std::expected<Tcp, ParseError> parse_tcp(const IpPacket& ip);
+inline std::expected<Tcp, ParseError> parse_tcp(const Ipv4& ip) { return parse_tcp(ip_packet(ip)); }
 
 
 struct TcpFields {
@@ -72,20 +73,20 @@ struct TcpFields {
 [[nodiscard]] std::size_t tcp_header_size(const TcpFields& f) noexcept;
 // Writes the header with a zero checksum; returns its size.
 std::size_t write_tcp(std::span<std::byte> out, const TcpFields& f);
-// Ethernet + IPv4 + TCP headers of a whole frame whose `payload_len` payload
+// Ethernet + IP + TCP headers of a whole frame whose `payload_len` payload
 // bytes lie elsewhere (or follow at out[return value]) with checksum
 // `payload_sum` (Checksum over the payload from its first byte). Writes the
 // headers, checksum included; returns their size.
 struct TcpEndpoints {
   MacAddress dst_mac, src_mac;
-  Ipv4Address src, dst;
+  IpAddress src, dst;  // of one family
 };
 std::size_t write_tcp_frame_headers(std::span<std::byte> out, const TcpEndpoints& e, const TcpFields& t,
                                     std::size_t payload_len, const Checksum& payload_sum, std::uint16_t ip_id);
 // Stores the checksum for a segment whose header is at `tcp_header` (its
 // checksum field zero) and whose sum over header + payload `sum` already
 // holds, given the pseudo-header fields.
-void store_tcp_checksum(std::span<std::byte> tcp_header, Checksum sum, Ipv4Address src, Ipv4Address dst,
+void store_tcp_checksum(std::span<std::byte> tcp_header, Checksum sum, const IpAddress& src, const IpAddress& dst,
                         std::size_t segment_len) noexcept;
 
 }  // namespace vnk::packet

@@ -6,7 +6,7 @@ namespace vnk::usernet {
 
 DatagramBatch::DatagramBatch() : bytes_(new std::byte[kMaxDatagrams * kMaxBytes]) {}
 
-void DatagramBatch::add(int fd, const sockaddr_in* to, bool icmp, std::span<const iovec> payload,
+void DatagramBatch::add(int fd, const SocketAddress* to, bool icmp, std::span<const iovec> payload,
                         std::size_t length) noexcept {
   std::byte* slot = bytes_.get() + count_ * kMaxBytes;
   const std::size_t n = iov_read(payload, 0, std::span(slot, length));
@@ -17,8 +17,8 @@ void DatagramBatch::add(int fd, const sockaddr_in* to, bool icmp, std::span<cons
   m.msg_hdr.msg_iovlen = 1;
   if (to != nullptr) {
     to_[count_] = *to;
-    m.msg_hdr.msg_name = &to_[count_];
-    m.msg_hdr.msg_namelen = sizeof(sockaddr_in);
+    m.msg_hdr.msg_name = const_cast<sockaddr*>(to_[count_].get());
+    m.msg_hdr.msg_namelen = to_[count_].length();
   }
   icmp_[count_] = icmp;
   fd_ = fd;

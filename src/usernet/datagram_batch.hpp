@@ -19,6 +19,8 @@
 #include <memory>
 #include <span>
 
+#include "usernet/socket_address.hpp"
+
 namespace vnk::usernet {
 
 class DatagramBatch {
@@ -41,7 +43,7 @@ class DatagramBatch {
   }
   // Copies the datagram in; `to` (may be null) is its destination for an
   // unconnected socket. Only after accepts() said yes.
-  void add(int fd, const sockaddr_in* to, bool icmp, std::span<const iovec> payload, std::size_t length) noexcept;
+  void add(int fd, const SocketAddress* to, bool icmp, std::span<const iovec> payload, std::size_t length) noexcept;
   [[nodiscard]] bool full() const noexcept { return count_ == kMaxDatagrams; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   [[nodiscard]] int fd() const noexcept { return count_ ? fd_ : -1; }
@@ -55,7 +57,7 @@ class DatagramBatch {
   std::size_t count_ = 0;
   std::array<mmsghdr, kMaxDatagrams> msgs_{};
   std::array<iovec, kMaxDatagrams> iov_{};
-  std::array<sockaddr_in, kMaxDatagrams> to_{};
+  std::array<SocketAddress, kMaxDatagrams> to_{};
   std::array<bool, kMaxDatagrams> icmp_{};
   std::unique_ptr<std::byte[]> bytes_;  // kMaxDatagrams slots of kMaxBytes
 };

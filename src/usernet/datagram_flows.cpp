@@ -14,6 +14,7 @@
 #include "base/log.hpp"
 #include "memory/iovec_ops.hpp"
 #include "packet/icmp.hpp"
+#include "packet/icmpv6.hpp"
 #include "usernet/guest_frame.hpp"
 #include "usernet/host_route.hpp"
 
@@ -32,8 +33,15 @@ DatagramFlows::~DatagramFlows() {
     if (flows_[s].live) close(s);
 }
 
-bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote) {
-  const std::uint32_t slot = flows_.open(FlowKey::v4(ip_proto::kUdp, guest_ip, guest_port, remote, 0), false);
+namespace {
+
+bool is_icmp(std::uint8_t protocol) noexcept { return protocol == ip_proto::kIcmp || protocol == ip_proto::kIcmpv6; }
+
+}  // namespace
+
+bool DatagramFlows::add_forward(UniqueFd bound, const IpAddress& guest_ip, std::uint16_t guest_port,
+                                const IpAddress& remote) {
+  const std::uint32_t slot = flows_.open(FlowKey{ip_proto::kUdp, guest_ip, guest_port, remote, 0}, false);
   Flow& f = flows_[slot];
   if (!epoll_add(env_.epoll_fd, bound.get(), EPOLLIN, flows_.tag(slot))) {
     flows_.close(slot);
@@ -45,13 +53,13 @@ bool DatagramFlows::add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint1
   return true;
 }
 
-DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const sockaddr_in& peer) {
+DatagramFlows::Flow* DatagramFlows::peer_flow(const Flow& listener, const SocketAddress& peer) {
   Key key = listener.key;
-  key.remote_port = ntohs(peer.sin_port);
+  key.remote_port = peer.port();
   const int fd = listener.sock.get();
   const auto probe = flows_.probe_remote_port(key, [&](std::uint32_t s) {
     const Flow& f = flows_[s];
-    return f.borrowed_fd == fd && f.peer.sin_addr.s_addr == peer.sin_addr.s_addr && f.peer.sin_port == peer.sin_port;
+    return f.borrowed_fd == fd && f.peer == peer;
   });
   if (!probe) return nullptr;
   if (probe->existing) return &flows_[*probe->existing];
@@ -82,15 +90,16 @@ DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_
 }
 
 DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
-  auto dst = host_destination(env_.cfg, key.protocol, key.remote.ipv4(), key.remote_port);
+  auto dst = host_destination(env_.cfg, key.protocol, key.remote, key.remote_port);
   if (!dst) {
     const bool policy = dst.error() == RouteRefusal::link_local;
     (policy ? env_.counters.drop_link_local : env_.counters.drop_no_route).add();
     refused = policy;
     return nullptr;
   }
-  const bool icmp = key.protocol == ip_proto::kIcmp;
-  if (icmp && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, refused);
+  const bool icmp = is_icmp(key.protocol);
+  const bool v6_socket = dst->family() == AF_INET6;
+  if (icmp && !v6_socket && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, refused);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
   auto fd = env_.fds.lease();
@@ -99,17 +108,19 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
     refused = true;
     return nullptr;
   }
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, icmp ? IPPROTO_ICMP : IPPROTO_UDP));
+  const int protocol = !icmp ? int{IPPROTO_UDP} : v6_socket ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
+  UniqueFd sock(::socket(dst->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
   if (!sock.valid()) {
     (icmp ? env_.counters.icmp_socket_errors : env_.counters.udp_socket_errors).add();
     return nullptr;
   }
-  if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst) != 0) {
+  if (::connect(sock.get(), dst->get(), dst->length()) != 0) {
     env_.counters.drop_no_route.add();
     return nullptr;
   }
   std::uint32_t slot = 0;
-  Flow& f = new_flow(key, icmp ? kIcmpIdleMs : key.remote == FlowAddress::v4(env_.cfg.dns) ? kDnsIdleMs : kUdpIdleMs, slot);
+  const bool dns = key.remote == IpAddress(env_.cfg.dns) || key.remote == IpAddress(env_.cfg.ipv6.dns);
+  Flow& f = new_flow(key, icmp ? kIcmpIdleMs : dns ? kDnsIdleMs : kUdpIdleMs, slot);
   if (!epoll_add(env_.epoll_fd, sock.get(), EPOLLIN, flows_.tag(slot))) {
     close(slot);
     return nullptr;
@@ -117,6 +128,7 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   fd.keep();  // close() gives it back
   f.sock = std::move(sock);
   (icmp ? env_.counters.icmp_flows_opened : env_.counters.udp_flows_opened).add();
+  if (!key.is_v4()) env_.counters.ipv6_flows_opened.add();
   return &f;
 }
 
@@ -140,7 +152,7 @@ bool DatagramFlows::open_raw_socket(bool& refused) {
   return true;
 }
 
-DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused) {
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused) {
   if (!raw_.valid() && !open_raw_socket(refused)) return nullptr;
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
@@ -170,10 +182,10 @@ void DatagramFlows::close(std::uint32_t slot) {
   // A slot still listed in ready_ is skipped there (not live).
 }
 
-bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port,
-                               Ipv4Address remote, std::uint16_t remote_port, std::span<const iovec> payload,
+bool DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port,
+                               const IpAddress& remote, std::uint16_t remote_port, std::span<const iovec> payload,
                                std::size_t length) {
-  const Key key = FlowKey::v4(protocol, guest_ip, guest_port, remote, remote_port);
+  const Key key{protocol, guest_ip, guest_port, remote, remote_port};
   Flow* f = nullptr;
   if (const auto found = flows_.find(key)) {
     f = &flows_[*found];
@@ -183,7 +195,7 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     if (f == nullptr) return !refused;
   }
   mark_used(*f);
-  const bool icmp = protocol == ip_proto::kIcmp;
+  const bool icmp = is_icmp(protocol);
   if (f->raw_icmp) {
     if (!raw_.send(f->peer, f->raw_id, payload, length)) {
       env_.counters.icmp_send_errors.add();
@@ -192,7 +204,7 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
     env_.counters.icmp_echo_requests.add();
     return true;
   }
-  const sockaddr_in* to = f->borrowed_fd >= 0 ? &f->peer : nullptr;
+  const SocketAddress* to = f->borrowed_fd >= 0 ? &f->peer : nullptr;
   if (!batch_.accepts(f->fd(), length)) flush();  // another socket's, or too big to hold: keep the order
   if (batch_.accepts(f->fd(), length)) {
     batch_.add(f->fd(), to, icmp, payload, length);
@@ -203,8 +215,8 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std:
   m.msg_iov = const_cast<iovec*>(payload.data());
   m.msg_iovlen = payload.size();
   if (to != nullptr) {
-    m.msg_name = &f->peer;
-    m.msg_namelen = sizeof f->peer;
+    m.msg_name = const_cast<sockaddr*>(f->peer.get());
+    m.msg_namelen = f->peer.length();
   }
   const ssize_t n = ::sendmsg(f->fd(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n != static_cast<ssize_t>(length)) {
@@ -233,21 +245,23 @@ void DatagramFlows::on_event(std::uint32_t slot, std::uint16_t gen) {
 
 void DatagramFlows::finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len) {
   // The host's identifier (the kernel's, or ours on the raw socket) goes
-  // back to the guest's, and the checksum is redone over the whole message.
+  // back to the guest's, and the checksum is redone over the whole message
+  // (for ICMPv6, with the pseudo-header).
+  const std::size_t at = eth_ip_size(f.key.guest);
   std::array<std::byte, kIcmpHeaderSize> ih{};
-  iov_read(buffer, kEthIpv4Size, ih);
+  iov_read(buffer, at, ih);
   store_be<std::uint16_t>(ih.data() + 4, f.key.guest_port);
   store_be<std::uint16_t>(ih.data() + 2, 0);
   Checksum sum;
+  if (!f.key.is_v4()) add_pseudo_header(sum, f.key.remote, f.key.guest, ip_proto::kIcmpv6, static_cast<std::uint32_t>(len));
   sum.add(ih);
-  add_iov(sum, buffer, kEthIpv4Size + kIcmpHeaderSize, len - kIcmpHeaderSize);
+  add_iov(sum, buffer, at + kIcmpHeaderSize, len - kIcmpHeaderSize);
   store_be<std::uint16_t>(ih.data() + 2, sum.finish());
-  iov_write(buffer, kEthIpv4Size, ih);
-  std::array<std::byte, kEthIpv4Size> h{};
-  write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
-                 Ipv4Fields{f.key.remote.ipv4(), f.key.guest.ipv4(), ip_proto::kIcmp,
-                            static_cast<std::uint16_t>(len), ip_id_++, 64, 0});
-  iov_write(buffer, 0, h);
+  iov_write(buffer, at, ih);
+  std::array<std::byte, kEthIpv6Size> h{};
+  write_eth_ip(h, *env_.guest_mac, env_.cfg.gateway_mac,
+               IpFields{f.key.remote, f.key.guest, f.key.protocol, static_cast<std::uint16_t>(len), ip_id_++});
+  iov_write(buffer, 0, std::span(h).first(at));
   env_.counters.icmp_echo_replies.add();
 }
 
@@ -258,7 +272,7 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
     // Only an echo reply to a live flow, from the address it pinged, and
     // only if it fits: anything else the raw socket sees stays here.
     auto it = raw_ids_.find(r->id);
-    if (it == raw_ids_.end() || flows_[it->second].peer.sin_addr.s_addr != htonl(r->src.value)) {
+    if (it == raw_ids_.end() || flows_[it->second].peer.address() != IpAddress(r->src)) {
       ++ignored;
       continue;
     }
@@ -282,35 +296,51 @@ std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
 std::size_t DatagramFlows::fragment(std::span<const iovec> buffer, const Flow& f, std::size_t len) {
   Outgoing& o = outgoing_;
   o.packet.resize(len);
-  iov_read(buffer, kEthIpv4Size, o.packet);
+  iov_read(buffer, eth_ip_size(f.key.guest), o.packet);
   o.sent = 0;
-  o.src = f.key.remote.ipv4();
-  o.dst = f.key.guest.ipv4();
+  o.src = f.key.remote;
+  o.dst = f.key.guest;
   o.protocol = f.key.protocol;
-  o.id = ip_id_++;
+  o.id = o.src.is_v4() ? ip_id_++ : fragment_id_++;
   return next_fragment(buffer);
 }
 
 std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
   Outgoing& o = outgoing_;
-  // Every fragment but the last carries a multiple of 8 bytes (RFC 791).
-  const std::size_t per = (env_.cfg.mtu - kIpv4HeaderSize) / 8 * 8;
+  const bool v4 = o.src.is_v4();
+  // IPv6 fragments carry an 8-byte Fragment header (RFC 8200 §4.5) after
+  // the fixed header. Every fragment but the last carries a multiple of 8
+  // bytes.
+  constexpr std::size_t kFragmentHeader = 8;
+  const std::size_t headers = v4 ? kEthIpv4Size : kEthIpv6Size + kFragmentHeader;
+  const std::size_t per = (env_.cfg.mtu - (headers - kEthernetHeaderSize)) / 8 * 8;
   const std::size_t n = std::min(per, o.packet.size() - o.sent);
-  if (iov_length(buffer) < kEthIpv4Size + n) {
+  if (iov_length(buffer) < headers + n) {
     env_.counters.drop_too_big_for_guest.add();  // a buffer smaller than the MTU: the datagram is lost
     o.sent = o.packet.size();
     return 0;
   }
   const bool more = o.sent + n < o.packet.size();
-  std::array<std::byte, kEthIpv4Size> h{};
-  write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
-                 Ipv4Fields{o.src, o.dst, o.protocol, static_cast<std::uint16_t>(n), o.id, 64, 0,
-                            static_cast<std::uint16_t>((more ? 0x2000 : 0) | o.sent / 8)});
-  iov_write(buffer, 0, h);
-  iov_write(buffer, kEthIpv4Size, std::span(o.packet).subspan(o.sent, n));
+  std::array<std::byte, kEthIpv6Size + kFragmentHeader> h{};
+  if (v4) {
+    write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
+                   Ipv4Fields{o.src.ipv4(), o.dst.ipv4(), o.protocol, static_cast<std::uint16_t>(n),
+                              static_cast<std::uint16_t>(o.id), 64, 0,
+                              static_cast<std::uint16_t>((more ? 0x2000 : 0) | o.sent / 8)});
+  } else {
+    write_eth_ip(h, *env_.guest_mac, env_.cfg.gateway_mac,
+                 IpFields{o.src, o.dst, ip_proto::kFragment, static_cast<std::uint16_t>(kFragmentHeader + n)});
+    std::byte* frag = h.data() + kEthIpv6Size;
+    frag[0] = static_cast<std::byte>(o.protocol);
+    frag[1] = std::byte{0};
+    store_be<std::uint16_t>(frag + 2, static_cast<std::uint16_t>(o.sent | (more ? 1 : 0)));  // offset in 8s, M
+    store_be<std::uint32_t>(frag + 4, o.id);
+  }
+  iov_write(buffer, 0, std::span(h).first(headers));
+  iov_write(buffer, headers, std::span(o.packet).subspan(o.sent, n));
   o.sent += n;
   env_.counters.ip_fragments_to_guest.add();
-  return kEthIpv4Size + n;
+  return headers + n;
 }
 
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
@@ -328,19 +358,21 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       // No guest to address yet: leave the datagram in the socket.
       return 0;
     }
-    const bool icmp = flows_[slot].key.protocol == ip_proto::kIcmp;
-    const std::size_t hdr = kEthIpv4Size + (icmp ? 0 : kUdpHeaderSize);
+    const Key key = flows_[slot].key;  // a copy: peer_flow() may move the table
+    const bool icmp = is_icmp(key.protocol);
+    const std::size_t l3 = eth_ip_size(key.guest);
+    const std::size_t hdr = l3 + (icmp ? 0 : kUdpHeaderSize);
     std::array<iovec, 64> tail;  // the first n are set
     const std::size_t nt = iov_tail(buffer, hdr, tail);
     const std::size_t room = iov_length(std::span(tail.data(), nt));
-    const std::size_t max_payload = 65535 - kIpv4HeaderSize - (icmp ? 0 : kUdpHeaderSize);
-    sockaddr_in peer{};
+    const std::size_t max_payload = ip_max_payload(key.guest) - (icmp ? 0 : kUdpHeaderSize);
+    SocketAddress peer;
     msghdr m{};
     m.msg_iov = tail.data();
     m.msg_iovlen = nt;
     if (flows_[slot].listener) {
-      m.msg_name = &peer;
-      m.msg_namelen = sizeof peer;
+      m.msg_name = peer.buffer();
+      m.msg_namelen = SocketAddress::capacity();
     }
     const ssize_t n = ::recvmsg(flows_[slot].sock.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
@@ -369,12 +401,12 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       env_.counters.drop_too_big_for_guest.add();
       continue;
     }
-    std::array<std::byte, kUdpFrameOverhead> h{};
+    std::array<std::byte, kEthIpv6Size + kUdpHeaderSize> h{};
     if (icmp) {
       // Ping sockets pass echo replies only; be sure before rewriting it.
       std::array<std::byte, 1> type{};
       iov_read(buffer, hdr, type);
-      if (static_cast<std::uint8_t>(type[0]) != icmp_type::kEchoReply) {
+      if (static_cast<std::uint8_t>(type[0]) != (f.key.is_v4() ? icmp_type::kEchoReply : icmpv6_type::kEchoReply)) {
         env_.counters.icmp_recv_errors.add();
         continue;
       }
@@ -382,14 +414,15 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
     } else {
       Checksum payload;
       add_iov(payload, buffer, hdr, len);
-      write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, f.key.remote.ipv4(),
-                                              f.key.remote_port, f.key.guest.ipv4(), f.key.guest_port},
-                              static_cast<std::uint16_t>(len), payload, ip_id_++);
-      iov_write(buffer, 0, h);
+      const std::size_t n_h =
+          write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, f.key.remote,
+                                                  f.key.remote_port, f.key.guest, f.key.guest_port},
+                                  static_cast<std::uint16_t>(len), payload, ip_id_++);
+      iov_write(buffer, 0, std::span(h).first(n_h));
       env_.counters.udp_datagrams_in.add();
     }
     // Larger than the guest's MTU: fragments, never one oversize frame.
-    if (hdr + len - kEthIpv4Size > env_.cfg.mtu - kIpv4HeaderSize) return fragment(buffer, f, hdr + len - kEthIpv4Size);
+    if (hdr + len - kEthernetHeaderSize > env_.cfg.mtu) return fragment(buffer, f, hdr + len - l3);
     return hdr + len;
   }
   return 0;

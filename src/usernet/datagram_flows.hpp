@@ -1,11 +1,14 @@
-// UDP and ICMP echo, each guest flow mapped to one connected host socket.
+// UDP and ICMP echo over either IP family, each guest flow mapped to one
+// connected host socket.
 //
 // A flow is keyed by the guest's 5-tuple (for ICMP the echo identifier takes
-// the place of the guest port). Its host socket is a connected UDP socket,
-// or an unprivileged ping socket (SOCK_DGRAM, IPPROTO_ICMP) whose kernel-
-// chosen identifier is swapped back to the guest's on replies. Where ping
+// the place of the guest port). Its host socket is a connected UDP socket
+// of the destination's family (which may differ from the guest's: a query
+// to the DNS address reaches the resolver over whichever family it has), or
+// an unprivileged ping socket (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6)
+// whose kernel-chosen identifier is swapped back to the guest's on replies. Where ping
 // sockets are not permitted but raw ones are, ICMP flows share one raw
-// socket (RawIcmp) and usernet chooses each flow's identifier. Small
+// socket (RawIcmp, IPv4 only) and usernet chooses each flow's identifier. Small
 // datagrams from the guest are held in a DatagramBatch and leave with one
 // sendmmsg() per run of datagrams to the same socket (flush()); larger ones
 // are sent straight from guest memory. Replies are received straight into
@@ -47,13 +50,14 @@ class DatagramFlows {
   explicit DatagramFlows(FlowEnv env);
   ~DatagramFlows();
 
-  // A datagram from the guest: UDP (`port`s are UDP ports) or ICMP echo
-  // request (`guest_port` is the echo identifier, `remote_port` 0). `payload`
-  // is the UDP payload or the whole ICMP message, in guest memory.
+  // A datagram from the guest: UDP (`port`s are UDP ports) or an ICMP or
+  // ICMPv6 echo request (`guest_port` is the echo identifier, `remote_port`
+  // 0). `payload` is the UDP payload or the whole ICMP message, in guest
+  // memory; the addresses are of one family.
   // Returns false when a new flow was refused -- by the reachability policy
   // or because the open-file budget is used up -- and the caller should tell
   // the guest so; other failures are only counted.
-  bool from_guest(std::uint8_t protocol, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote,
+  bool from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port, const IpAddress& remote,
                   std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
   // Sends the datagrams from_guest() is holding (end of a batch of frames).
   void flush();
@@ -61,15 +65,16 @@ class DatagramFlows {
   // reach the guest at guest_port from `remote` (the gateway), one flow per
   // host peer, and the guest's answers go back to that peer. Returns false
   // (errno set) when the socket cannot be registered.
-  bool add_forward(UniqueFd bound, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote);
+  bool add_forward(UniqueFd bound, const IpAddress& guest_ip, std::uint16_t guest_port, const IpAddress& remote);
   // The host socket of `slot` is readable.
   void on_event(std::uint32_t slot, std::uint16_t gen);
   // The shared raw ICMP socket is readable.
   void on_raw_icmp_event() noexcept { raw_ready_ = true; }
-  // Whether guest pings can be relayed: ping sockets, or a raw socket.
+  // Whether guest pings can be relayed: ping sockets, or (IPv4) a raw socket.
   [[nodiscard]] bool icmp_available() const noexcept {
     return env_.host.ping_sockets_v4 || env_.host.raw_icmp_v4;
   }
+  [[nodiscard]] bool icmpv6_available() const noexcept { return env_.host.ping_sockets_v6; }
   // Receives the next waiting datagram into `buffer` as a whole frame;
   // returns its length, or 0 when nothing waits.
   std::size_t next_frame(std::span<const iovec> buffer);
@@ -91,7 +96,7 @@ class DatagramFlows {
     // a flow that borrows it (fd) and remembers the peer to sendto().
     bool listener = false;
     int borrowed_fd = -1;
-    sockaddr_in peer{};  // forwards: the host peer; raw ICMP: the host destination
+    SocketAddress peer;  // forwards: the host peer; raw ICMP: the host destination
     bool raw_icmp = false;  // no socket of its own: RawIcmp with identifier raw_id
     std::uint16_t raw_id = 0;
     [[nodiscard]] int fd() const noexcept { return sock.valid() ? sock.get() : borrowed_fd; }
@@ -101,7 +106,7 @@ class DatagramFlows {
   // `refused` set when policy (link-local) or the open-file budget is why.
   Flow* open(const Key& key, bool& refused);
   // The flow of a forward's host peer, created on its first datagram.
-  Flow* peer_flow(const Flow& listener, const sockaddr_in& peer);
+  Flow* peer_flow(const Flow& listener, const SocketAddress& peer);
   void close(std::uint32_t slot);
   // The flow carried a datagram now: its idle timer restarts and it becomes
   // the last to be evicted.
@@ -112,29 +117,30 @@ class DatagramFlows {
   Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
-  Flow* open_raw_icmp(const Key& key, const sockaddr_in& dst, bool& refused);
+  Flow* open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused);
   // Opens the one raw ICMP socket; false when the fd budget or the kernel refuses.
   bool open_raw_socket(bool& refused);
   // A frame for the guest from the next echo reply matching a raw flow.
   std::size_t next_raw_icmp_frame(std::span<const iovec> buffer);
-  // Writes the Ethernet and IPv4 headers of an ICMP message of `len` bytes
-  // already at kEthIpv4Size in `buffer`, with the guest's identifier.
+  // Writes the Ethernet and IP headers of an ICMP(v6) message of `len` bytes
+  // already behind them in `buffer`, with the guest's identifier.
   void finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len);
 
   // A datagram from a host socket that does not fit the guest's MTU leaves
-  // as IPv4 fragments, one per next_frame(): this is its IP payload (the UDP
-  // header and data, or the ICMP message) and how far it has gone.
+  // as fragments (IPv4, or IPv6 with a Fragment header), one per
+  // next_frame(): this is its IP payload (the UDP header and data, or the
+  // ICMP message) and how far it has gone.
   struct Outgoing {
     std::vector<std::byte> packet;
     std::size_t sent = 0;
-    Ipv4Address src, dst;
+    IpAddress src, dst;
     std::uint8_t protocol = 0;
-    std::uint16_t id = 0;
+    std::uint32_t id = 0;
     [[nodiscard]] bool pending() const noexcept { return sent < packet.size(); }
   };
-  // Starts fragmenting the IP payload of `len` bytes at kEthIpv4Size in
-  // `buffer` (its UDP header or ICMP message complete) and writes the first
-  // fragment over it.
+  // Starts fragmenting the IP payload of `len` bytes behind the Ethernet
+  // and IP headers in `buffer` (its UDP header or ICMP message complete)
+  // and writes the first fragment over it.
   std::size_t fragment(std::span<const iovec> buffer, const Flow& f, std::size_t len);
   std::size_t next_fragment(std::span<const iovec> buffer);
 
@@ -144,6 +150,7 @@ class DatagramFlows {
   DatagramBatch batch_;
   std::deque<std::uint32_t> ready_;
   std::uint16_t ip_id_ = 0;
+  std::uint32_t fragment_id_ = 0;  // IPv6 Fragment headers
   RawIcmp raw_;                                          // opened on the first raw ICMP flow
   bool raw_ready_ = false;                               // raw_ may hold replies
   std::unordered_map<std::uint16_t, std::uint32_t> raw_ids_;  // identifier -> slot

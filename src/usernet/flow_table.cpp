@@ -7,13 +7,6 @@
 
 namespace vnk::usernet {
 
-std::string FlowAddress::to_string() const {
-  if (is_v4()) return ipv4().to_string();
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET6, bytes.data(), text, sizeof text);
-  return text;
-}
-
 std::uint64_t random_seed() noexcept {
   std::uint64_t v = 0;
   if (::getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) {
@@ -25,8 +18,8 @@ std::uint64_t random_seed() noexcept {
 }
 
 std::string FlowKey::to_string() const {
-  const auto end = [](const FlowAddress& a, std::uint16_t port) {
-    return a.is_v4() ? a.to_string() + ":" + std::to_string(port) : "[" + a.to_string() + "]:" + std::to_string(port);
+  const auto end = [](const IpAddress& a, std::uint16_t port) {
+    return a.to_uri_host() + ":" + std::to_string(port);
   };
   return end(guest, guest_port) + " > " + end(remote, remote_port);
 }

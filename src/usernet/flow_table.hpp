@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "packet/ipv4_address.hpp"
+#include "packet/ip_address.hpp"
 
 namespace vnk::usernet {
 
@@ -34,47 +34,18 @@ constexpr TagKind tag_kind(std::uint64_t t) noexcept { return static_cast<TagKin
 constexpr std::uint16_t tag_gen(std::uint64_t t) noexcept { return static_cast<std::uint16_t>(t >> 32); }
 constexpr std::uint32_t tag_slot(std::uint64_t t) noexcept { return static_cast<std::uint32_t>(t); }
 
-// An address of either family in 16 bytes; IPv4 is held IPv4-mapped
-// (::ffff:a.b.c.d, RFC 4291 §2.5.5.2).
-struct FlowAddress {
-  std::array<std::uint8_t, 16> bytes{};
-
-  static constexpr FlowAddress v4(packet::Ipv4Address a) noexcept {
-    FlowAddress f;
-    f.bytes[10] = f.bytes[11] = 0xff;
-    f.bytes[12] = static_cast<std::uint8_t>(a.value >> 24);
-    f.bytes[13] = static_cast<std::uint8_t>(a.value >> 16);
-    f.bytes[14] = static_cast<std::uint8_t>(a.value >> 8);
-    f.bytes[15] = static_cast<std::uint8_t>(a.value);
-    return f;
-  }
-  [[nodiscard]] constexpr bool is_v4() const noexcept {
-    for (std::size_t i = 0; i < 10; ++i)
-      if (bytes[i] != 0) return false;
-    return bytes[10] == 0xff && bytes[11] == 0xff;
-  }
-  // The IPv4 address of an IPv4-mapped one (meaningless otherwise).
-  [[nodiscard]] constexpr packet::Ipv4Address ipv4() const noexcept {
-    return {std::uint32_t{bytes[12]} << 24 | std::uint32_t{bytes[13]} << 16 | std::uint32_t{bytes[14]} << 8 | bytes[15]};
-  }
-  // Dotted quad for IPv4, RFC 5952 text otherwise.
-  [[nodiscard]] std::string to_string() const;
-  friend constexpr bool operator==(const FlowAddress&, const FlowAddress&) = default;
-};
+using packet::IpAddress;
 
 // A guest flow: protocol, the guest's end and the remote end. For ICMP echo
 // the identifier stands in guest_port and remote_port is 0.
 struct FlowKey {
   std::uint8_t protocol = 0;
-  FlowAddress guest;
+  IpAddress guest;
   std::uint16_t guest_port = 0;
-  FlowAddress remote;
+  IpAddress remote;
   std::uint16_t remote_port = 0;
 
-  static FlowKey v4(std::uint8_t protocol, packet::Ipv4Address guest, std::uint16_t guest_port,
-                    packet::Ipv4Address remote, std::uint16_t remote_port) noexcept {
-    return {protocol, FlowAddress::v4(guest), guest_port, FlowAddress::v4(remote), remote_port};
-  }
+  [[nodiscard]] bool is_v4() const noexcept { return guest.is_v4(); }
   // "guest:port > remote:port", for logs.
   [[nodiscard]] std::string to_string() const;
   friend constexpr bool operator==(const FlowKey&, const FlowKey&) = default;

@@ -11,6 +11,11 @@ std::size_t write_eth_ipv4(std::span<std::byte> out, MacAddress guest, MacAddres
   return kEthIpv4Size;
 }
 
+std::size_t write_eth_ip(std::span<std::byte> out, MacAddress guest, MacAddress gateway, const packet::IpFields& ip) {
+  packet::write_ethernet(out, guest, gateway, ip.src.is_v4() ? packet::ethertype::kIpv4 : packet::ethertype::kIpv6);
+  return packet::kEthernetHeaderSize + packet::write_ip(out.subspan(packet::kEthernetHeaderSize), ip);
+}
+
 void add_iov(packet::Checksum& sum, std::span<const iovec> iov, std::size_t offset, std::size_t len) noexcept {
   for (const iovec& v : iov) {
     if (len == 0) break;

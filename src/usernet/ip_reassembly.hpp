@@ -34,7 +34,7 @@ class IpReassembly {
 
   // RFC 791: source, destination, protocol and identification name a datagram.
   struct Key {
-    FlowAddress src, dst;
+    IpAddress src, dst;
     std::uint32_t id = 0;
     std::uint8_t protocol = 0;
     friend bool operator==(const Key&, const Key&) = default;

@@ -37,7 +37,7 @@ bool RawIcmp::open(int epoll_fd, std::uint64_t tag) {
   return true;
 }
 
-bool RawIcmp::send(const sockaddr_in& dst, std::uint16_t id, std::span<const iovec> message, std::size_t length) {
+bool RawIcmp::send(const SocketAddress& dst, std::uint16_t id, std::span<const iovec> message, std::size_t length) {
   std::array<std::byte, kIcmpHeaderSize> h{};
   if (length < h.size() || iov_read(message, 0, h) != h.size()) return false;
   const auto guest_id = load_be<std::uint16_t>(h.data() + 4);
@@ -47,8 +47,8 @@ bool RawIcmp::send(const sockaddr_in& dst, std::uint16_t id, std::span<const iov
   iov[0] = iovec{h.data(), h.size()};
   const std::size_t n = iov_slice(message, h.size(), length - h.size(), std::span(iov).subspan(1));
   msghdr m{};
-  m.msg_name = const_cast<sockaddr_in*>(&dst);
-  m.msg_namelen = sizeof dst;
+  m.msg_name = const_cast<sockaddr*>(dst.get());
+  m.msg_namelen = dst.length();
   m.msg_iov = iov.data();
   m.msg_iovlen = n + 1;
   return ::sendmsg(sock_.get(), &m, MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(length);

@@ -23,6 +23,8 @@
 #include "base/unique_fd.hpp"
 #include "packet/ipv4_address.hpp"
 
+#include "usernet/socket_address.hpp"
+
 namespace vnk::usernet {
 
 class RawIcmp {
@@ -35,7 +37,7 @@ class RawIcmp {
   // Sends the guest's echo request (`length` bytes of ICMP message in
   // `message`, in guest memory) to `dst` with the identifier `id` in place
   // of the guest's. Its 8-byte header is read once, here, into host memory.
-  bool send(const sockaddr_in& dst, std::uint16_t id, std::span<const iovec> message, std::size_t length);
+  bool send(const SocketAddress& dst, std::uint16_t id, std::span<const iovec> message, std::size_t length);
 
   struct Reply {
     packet::Ipv4Address src;

@@ -74,19 +74,17 @@ UserNet::~UserNet() = default;
 void UserNet::open_forwards() {
   for (const auto& fw : cfg_.forwards) {
     const bool tcp = fw.protocol == ip_proto::kTcp;
-    const std::string what = fmt::format("--forward {}:{}:{}:{}", tcp ? "tcp" : "udp", fw.host_address.to_string(),
+    const std::string what = fmt::format("--forward {}:{}:{}:{}", tcp ? "tcp" : "udp", fw.host_address.to_uri_host(),
                                          fw.host_port, fw.guest_port);
-    UniqueFd s(::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    // An IPv6 listener on [::] takes IPv4 connections too where the host's
+    // net.ipv6.bindv6only is 0 (the default).
+    const SocketAddress sa(fw.host_address, fw.host_port);
+    UniqueFd s(::socket(sa.family(), (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     const int one = 1;
     ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(fw.host_address.value);
-    sa.sin_port = htons(fw.host_port);
-    if (!s.valid() || ::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-        (tcp && ::listen(s.get(), 128) != 0))
-      throw std::runtime_error(fmt::format("{}: cannot listen on {}:{}: {}", what, fw.host_address.to_string(),
-                                           fw.host_port, std::strerror(errno)));
+    if (!s.valid() || ::bind(s.get(), sa.get(), sa.length()) != 0 || (tcp && ::listen(s.get(), 128) != 0))
+      throw std::runtime_error(
+          fmt::format("{}: cannot listen on {}: {}", what, sa.to_string(), std::strerror(errno)));
     if (tcp) {
       const auto index = static_cast<std::uint32_t>(tcp_listeners_.size());
       if (!epoll_add(epoll_.get(), s.get(), EPOLLIN, make_tag(TagKind::listener, 0, index)))
@@ -103,13 +101,14 @@ void UserNet::open_forwards() {
 void UserNet::accept_forwarded(std::uint32_t index) {
   if (index >= tcp_listeners_.size()) return;
   for (;;) {
-    sockaddr_in peer{};
-    socklen_t len = sizeof peer;
-    UniqueFd c(::accept4(tcp_listeners_[index].get(), reinterpret_cast<sockaddr*>(&peer), &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC));
+    SocketAddress peer;
+    socklen_t len = SocketAddress::capacity();
+    UniqueFd c(::accept4(tcp_listeners_[index].get(), peer.buffer(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!c.valid()) return;
-    tcp_.accept_inbound(std::move(c), cfg_.guest, tcp_listener_forward_[index].guest_port, cfg_.gateway,
-                        ntohs(peer.sin_port), clock_());
+    // The guest sees the connection come from the gateway over IPv4, which
+    // it always has, whatever the host side's family.
+    tcp_.accept_inbound(std::move(c), peer.family(), cfg_.guest, tcp_listener_forward_[index].guest_port,
+                        cfg_.gateway, peer.port(), clock_());
   }
 }
 
@@ -198,16 +197,40 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
     counters_.drop_malformed.add();
     return;
   }
-  const std::size_t l4_offset = kEthernetHeaderSize + ip->header_len;
+  if (ip->protocol == ip_proto::kIcmp) {
+    auto echo = parse_icmp_echo(*ip);
+    if (!echo) {
+      (echo.error() == ParseError::unsupported ? counters_.drop_unsupported : counters_.drop_malformed).add();
+    } else if (echo->type != icmp_type::kEchoRequest) {
+      counters_.drop_unsupported.add();
+    } else if (!icmp_available_) {
+      counters_.drop_icmp_not_permitted.add();
+    } else {
+      relay_echo(frame, ip_packet(*ip), echo->id);
+    }
+    return;
+  }
+  handle_transport(frame, ip_packet(*ip));
+}
+
+void UserNet::relay_echo(const net::TxFrame& frame, const IpPacket& ip, std::uint16_t id) {
   std::array<iovec, 64> payload;  // iov_slice sets the first n
-  switch (ip->protocol) {
+  const std::size_t n = iov_slice(frame.data, kEthernetHeaderSize + ip.header_len, ip.payload_len, payload);
+  if (!datagrams_.from_guest(ip.protocol, ip.src, id, ip.dst, 0, std::span(payload.data(), n), ip.payload_len))
+    queue_unreachable(ip);
+}
+
+void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
+  const std::size_t l4_offset = kEthernetHeaderSize + ip.header_len;
+  std::array<iovec, 64> payload;  // iov_slice sets the first n
+  switch (ip.protocol) {
     case ip_proto::kUdp: {
-      auto udp = parse_udp(*ip, (frame.header.flags & net::NetHeader::kFlagNeedsCsum) != 0);
+      auto udp = parse_udp(ip, (frame.header.flags & net::NetHeader::kFlagNeedsCsum) != 0);
       if (!udp) {
         counters_.drop_malformed.add();
         return;
       }
-      if (udp->dst_port == kDhcpServerPort) {
+      if (ip.is_v4() && udp->dst_port == kDhcpServerPort) {
         auto msg = parse_dhcp(udp->payload);
         if (!msg) {
           counters_.drop_malformed.add();
@@ -216,43 +239,28 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
         queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, out); });
         return;
       }
-      if (ip->dst == kIpv4Broadcast || ip->dst == cfg_.broadcast()) {
+      if (ip.is_v4() && (ip.dst.ipv4() == kIpv4Broadcast || ip.dst.ipv4() == cfg_.broadcast())) {
         counters_.drop_no_route.add();
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + kUdpHeaderSize, udp->payload_len, payload);
-      if (!datagrams_.from_guest(ip_proto::kUdp, ip->src, udp->src_port, ip->dst, udp->dst_port,
+      if (!datagrams_.from_guest(ip_proto::kUdp, ip.src, udp->src_port, ip.dst, udp->dst_port,
                                  std::span(payload.data(), n), udp->payload_len))
-        queue_unreachable(*ip);
+        queue_unreachable(ip);
       return;
     }
     case ip_proto::kTcp: {
-      auto tcp = parse_tcp(*ip);
+      auto tcp = parse_tcp(ip);
       if (!tcp) {
         counters_.drop_malformed.add();
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + tcp->header_len, tcp->payload_len, payload);
-      tcp_.from_guest(*ip, *tcp, std::span(payload.data(), n), clock_());
+      tcp_.from_guest(FlowKey{ip_proto::kTcp, ip.src, tcp->src_port, ip.dst, tcp->dst_port}, *tcp,
+                      std::span(payload.data(), n), clock_());
       return;
     }
-    case ip_proto::kIcmp: {
-      auto echo = parse_icmp_echo(*ip);
-      if (!echo) {
-        (echo.error() == ParseError::unsupported ? counters_.drop_unsupported : counters_.drop_malformed).add();
-      } else if (echo->type != icmp_type::kEchoRequest) {
-        counters_.drop_unsupported.add();
-      } else if (!icmp_available_) {
-        counters_.drop_icmp_not_permitted.add();
-      } else {
-        const std::size_t n = iov_slice(frame.data, l4_offset, ip->payload_len, payload);
-        if (!datagrams_.from_guest(ip_proto::kIcmp, ip->src, echo->id, ip->dst, 0, std::span(payload.data(), n),
-                                   ip->payload_len))
-          queue_unreachable(*ip);
-      }
-      return;
-    }
-    default: counters_.drop_unsupported.add(); return;
+    default: (ip.is_v4() ? counters_.drop_unsupported : counters_.ipv6_unsupported).add(); return;
   }
 }
 
@@ -263,7 +271,7 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
   const IpReassembly::Fragment fragment{std::span(work_).subspan(kEthernetHeaderSize, ip.header_len),
                                         std::span(data.data(), n), ip.payload_len, ip.fragment_offset,
                                         ip.more_fragments};
-  const IpReassembly::Key key{FlowAddress::v4(ip.src), FlowAddress::v4(ip.dst), ip.id, ip.protocol};
+  const IpReassembly::Key key{ip.src, ip.dst, ip.id, ip.protocol};
   if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
   // The whole datagram as one frame, built in front of its payload: this
   // fragment's Ethernet header, the first fragment's IP header with its
@@ -299,17 +307,29 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     return;
   }
   // The extension-header chain may run past the TCP-sized header copy:
-  // parse from a longer one, and ICMPv6 (checksummed whole) from all of it.
+  // parse from a longer one then. What the upper layer needs copied: TCP
+  // its header (the payload stays in guest memory), UDP up to kHeadCopy (its
+  // checksum is checked when whole), ICMPv6 all of it (checksummed whole).
   const std::size_t wire_len = frame.length - kEthernetHeaderSize;
   const auto copy_to = [&](std::size_t want) {
     want = std::min(want, frame.length);
     if (want > copied) copied += iov_read(frame.data, copied, std::span(work_).subspan(copied, want - copied));
   };
-  copy_to(kHeadCopy);
-  auto ip = parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
-  if (ip && ip->protocol == ip_proto::kIcmpv6 && ip->payload.size() < ip->payload_len) {
-    copy_to(frame.length);
-    ip = parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len);
+  const auto parse = [&] { return parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len); };
+  auto ip = parse();
+  if (!ip && ip.error() == ParseError::truncated && copied < frame.length) {
+    copy_to(kHeadCopy);
+    ip = parse();
+  }
+  if (ip) {
+    const std::size_t l4 = kEthernetHeaderSize + ip->header_len;
+    const std::size_t want = ip->protocol == ip_proto::kTcp      ? l4 + kTcpMaxHeaderSize
+                             : ip->protocol == ip_proto::kIcmpv6 ? frame.length
+                                                                 : std::max(kHeadCopy, l4 + kUdpHeaderSize);
+    if (std::min(want, frame.length) > copied) {
+      copy_to(want);
+      ip = parse();
+    }
   }
   if (!ip) {
     switch (ip.error()) {
@@ -319,13 +339,23 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     }
     return;
   }
-  if (ip->src.is_multicast()) {
+  // IPv4-mapped addresses never appear in IPv6 packets on a link (RFC 4038
+  // §4.2); in a flow key they would read as IPv4 and the flow would answer
+  // in the other family.
+  if (ip->src.is_multicast() || IpAddress(ip->src).is_v4() || IpAddress(ip->dst).is_v4()) {
     counters_.ipv6_malformed.add();
     return;
   }
+  counters_.ipv6_packets.add();
+  // Flows need a source to answer: not the unspecified address (which only
+  // Neighbor Discovery uses) nor one of the gateway's.
+  const bool answerable = !ip->src.is_unspecified() && ip->src != cfg_.ipv6.gateway && ip->src != cfg_.ipv6.dns;
   if (ip->protocol != ip_proto::kIcmpv6) {
-    counters_.ipv6_unsupported.add();  // TCP and UDP over IPv6 are not forwarded yet
-    return;
+    if (!answerable) {
+      counters_.ipv6_malformed.add();
+      return;
+    }
+    return handle_transport(frame, ip_packet(*ip));
   }
   auto msg = parse_icmpv6(*ip);
   if (!msg) {
@@ -339,20 +369,38 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     case icmpv6_type::kNeighborAdvertisement:
       queue_reply([&](std::span<std::byte> out) { return ndp_.handle(*ip, *msg, *guest_mac_, out); });
       return;
-    default: counters_.ipv6_unsupported.add(); return;  // echo and the rest: not forwarded yet
+    case icmpv6_type::kEchoRequest: {
+      auto echo = parse_icmpv6_echo(*msg);
+      if (!echo || msg->code != 0 || !answerable) {
+        counters_.ipv6_malformed.add();
+      } else if (!datagrams_.icmpv6_available()) {
+        counters_.drop_icmp_not_permitted.add();
+      } else {
+        relay_echo(frame, ip_packet(*ip), echo->id);
+      }
+      return;
+    }
+    default: counters_.ipv6_unsupported.add(); return;
   }
 }
 
-void UserNet::queue_unreachable(const Ipv4& ip) {
+void UserNet::queue_unreachable(const IpPacket& ip) {
   if (!guest_mac_) return;
-  // The quote comes from the header copy ip was parsed from (host memory).
-  const std::span<const std::byte> quote(ip.payload.data() - ip.header_len,
-                                         ip.header_len + std::min<std::size_t>(8, ip.payload.size()));
+  // The quote comes from the header copy ip was parsed from (host memory):
+  // IPv4 quotes the header and 8 bytes (RFC 792), IPv6 as much as fits.
+  const std::size_t quoted = ip.is_v4() ? std::min<std::size_t>(8, ip.payload.size()) : ip.payload.size();
+  const std::span<const std::byte> quote(ip.payload.data() - ip.header_len, ip.header_len + quoted);
   queue_reply([&](std::span<std::byte> out) -> std::size_t {
+    if (!ip.is_v4()) {
+      const std::size_t len = write_icmpv6_unreachable(out.subspan(kEthIpv6Size), icmpv6_unreachable::kAdminProhibited, quote);
+      if (len == 0) return 0;
+      counters_.icmp_unreachable_sent.add();
+      return write_icmpv6_frame(out, *guest_mac_, cfg_.gateway_mac, cfg_.ipv6.gateway, ip.src.ipv6(), 64, len);
+    }
     const std::size_t len = write_icmp_unreachable(out.subspan(kEthIpv4Size), icmp_unreachable::kAdminProhibited, quote);
     if (len == 0) return 0;
     write_eth_ipv4(out, *guest_mac_, cfg_.gateway_mac,
-                   Ipv4Fields{cfg_.gateway, ip.src, ip_proto::kIcmp, static_cast<std::uint16_t>(len), 0, 64, 0});
+                   Ipv4Fields{cfg_.gateway, ip.src.ipv4(), ip_proto::kIcmp, static_cast<std::uint16_t>(len), 0, 64, 0});
     counters_.icmp_unreachable_sent.add();
     return kEthIpv4Size + len;
   });

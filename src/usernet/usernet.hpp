@@ -101,6 +101,10 @@ class UserNet final : public net::NetBackend {
   // `copied` bytes of the frame are in work_.
   void handle_ipv4(const net::TxFrame& frame, std::size_t copied);
   void handle_ipv6(const net::TxFrame& frame, std::size_t copied);
+  // UDP and TCP over either family, `ip` parsed from work_.
+  void handle_transport(const net::TxFrame& frame, const packet::IpPacket& ip);
+  // An ICMP or ICMPv6 echo request with identifier `id` to its ping flow.
+  void relay_echo(const net::TxFrame& frame, const packet::IpPacket& ip, std::uint16_t id);
   // An IPv4 fragment (`ip`, parsed from work_): held until its datagram is
   // whole, which then goes through handle_ipv4 as one packet.
   void reassemble(const net::TxFrame& frame, const packet::Ipv4& ip);
@@ -109,8 +113,9 @@ class UserNet final : public net::NetBackend {
   void queue_reply(Build&& build);
   void update_timer();
   // Tells the guest its datagram `ip` (parsed from work_) was refused by
-  // policy: ICMP Destination Unreachable, administratively prohibited.
-  void queue_unreachable(const packet::Ipv4& ip);
+  // policy: ICMP or ICMPv6 Destination Unreachable, administratively
+  // prohibited.
+  void queue_unreachable(const packet::IpPacket& ip);
 
   UsernetConfig cfg_;
   HostFeatures host_;  // cfg_.host, or the start-up probe

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace vnk::usernet {
 
@@ -28,6 +30,20 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
   if (cfg.mtu < 576 || cfg.mtu > 65520)
     return std::unexpected(fmt::format("MTU {} must be between 576 and 65520", cfg.mtu));
   if (!cfg.gateway_mac.is_unicast()) return std::unexpected("the gateway MAC must be unicast");
+  if (cfg.ipv6.enabled) {
+    const auto& v6 = cfg.ipv6;
+    packet::Ipv6Address network = v6.prefix;
+    std::fill(network.bytes.begin() + 8, network.bytes.end(), 0);
+    if (network != v6.prefix || v6.prefix.is_multicast() || v6.prefix.is_link_local() || v6.prefix.is_unspecified())
+      return std::unexpected(fmt::format("IPv6 prefix {} must be a unicast, non-link-local /64 (its last 64 bits zero)",
+                                         v6.prefix.to_string()));
+    for (const auto* a : {&v6.gateway, &v6.dns})
+      if (!a->in_prefix(v6.prefix, 64) || *a == v6.prefix)
+        return std::unexpected(fmt::format("IPv6 address {} must lie inside {}/64 and not be its first address",
+                                           a->to_string(), v6.prefix.to_string()));
+    if (v6.gateway == v6.dns) return std::unexpected("the IPv6 gateway and DNS addresses must differ");
+    if (cfg.mtu < 1280) return std::unexpected(fmt::format("MTU {} is below IPv6's minimum of 1280", cfg.mtu));
+  }
   return cfg;
 }
 
@@ -46,28 +62,47 @@ std::optional<std::uint16_t> parse_port(std::string_view p) {
 
 }  // namespace
 
+namespace {
+
+// "ADDRESS:" in front of the rest: a dotted quad or a bracketed IPv6
+// address. Returns the address and what follows the colon.
+std::optional<std::pair<IpAddress, std::string_view>> leading_address(std::string_view text) {
+  std::size_t end = 0;
+  if (text.starts_with('[')) {
+    end = text.find(']');
+    if (end == std::string_view::npos || end + 1 >= text.size() || text[end + 1] != ':') return std::nullopt;
+    ++end;
+  } else {
+    end = text.find(':');
+    if (end == std::string_view::npos) return std::nullopt;
+  }
+  auto a = IpAddress::parse(text.substr(0, end));
+  if (!a) return std::nullopt;
+  return std::pair{*a, text.substr(end + 1)};
+}
+
+}  // namespace
+
 std::optional<UsernetConfig::Forward> parse_forward(std::string_view text) {
-  std::vector<std::string_view> parts;
-  for (std::size_t start = 0;;) {
-    const auto colon = text.find(':', start);
-    parts.push_back(text.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
-  }
-  if (parts.size() != 3 && parts.size() != 4) return std::nullopt;
   UsernetConfig::Forward f;
-  if (parts[0] == "tcp") f.protocol = 6;
-  else if (parts[0] == "udp") f.protocol = 17;
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  const std::string_view proto = text.substr(0, colon);
+  if (proto == "tcp") f.protocol = 6;
+  else if (proto == "udp") f.protocol = 17;
   else return std::nullopt;
-  std::size_t i = 1;
-  if (parts.size() == 4) {
-    auto a = Ipv4Address::parse(parts[1]);
-    if (!a) return std::nullopt;
-    f.host_address = *a;
-    i = 2;
+  std::string_view rest = text.substr(colon + 1);
+  // Two colons left: the host address comes first.
+  if (rest.starts_with('[') || std::count(rest.begin(), rest.end(), ':') == 2) {
+    auto lead = leading_address(rest);
+    if (!lead) return std::nullopt;
+    f.host_address = lead->first;
+    rest = lead->second;
   }
-  auto hp = parse_port(parts[i]);
-  auto gp = parse_port(parts[i + 1]);
+  const auto mid = rest.find(':');
+  if (mid == std::string_view::npos) return std::nullopt;
+  auto hp = parse_port(rest.substr(0, mid));
+  auto gp = parse_port(rest.substr(mid + 1));
   if (!hp || !gp) return std::nullopt;
   f.host_port = *hp;
   f.guest_port = *gp;
@@ -76,18 +111,18 @@ std::optional<UsernetConfig::Forward> parse_forward(std::string_view text) {
 
 std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text) {
   UsernetConfig::Upstream u;
-  const auto colon = text.find(':');
-  auto ip = Ipv4Address::parse(text.substr(0, colon));
-  if (!ip) return std::nullopt;
-  u.address = *ip;
-  if (colon != std::string_view::npos) {
-    const std::string_view p = text.substr(colon + 1);
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (p.empty() || ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535)
-      return std::nullopt;
-    u.port = static_cast<std::uint16_t>(port);
+  // "IP", "IP:PORT", "IPV6" or "[IPV6]:PORT".
+  std::string_view port_text;
+  if (auto bare = IpAddress::parse(text)) {
+    u.address = *bare;
+    return u;
   }
+  auto lead = leading_address(text);
+  if (!lead) return std::nullopt;
+  u.address = lead->first;
+  auto port = parse_port(lead->second);
+  if (!port) return std::nullopt;
+  u.port = *port;
   return u;
 }
 
@@ -105,10 +140,14 @@ std::vector<UsernetConfig::Upstream> parse_resolv_conf(std::string_view text) {
     if (!line.starts_with("nameserver")) continue;
     line = skip_space(line.substr(10));
     const auto end = line.find_first_of(" \t\r#;");
-    // Only a bare IPv4 address: "IP:PORT" is not resolv.conf syntax.
-    auto ip = Ipv4Address::parse(line.substr(0, end));
+    // A bare address: "IP:PORT" is not resolv.conf syntax, and a scoped
+    // link-local one ("fe80::1%eth0") is refused by the parser.
+    auto ip = IpAddress::parse(line.substr(0, end));
     if (ip) out.push_back({*ip, 53});
   }
+  // IPv4 resolvers first: the first is the one used, and a host's IPv4
+  // resolver is the one most likely to be reachable.
+  std::stable_partition(out.begin(), out.end(), [](const UsernetConfig::Upstream& u) { return u.address.is_v4(); });
   return out;
 }
 

@@ -12,11 +12,13 @@
 
 #include "base/host_features.hpp"
 #include "base/mac_address.hpp"
+#include "packet/ip_address.hpp"
 #include "packet/ipv4_address.hpp"
 #include "packet/ipv6_address.hpp"
 
 namespace vnk::usernet {
 
+using packet::IpAddress;
 using packet::Ipv4Address;
 
 struct UsernetConfig {
@@ -47,7 +49,7 @@ struct UsernetConfig {
   // Where queries to the DNS address (UDP and TCP port 53) are forwarded;
   // the first is used. Empty: DNS is not served.
   struct Upstream {
-    Ipv4Address address;
+    IpAddress address;  // either family
     std::uint16_t port = 53;
   };
   std::vector<Upstream> dns_upstreams;
@@ -56,7 +58,7 @@ struct UsernetConfig {
   // the gateway address.
   struct Forward {
     std::uint8_t protocol = 6;  // packet::ip_proto::kTcp or kUdp
-    Ipv4Address host_address = Ipv4Address::of(127, 0, 0, 1);
+    IpAddress host_address = Ipv4Address::of(127, 0, 0, 1);  // either family
     std::uint16_t host_port = 0;
     std::uint16_t guest_port = 0;
   };
@@ -96,12 +98,13 @@ struct UsernetConfig {
 // address; MTU 576..65520. The error is a sentence for the user.
 std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg);
 
-// The IPv4 "nameserver" lines of a resolv.conf text (IPv6 ones are skipped).
+// The "nameserver" lines of a resolv.conf text, IPv4 ones first.
 std::vector<UsernetConfig::Upstream> parse_resolv_conf(std::string_view text);
 // "tcp:HOSTPORT:GUESTPORT", "udp:…", or with the host address first,
-// "tcp:ADDRESS:HOSTPORT:GUESTPORT"; nullopt when malformed.
+// "tcp:ADDRESS:HOSTPORT:GUESTPORT" ("tcp:[::1]:8080:80"); nullopt when
+// malformed.
 std::optional<UsernetConfig::Forward> parse_forward(std::string_view text);
-// "IP" or "IP:PORT"; nullopt when malformed.
+// "IP", "IP:PORT", "IPV6" or "[IPV6]:PORT"; nullopt when malformed.
 std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text);
 
 }  // namespace vnk::usernet

@@ -20,8 +20,10 @@ namespace vnk::usernet {
   X(ip_reassembled)            /* datagrams put together from them */ \
   X(ip_fragments_dropped)      /* datagrams given up: overlap, bad shape, too many, too large, evicted */ \
   X(ip_reassembly_timeouts)    /* datagrams whose fragments did not all arrive in 30 s */ \
-  X(ip_fragments_to_guest)     /* IPv4 fragments sent for host datagrams larger than the guest's MTU */ \
+  X(ip_fragments_to_guest)     /* IPv4 or IPv6 fragments sent for host datagrams larger than the guest's MTU */ \
   X(ipv6_disabled)             /* IPv6 frames while IPv6 is off */ \
+  X(ipv6_packets)              /* IPv6 packets from the guest that passed the header checks */ \
+  X(ipv6_flows_opened)         /* TCP, UDP and ICMPv6 echo flows the guest opened over IPv6 */ \
   X(ipv6_malformed)            /* IPv6 headers, extension chains or ICMPv6 checksums that do not hold */ \
   X(ipv6_fragments)            /* IPv6 fragments (not reassembled yet) */ \
   X(ipv6_unsupported)          /* jumbograms, routing headers with segments left, discard-type options, other protocols */ \

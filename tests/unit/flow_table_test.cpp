@@ -19,15 +19,15 @@ struct TestFlow : FlowHeader {
 };
 
 FlowKey key(std::uint16_t guest_port, std::uint16_t remote_port = 80) {
-  return FlowKey::v4(6, Ipv4Address::of(10, 0, 2, 15), guest_port, Ipv4Address::of(10, 0, 2, 2), remote_port);
+  return FlowKey{6, Ipv4Address::of(10, 0, 2, 15), guest_port, Ipv4Address::of(10, 0, 2, 2), remote_port};
 }
 
 TEST(FlowTableTest, Ipv4IsHeldIpv4MappedInSixteenBytes) {
-  const auto a = FlowAddress::v4(Ipv4Address::of(192, 0, 2, 7));
+  const auto a = IpAddress::v4(Ipv4Address::of(192, 0, 2, 7));
   EXPECT_TRUE(a.is_v4());
   EXPECT_EQ(a.ipv4(), Ipv4Address::of(192, 0, 2, 7));
   EXPECT_EQ(a.to_string(), "192.0.2.7");
-  FlowAddress v6;
+  IpAddress v6;
   v6.bytes[0] = 0xfd;
   v6.bytes[15] = 1;
   EXPECT_FALSE(v6.is_v4());

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "packet/headers.hpp"
+#include "packet/ipv6.hpp"
 #include "usernet/host_route.hpp"
 
 namespace vnk::usernet {
@@ -21,12 +22,10 @@ UsernetConfig config() {
   return c;
 }
 
-std::string where(const UsernetConfig& cfg, std::uint8_t proto, Ipv4Address dst, std::uint16_t port) {
+std::string where(const UsernetConfig& cfg, std::uint8_t proto, const packet::IpAddress& dst, std::uint16_t port) {
   auto r = host_destination(cfg, proto, dst, port);
   if (!r) return r.error() == RouteRefusal::link_local ? "refused:link-local" : "nowhere";
-  char text[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &r->sin_addr, text, sizeof text);
-  return std::string(text) + ":" + std::to_string(ntohs(r->sin_port));
+  return r->to_string();
 }
 
 TEST(HostRouteTest, TheGatewayIsTheHostsLoopbackUnlessNoMapGw) {
@@ -74,6 +73,46 @@ TEST(HostRouteTest, OtherAddressesAreThemselvesUnlessHostOnly) {
   EXPECT_EQ(where(c, kTcp, Ipv4Address::of(198, 51, 100, 7), 443), "nowhere");
   EXPECT_EQ(where(c, kTcp, c.gateway, 22), "127.0.0.1:22");
   EXPECT_EQ(where(c, kUdp, c.dns, 53), "192.0.2.53:5353");
+}
+
+// The IPv6 rows: the same table, with the gateway's and DNS address's IPv6
+// counterparts and the addresses only IPv6 has.
+packet::IpAddress v6(const char* text) { return *packet::IpAddress::parse(text); }
+using packet::ip_proto::kIcmpv6;
+
+TEST(HostRouteTest, TheIpv6GatewayIsTheHostsIpv6LoopbackAndTheDnsAddressTheResolver) {
+  UsernetConfig c = config();
+  EXPECT_EQ(where(c, kTcp, v6("fd00::2"), 8080), "[::1]:8080");
+  EXPECT_EQ(where(c, kIcmpv6, v6("fd00::2"), 0), "[::1]:0");
+  EXPECT_EQ(where(c, kUdp, v6("fd00::3"), 53), "192.0.2.53:5353") << "the resolver's family";
+  EXPECT_EQ(where(c, kIcmpv6, v6("fd00::3"), 0), "[::1]:0");
+  EXPECT_EQ(where(c, kUdp, v6("fd00::3"), 54), "nowhere");
+  c.dns_upstreams = {{v6("2001:db8::53"), 53}};
+  EXPECT_EQ(where(c, kUdp, Ipv4Address::of(10, 0, 2, 3), 53), "[2001:db8::53]:53");
+  c.map_gateway_to_loopback = false;
+  EXPECT_EQ(where(c, kTcp, v6("fd00::2"), 8080), "nowhere");
+}
+
+TEST(HostRouteTest, Ipv6AddressesThatMustNotLeaveGoNowhere) {
+  const UsernetConfig c = config();
+  for (const char* a : {"fd00::99", "::", "::1", "::10.0.0.1", "ff02::1", "ff05::1:3", "::ffff:127.0.0.1"})
+    EXPECT_EQ(where(c, kUdp, v6(a), 53), "nowhere") << a;
+  // IPv4-mapped is IPv4 in an IpAddress: the IPv4 rules hold.
+  EXPECT_EQ(where(c, kUdp, v6("::ffff:169.254.169.254"), 80), "refused:link-local");
+}
+
+TEST(HostRouteTest, Ipv6LinkLocalAndMetadataAreRefusedUnlessAllowed) {
+  UsernetConfig c = config();
+  EXPECT_EQ(where(c, kTcp, v6("fe80::1"), 80), "refused:link-local");
+  EXPECT_EQ(where(c, kTcp, v6("fd00:ec2::254"), 80), "refused:link-local");     // EC2's IPv6 metadata service
+  EXPECT_EQ(where(c, kTcp, v6("64:ff9b::a9fe:a9fe"), 80), "refused:link-local");  // 169.254.169.254 through NAT64
+  EXPECT_EQ(where(c, kTcp, v6("64:ff9b::c633:6407"), 80), "[64:ff9b::c633:6407]:80");
+  EXPECT_EQ(where(c, kTcp, v6("2001:db8::7"), 443), "[2001:db8::7]:443");
+  c.allow_link_local = true;
+  EXPECT_EQ(where(c, kTcp, v6("fd00:ec2::254"), 80), "[fd00:ec2::254]:80");
+  c.host_only = true;
+  EXPECT_EQ(where(c, kTcp, v6("2001:db8::7"), 443), "nowhere");
+  EXPECT_EQ(where(c, kTcp, v6("fd00::2"), 22), "[::1]:22");
 }
 
 }  // namespace

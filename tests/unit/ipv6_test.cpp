@@ -204,7 +204,7 @@ TEST_F(NdpTest, RouterSolicitationGetsAnAdvertisementForSlaac) {
   send(router_solicitation(kGuestLinkLocal));
   auto a = answer();
   ASSERT_TRUE(a);
-  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 1}, {"frames_to_guest", 1},
+  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 1}, {"frames_to_guest", 1}, {"ipv6_packets", 1},
                                        {"ndp_router_solicitations", 1}, {"ndp_advertisements_sent", 1}}));
   EXPECT_EQ(a->eth.dst, kGuestMac);
   EXPECT_EQ(a->ip.src, Ipv6Address::link_local_from(kCfgGatewayMac()));
@@ -270,7 +270,7 @@ TEST_F(NdpTest, TheGuestsOwnDadIsLeftAloneAndADadProbeForOursIsDefended) {
   test::CounterDelta d(net.counters());
   send(neighbor_solicitation(Ipv6Address{}, addr("fd00::5054:ff:fe12:3456"), false));
   EXPECT_TRUE(take().empty());
-  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 1}, {"ndp_ignored", 1}}));
+  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 1}, {"ipv6_packets", 1}, {"ndp_ignored", 1}}));
   send(neighbor_solicitation(Ipv6Address{}, addr("fd00::2"), false));
   auto a = answer();
   ASSERT_TRUE(a);
@@ -289,14 +289,14 @@ TEST_F(NdpTest, InvalidNdpAndIpv6AreCountedAndNeverAnswered) {
   auto rs = router_solicitation(kGuestLinkLocal);
   rs.back() ^= std::byte{1};  // the ICMPv6 checksum no longer holds
   send(rs);
-  std::vector<std::uint8_t> echo{128, 0, 0, 0, 0, 1, 0, 1};
-  send(icmpv6(kGuestLinkLocal, addr("fd00::2"), kCfgGatewayMac(), echo));  // not forwarded yet
-  auto fragment = icmpv6(kGuestLinkLocal, addr("fd00::2"), kCfgGatewayMac(), echo);
+  std::vector<std::uint8_t> private_type{200, 0, 0, 0, 0, 1, 0, 1};  // RFC 4443 private experimentation
+  send(icmpv6(kGuestLinkLocal, addr("fd00::2"), kCfgGatewayMac(), private_type));
+  auto fragment = icmpv6(kGuestLinkLocal, addr("fd00::2"), kCfgGatewayMac(), private_type);
   fragment[kEthernetHeaderSize + 6] = std::byte{ip_proto::kFragment};
   send(fragment);
   EXPECT_TRUE(take().empty());
-  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 7}, {"ndp_malformed", 4}, {"ipv6_malformed", 1},
-                                       {"ipv6_unsupported", 1}, {"ipv6_fragments", 1}}));
+  EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 7}, {"ipv6_packets", 6}, {"ndp_malformed", 4},
+                                       {"ipv6_malformed", 1}, {"ipv6_unsupported", 1}, {"ipv6_fragments", 1}}));
 }
 
 TEST(Ipv6Off, FramesAreCountedAndDropped) {

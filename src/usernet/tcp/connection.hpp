@@ -84,6 +84,7 @@ struct TcpConnection : FlowHeader {
   std::uint8_t guest_wscale = 0;
   bool scaling = false;            // both sides sent window scale
   bool sack_ok = false;            // both sides sent SACK-permitted: our ACKs carry SACK blocks
+  bool peek_offset = true;         // the socket's family has SO_PEEK_OFF here (else the discard-area fallback)
   ReassemblyQueue held;            // guest data beyond rcv_nxt, waiting for the hole before it
   bool in_ready = false, in_acks = false;  // queued in TcpFlows' ready_ / acks_
   std::uint8_t acks_to_send = 0;   // pure ACKs owed (3 = ask the guest to resend now)

@@ -61,7 +61,7 @@ void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
 std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
                                     std::size_t payload_len, const Checksum& payload_sum) noexcept {
   return write_tcp_frame_headers(
-      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, k.remote.ipv4(), k.guest.ipv4()}, t,
+      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, k.remote, k.guest}, t,
       payload_len, payload_sum, ip_id_++);
 }
 
@@ -87,7 +87,7 @@ TcpFields TcpFlows::syn_fields(const Flow& f) const noexcept {
                    inbound ? 0 : f.rcv_nxt,
                    static_cast<std::uint8_t>(inbound ? tcp_flag::kSyn : tcp_flag::kSyn | tcp_flag::kAck),
                    inbound ? std::uint16_t{0xffff} : window_field(f),
-                   static_cast<std::uint16_t>(env_.cfg.mtu - 40),
+                   static_cast<std::uint16_t>(env_.cfg.mtu - ip_header_size(f.key.guest) - kTcpHeaderSize),
                    inbound || f.scaling ? std::optional<std::uint8_t>(kWindowShift) : std::nullopt,
                    inbound || f.sack_ok,
                    {}};
@@ -241,7 +241,7 @@ std::optional<SackBlock> TcpFlows::next_hole(const Flow& f) const noexcept {
 }
 
 std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
-  std::array<std::byte, kDataHeaders + 40> h{};  // room for SACK blocks
+  std::array<std::byte, kMaxDataHeaders + 40> h{};  // room for SACK blocks
   TcpFields t = ack_fields(f);
   std::array<SackBlock, kMaxSackBlocks> blocks;
   if (f.sack_ok && !f.held.empty()) t.sack = std::span(blocks).first(f.held.sack_blocks(blocks));
@@ -250,7 +250,7 @@ std::size_t TcpFlows::pure_ack(std::span<const iovec> buffer, const Flow& f) {
 }
 
 std::size_t TcpFlows::window_probe(std::span<const iovec> buffer, const Flow& f) {
-  std::array<std::byte, kDataHeaders> h{};
+  std::array<std::byte, kMaxDataHeaders> h{};
   TcpFields t = ack_fields(f);
   t.seq = f.snd_una - 1;  // already acknowledged: the guest answers with an ACK (RFC 9293 §3.8.6.1)
   const std::size_t n = write_segment(h, f.key, t);
@@ -262,7 +262,7 @@ void TcpFlows::arm_timer(Flow& f) noexcept {
 }
 
 void TcpFlows::sync_peek_offset(Flow& f) {
-  if (!peek_offset_) return;
+  if (!f.peek_offset) return;
   const int offset = static_cast<int>(f.data_in_flight());
   // With nothing in flight a peek from the queue's head is what the offset
   // would give: the socket gets one only once bytes are in flight, so a
@@ -273,30 +273,33 @@ void TcpFlows::sync_peek_offset(Flow& f) {
 }
 
 std::size_t TcpFlows::segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept {
-  const std::size_t room = iov_length(buffer) > kDataHeaders ? iov_length(buffer) - kDataHeaders : 0;
-  const std::size_t segment = env_.rx_offloads.tso4 && env_.rx_offloads.partial_csum ? SIZE_MAX : f.guest_mss;
-  return std::min<std::size_t>({segment, room, 65535 - kIpv4HeaderSize - kTcpHeaderSize});
+  const std::size_t headers = data_headers(f);
+  const std::size_t room = iov_length(buffer) > headers ? iov_length(buffer) - headers : 0;
+  // TSO toward the guest is TCPv4 only (no GUEST_TSO6 yet).
+  const bool tso = env_.rx_offloads.tso4 && env_.rx_offloads.partial_csum && f.key.is_v4();
+  const std::size_t segment = tso ? SIZE_MAX : f.guest_mss;
+  return std::min<std::size_t>({segment, room, ip_max_payload(f.key.guest) - kTcpHeaderSize});
 }
 
 TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, std::uint32_t seq,
                                  std::size_t max) {
   const std::uint32_t offset = seq - f.snd_una;
-  if (!peek_offset_ && offset > kPeekFallbackWindow) return Peek{0, true, false};  // beyond the discard area (the window prevents it)
+  if (!f.peek_offset && offset > kPeekFallbackWindow) return Peek{0, true, false};  // beyond the discard area (the window prevents it)
   // With SO_PEEK_OFF the kernel's offset sits at snd_nxt; a resend moves it
   // to `seq` for one peek and back. Without it each peek starts at the
   // queue's head: the `offset` bytes before `seq` go to the discard area
   // first (the window keeps them within it), the rest into the guest's buffer.
   if (!f.has(TcpFlag::peek_offset_on)) sync_peek_offset(f);  // turns it on once bytes are in flight
-  const bool moved = peek_offset_ && offset != f.data_in_flight();
+  const bool moved = f.peek_offset && offset != f.data_in_flight();
   if (moved) {
     const int off = static_cast<int>(offset);
     ::setsockopt(f.sock.get(), SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
   }
   std::array<iovec, kDiscardIovecs + 64> iov;  // [discard...][guest buffer tail...]
   std::size_t skip = 0;
-  for (std::size_t left = peek_offset_ ? 0 : offset; left > 0 && skip < kDiscardIovecs; left -= iov[skip++].iov_len)
+  for (std::size_t left = f.peek_offset ? 0 : offset; left > 0 && skip < kDiscardIovecs; left -= iov[skip++].iov_len)
     iov[skip] = iovec{discard_.data(), std::min(left, discard_.size())};
-  const std::size_t nt = iov_slice(buffer, kDataHeaders, max, std::span(iov).subspan(skip));
+  const std::size_t nt = iov_slice(buffer, data_headers(f), max, std::span(iov).subspan(skip));
   msghdr m{};
   m.msg_iov = iov.data();
   m.msg_iovlen = skip + nt;
@@ -309,17 +312,17 @@ TcpFlows::Peek TcpFlows::peek_at(std::span<const iovec> buffer, Flow& f, std::ui
     close(slot, false);
     return Peek{0, false, true};
   }
-  const std::size_t skipped = peek_offset_ ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), offset);
+  const std::size_t skipped = f.peek_offset ? 0 : std::min<std::size_t>(static_cast<std::size_t>(got), offset);
   env_.counters.tcp_bytes_repeeked.add(skipped);
   return Peek{static_cast<std::size_t>(got) - skipped, false, false};
 }
 
 void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, const TcpFields& t, std::size_t len,
                               net::NetHeader& header) {
-  std::array<std::byte, kDataHeaders> h{};
+  std::array<std::byte, kMaxDataHeaders> h{};
   if (!env_.rx_offloads.partial_csum) {
     Checksum payload;
-    add_iov(payload, buffer, kDataHeaders, len);
+    add_iov(payload, buffer, data_headers(f), len);
     iov_write(buffer, 0, std::span(h).first(write_segment(h, f.key, t, len, payload)));
     return;
   }
@@ -327,19 +330,18 @@ void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, cons
   // csum_offset; the field starts out as the pseudo-header's sum (folded,
   // not complemented), as Linux leaves it for CHECKSUM_PARTIAL.
   const std::size_t n = write_segment(h, f.key, t, len, {});
-  constexpr std::size_t kTcpStart = kEthIpv4Size;
+  const std::size_t tcp_start = eth_ip_size(f.key.guest);
   Checksum pseudo;
-  add_ipv4_pseudo_header(pseudo, f.key.remote.ipv4().value, f.key.guest.ipv4().value, ip_proto::kTcp,
-                         static_cast<std::uint16_t>(kTcpHeaderSize + len));
-  store_be<std::uint16_t>(h.data() + kTcpStart + 16, static_cast<std::uint16_t>(~pseudo.finish()));
+  add_pseudo_header(pseudo, f.key.remote, f.key.guest, ip_proto::kTcp, static_cast<std::uint32_t>(kTcpHeaderSize + len));
+  store_be<std::uint16_t>(h.data() + tcp_start + 16, static_cast<std::uint16_t>(~pseudo.finish()));
   iov_write(buffer, 0, std::span(h).first(n));
   header.flags = net::NetHeader::kFlagNeedsCsum;
-  header.csum_start = static_cast<std::uint16_t>(kTcpStart);
+  header.csum_start = static_cast<std::uint16_t>(tcp_start);
   header.csum_offset = 16;
   if (len > f.guest_mss) {
     header.gso_type = net::NetHeader::kGsoTcpV4;
     header.gso_size = f.guest_mss;
-    header.hdr_len = static_cast<std::uint16_t>(kDataHeaders);
+    header.hdr_len = static_cast<std::uint16_t>(data_headers(f));
   }
 }
 
@@ -360,7 +362,7 @@ std::size_t TcpFlows::resend_hole(std::span<const iovec> buffer, Flow& f, std::u
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
   env_.counters.tcp_retransmits.add();
   env_.counters.tcp_bytes_to_guest.add(len);
-  return kDataHeaders + len;
+  return data_headers(f) + len;
 }
 
 std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::uint32_t slot, bool& more,
@@ -384,7 +386,7 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   }
   if (skipped) sync_peek_offset(f);
   const std::uint32_t in_flight = f.snd_nxt - f.snd_una;
-  const std::uint32_t window = peek_offset_ ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
+  const std::uint32_t window = f.peek_offset ? f.guest_window : std::min(f.guest_window, kPeekFallbackWindow);
   if (in_flight >= window) {
     change(f, TcpFlag::window_blocked, true);
     // A shut window is probed on the timer; a guest that opens it sends an
@@ -403,7 +405,7 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   const std::size_t len = got.len;
   // Nothing new: the end of the stream once the peer has closed (a peek at
   // an offset past the data returns 0 then too); otherwise more is to come.
-  const bool eof = len == 0 && (peek_offset_ || f.has(TcpEvent::host_eof));
+  const bool eof = len == 0 && (f.peek_offset || f.has(TcpEvent::host_eof));
   if (len == 0 && !eof) return 0;
   TcpFields t = ack_fields(f);
   if (eof) {
@@ -425,7 +427,7 @@ std::size_t TcpFlows::data_or_fin(std::span<const iovec> buffer, Flow& f, std::u
   arm_timer(f);
   if (f.acks_to_send == 1) f.acks_to_send = 0;  // this segment carries the ACK
   env_.counters.tcp_bytes_to_guest.add(len);
-  return kDataHeaders + len;
+  return data_headers(f) + len;
 }
 
 }  // namespace vnk::usernet

@@ -22,8 +22,8 @@ namespace vnk::usernet {
 
 using namespace packet;
 
-TcpFlows::TcpFlows(FlowEnv env) : env_(env), peek_offset_(env.host.tcp_peek_off_v4) {
-  if (!peek_offset_) discard_.resize(kDiscardChunk);
+TcpFlows::TcpFlows(FlowEnv env) : env_(env) {
+  if (!env_.host.tcp_peek_off_v4 || !env_.host.tcp_peek_off_v6) discard_.resize(kDiscardChunk);
 }
 
 TcpFlows::~TcpFlows() {
@@ -39,8 +39,8 @@ void TcpFlows::prepare_socket(int fd) const noexcept {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound,
-                                   std::uint32_t& slot) {
+TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, int host_family, const Key& key, std::uint32_t events,
+                                   bool inbound, std::uint32_t& slot) {
   slot = flows_.open(key);
   Flow& f = flows_[slot];
   if (!epoll_add(env_.epoll_fd, sock.get(), events, flows_.tag(slot))) {
@@ -48,6 +48,8 @@ TcpFlows::Flow* TcpFlows::add_flow(UniqueFd sock, const Key& key, std::uint32_t 
     return nullptr;
   }
   f.sock = std::move(sock);
+  f.peek_offset = host_family == AF_INET6 ? env_.host.tcp_peek_off_v6 : env_.host.tcp_peek_off_v4;
+  if (!key.is_v4()) env_.counters.ipv6_flows_opened.add();
   // RFC 6528: a clock ticking every 4 µs plus a keyed hash of the
   // connection's addresses and ports -- no system call per connection.
   f.iss = static_cast<std::uint32_t>(now_ms_ * 250 + FlowKeyHash{isn_secret_}(key));
@@ -95,13 +97,12 @@ void TcpFlows::close(std::uint32_t slot, bool reset_host) {
   env_.counters.tcp_flows_closed.add();
 }
 
-void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
-  const Key key = FlowKey::v4(ip_proto::kTcp, ip.src, tcp.src_port, ip.dst, tcp.dst_port);
+void TcpFlows::open(const Key& key, const Tcp& tcp) {
   auto refuse = [&](Counter& why) {
     why.add();
     queue_reset(key, 0, tcp.seq + 1, true);
   };
-  auto dst = host_destination(env_.cfg, ip_proto::kTcp, ip.dst, tcp.dst_port);
+  auto dst = host_destination(env_.cfg, ip_proto::kTcp, key.remote, key.remote_port);
   if (!dst)
     return refuse(dst.error() == RouteRefusal::link_local ? env_.counters.drop_link_local : env_.counters.drop_no_route);
   if (flows_.size() >= kMaxFlows) return refuse(env_.counters.tcp_table_full);
@@ -109,17 +110,17 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   // take the fds the process needs for itself; existing flows go on.
   auto fd = env_.fds.lease();
   if (!fd) return refuse(env_.counters.flows_refused_fd_limit);
-  UniqueFd sock(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  UniqueFd sock(::socket(dst->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return refuse(env_.counters.tcp_connect_failed);
   prepare_socket(sock.get());
-  const int rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*dst), sizeof *dst);
+  const int rc = ::connect(sock.get(), dst->get(), dst->length());
   if (rc != 0 && errno != EINPROGRESS) return refuse(env_.counters.tcp_connect_failed);
 
   std::uint32_t slot = 0;
   // Edge-triggered from the start: the connect's EPOLLOUT says connected,
   // and the same registration serves the flow afterwards (no EPOLL_CTL_MOD
   // per connection); an EPOLLOUT nobody asked for is ignored.
-  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents | EPOLLOUT, false, slot);
+  Flow* f = add_flow(std::move(sock), dst->family(), key, kEstablishedEvents | EPOLLOUT, false, slot);
   if (f == nullptr) return refuse(env_.counters.tcp_connect_failed);
   fd.keep();  // close() gives it back
   f->rcv_nxt = tcp.seq + 1;
@@ -133,8 +134,8 @@ void TcpFlows::open(const Ipv4& ip, const Tcp& tcp) {
   if (rc == 0) connected(slot);
 }
 
-void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
-                              std::uint16_t remote_port, std::uint64_t now_ms) {
+void TcpFlows::accept_inbound(UniqueFd sock, int host_family, const IpAddress& guest_ip, std::uint16_t guest_port,
+                              const IpAddress& remote_ip, std::uint16_t remote_port, std::uint64_t now_ms) {
   now_ms_ = now_ms;
   if (!env_.guest_mac || flows_.size() >= kMaxFlows) {
     env_.counters.tcp_forward_refused.add();
@@ -146,7 +147,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
     env_.counters.tcp_forward_refused.add();
     return;
   }
-  const auto probe = flows_.probe_remote_port(FlowKey::v4(ip_proto::kTcp, guest_ip, guest_port, remote_ip, remote_port),
+  const auto probe = flows_.probe_remote_port(FlowKey{ip_proto::kTcp, guest_ip, guest_port, remote_ip, remote_port},
                                               [](std::uint32_t) { return false; });
   if (!probe) {
     env_.counters.tcp_forward_refused.add();
@@ -155,7 +156,7 @@ void TcpFlows::accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t
   const Key key = probe->key;
   std::uint32_t slot = 0;
   prepare_socket(sock.get());
-  Flow* f = add_flow(std::move(sock), key, kEstablishedEvents, true, slot);
+  Flow* f = add_flow(std::move(sock), host_family, key, kEstablishedEvents, true, slot);
   if (f == nullptr) {
     env_.counters.tcp_forward_refused.add();
     return;
@@ -174,14 +175,13 @@ void TcpFlows::connected(std::uint32_t slot) {
   owe_syn(f, slot);
 }
 
-void TcpFlows::from_guest(const Ipv4& ip, const Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms) {
+void TcpFlows::from_guest(const Key& key, const Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms) {
   now_ms_ = now_ms;
   env_.counters.tcp_segments_from_guest.add();
-  const Key key = FlowKey::v4(ip_proto::kTcp, ip.src, tcp.src_port, ip.dst, tcp.dst_port);
   const auto found = flows_.find(key);
   if (!found) {
     if (tcp.has(tcp_flag::kRst)) return;
-    if (tcp.has(tcp_flag::kSyn) && !tcp.has(tcp_flag::kAck)) return open(ip, tcp);
+    if (tcp.has(tcp_flag::kSyn) && !tcp.has(tcp_flag::kAck)) return open(key, tcp);
     // No connection: answer as RFC 9293 §3.10.7.1 says for a CLOSED port.
     env_.counters.tcp_no_flow.add();
     if (tcp.has(tcp_flag::kAck)) {
@@ -310,7 +310,7 @@ std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t no
         continue;
       }
       if (f.retries == 0) f.rtt.start(f.iss, now_ms_);  // time the handshake (Karn: not a resent SYN)
-      std::array<std::byte, kDataHeaders + 40> h{};  // room for the SYN's options
+      std::array<std::byte, kMaxDataHeaders + 40> h{};  // room for the SYN's options
       const std::size_t n = write_segment(h, f.key, syn_fields(f));
       if (iov_write(buffer, 0, std::span(h).first(n)) == n) return n;
       continue;

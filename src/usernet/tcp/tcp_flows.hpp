@@ -90,10 +90,12 @@ class TcpFlows {
   //
   // Every entry point takes the time (monotonic milliseconds): nothing here
   // reads the clock, so tests drive time.
-  void accept_inbound(UniqueFd sock, Ipv4Address guest_ip, std::uint16_t guest_port, Ipv4Address remote_ip,
-                      std::uint16_t remote_port, std::uint64_t now_ms);
-  // A segment from the guest. `payload` is the segment's data in guest memory.
-  void from_guest(const packet::Ipv4& ip, const packet::Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms);
+  // `host_family` is the socket's (AF_INET or AF_INET6).
+  void accept_inbound(UniqueFd sock, int host_family, const IpAddress& guest_ip, std::uint16_t guest_port,
+                      const IpAddress& remote_ip, std::uint16_t remote_port, std::uint64_t now_ms);
+  // A segment from the guest, of the flow `key` names (either family).
+  // `payload` is the segment's data in guest memory.
+  void from_guest(const FlowKey& key, const packet::Tcp& tcp, std::span<const iovec> payload, std::uint64_t now_ms);
   // The host socket of `slot` reported `events`.
   void on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t events, std::uint64_t now_ms);
   // Writes the next frame for the guest (an ACK, data, a FIN) into `buffer`;
@@ -106,7 +108,11 @@ class TcpFlows {
   [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
 
  private:
-  static constexpr std::size_t kDataHeaders = kEthIpv4Size + packet::kTcpHeaderSize;  // data segments carry no options
+  // Headers of a data segment (which carries no options): the most, and a flow's.
+  static constexpr std::size_t kMaxDataHeaders = kEthIpv6Size + packet::kTcpHeaderSize;
+  [[nodiscard]] static std::size_t data_headers(const TcpConnection& f) noexcept {
+    return eth_ip_size(f.key.guest) + packet::kTcpHeaderSize;
+  }
   static constexpr std::uint32_t kEstablishedEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
   using Key = FlowKey;
@@ -116,12 +122,14 @@ class TcpFlows {
   void change(Flow& f, TcpEvent e);
   void change(Flow& f, TcpFlag flag, bool on);
 
-  // Registers a new flow on `sock` (epoll `events`) with a fresh initial
-  // sequence number, outbound (connecting) or inbound (a forwarded host
-  // connection); nullptr (the socket closed) when epoll refuses it.
-  Flow* add_flow(UniqueFd sock, const Key& key, std::uint32_t events, bool inbound, std::uint32_t& slot);
+  // Registers a new flow on `sock` (of `host_family`, epoll `events`) with a
+  // fresh initial sequence number, outbound (connecting) or inbound (a
+  // forwarded host connection); nullptr (the socket closed) when epoll
+  // refuses it.
+  Flow* add_flow(UniqueFd sock, int host_family, const Key& key, std::uint32_t events, bool inbound,
+                 std::uint32_t& slot);
   void close(std::uint32_t slot, bool reset_host);
-  void open(const packet::Ipv4& ip, const packet::Tcp& tcp);
+  void open(const Key& key, const packet::Tcp& tcp);
   void connected(std::uint32_t slot);
   void handle_ack(Flow& f, std::uint32_t slot, const packet::Tcp& tcp);
   void handle_data(Flow& f, std::uint32_t slot, const packet::Tcp& tcp, std::span<const iovec> payload);
@@ -200,11 +208,9 @@ class TcpFlows {
   ReassemblyBudget reassembly_;  // out-of-order bytes held, all flows
   std::uint64_t now_ms_ = 0;  // the time the current entry point was called with
   std::uint16_t ip_id_ = 0;
-  // SO_PEEK_OFF on this kernel (env_.host), or the discard-area fallback.
-  bool peek_offset_ = true;
   std::uint64_t isn_secret_ = random_seed();  // keys the initial sequence numbers (RFC 6528)
   std::uint32_t fresh_room_ = 0;              // a new socket's room, once measured
-  std::vector<std::byte> discard_;  // kDiscardChunk when !peek_offset_, allocated once
+  std::vector<std::byte> discard_;  // kDiscardChunk where a family lacks SO_PEEK_OFF, allocated once
 };
 
 }  // namespace vnk::usernet
