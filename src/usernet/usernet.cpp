@@ -380,6 +380,14 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
       }
       return;
     }
+    case icmpv6_type::kMldQuery:
+    case icmpv6_type::kMldReport:
+    case icmpv6_type::kMldDone:
+    case icmpv6_type::kMldv2Report:
+      // A guest joins its solicited-node groups; the link has nothing else
+      // to deliver to it, so there is no group state to keep.
+      counters_.ipv6_mld_ignored.add();
+      return;
     default: counters_.ipv6_unsupported.add(); return;
   }
 }

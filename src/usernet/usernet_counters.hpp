@@ -24,6 +24,7 @@ namespace vnk::usernet {
   X(ipv6_disabled)             /* IPv6 frames while IPv6 is off */ \
   X(ipv6_packets)              /* IPv6 packets from the guest that passed the header checks */ \
   X(ipv6_flows_opened)         /* TCP, UDP and ICMPv6 echo flows the guest opened over IPv6 */ \
+  X(ipv6_mld_ignored)          /* Multicast Listener Discovery reports and queries (nothing to route) */ \
   X(ipv6_malformed)            /* IPv6 headers, extension chains or ICMPv6 checksums that do not hold */ \
   X(ipv6_fragments)            /* IPv6 fragments (not reassembled yet) */ \
   X(ipv6_unsupported)          /* jumbograms, routing headers with segments left, discard-type options, other protocols */ \

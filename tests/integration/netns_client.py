@@ -3,6 +3,10 @@ uses the network the way a program in a container would: the resolver from
 /etc/resolv.conf, HTTP through the gateway to servers on the host's
 127.0.0.1, ping, iperf3. Prints one "VNK: what key=value..." line per check.
 
+With VNK_FAMILY=6 it does the same over IPv6 once the namespace has its
+SLAAC address: the gateway fd00::2 (the host's ::1), `ping -6`, and a DNS
+query sent by hand to the DNS address fd00::3.
+
 usage: netns_client.py NAME HTTP_PORT IPERF_PORT|0 SECONDS [UPLOAD_BYTES]
 """
 import hashlib
@@ -14,20 +18,53 @@ import subprocess
 import sys
 import time
 
-GATEWAY = "10.0.2.2"
+IPV6 = os.environ.get("VNK_FAMILY") == "6"
+GATEWAY = "fd00::2" if IPV6 else "10.0.2.2"
+DNS6 = "fd00::3"
 
 
 def report(what, **kv):
     print("VNK:", what, " ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
 
 
+def wait_for_slaac():
+    for _ in range(100):
+        out = subprocess.run(["ip", "-6", "-o", "addr", "show", "scope", "global", "-tentative"],
+                             capture_output=True, text=True).stdout
+        if "fd00:" in out:
+            report("slaac", address=out.split()[3])
+            return
+        time.sleep(0.1)
+    report("slaac", error="no_address")
+
+
 def ping():
-    out = subprocess.run(["busybox", "ping", "-c", "3", "-W", "2", GATEWAY], capture_output=True, text=True).stdout
+    family = ["-6"] if IPV6 else []
+    out = subprocess.run(["busybox", "ping", *family, "-c", "3", "-W", "2", GATEWAY], capture_output=True,
+                         text=True).stdout
     received = next((line.split(",")[1].split()[0] for line in out.splitlines() if "received" in line), "0")
     report("ping", received=received)
 
 
+def dns6(name):
+    """An A query over UDP to the DNS address's IPv6 counterpart."""
+    query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00\x00\x01\x00\x01"
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        try:
+            s.sendto(query, (DNS6, 53))
+            answer, peer = s.recvfrom(512)
+        except OSError as e:
+            report("dns", name=name, error=str(e).replace(" ", "_"))
+            return
+    ok = answer[:2] == b"\x12\x34" and peer[0] == DNS6
+    report("dns", name=name, address=socket.inet_ntoa(answer[-4:]) if ok else "bad_answer")
+
+
 def dns(name):
+    if IPV6:
+        return dns6(name)
     try:
         report("dns", name=name, address=socket.gethostbyname(name))
     except OSError as e:
@@ -82,6 +119,8 @@ def iperf(port, seconds):
 def main():
     name, http_port, iperf_port, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     upload_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 100 << 20
+    if IPV6:
+        wait_for_slaac()
     if name != "-":  # "-": transfers only
         ping()
         dns(name)

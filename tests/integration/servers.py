@@ -110,7 +110,9 @@ class HttpServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = http.server.ThreadingHTTPServer((address, 0), Handler)
+        server = type("Server", (http.server.ThreadingHTTPServer,),
+                      {"address_family": socket.AF_INET6 if ":" in address else socket.AF_INET})
+        self.httpd = server((address, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -120,22 +122,23 @@ class HttpServer:
         self.httpd.server_close()
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(kind=socket.SOCK_STREAM, address="127.0.0.1"):
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind) as s:
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
 class Iperf3Server(Process):
-    """`iperf3 -s` on 127.0.0.1; None from start() when iperf3 is missing."""
+    """`iperf3 -s` on 127.0.0.1 (or `address`); None from start() when iperf3
+    is missing."""
 
     @staticmethod
-    def start():
+    def start(address="127.0.0.1"):
         exe = shutil.which("iperf3")
         if not exe:
             return None
-        port = free_port()
-        srv = Iperf3Server([exe, "-s", "--forceflush", "-B", "127.0.0.1", "-p", str(port)], "iperf3 -s")
+        port = free_port(address=address)
+        srv = Iperf3Server([exe, "-s", "--forceflush", "-B", address, "-p", str(port)], "iperf3 -s")
         srv.port = port
         srv.wait_for(r"Server listening", 10)
         return srv

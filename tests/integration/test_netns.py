@@ -176,10 +176,21 @@ class NetnsTest(unittest.TestCase):
         self.assertGreaterEqual(b["ip_fragments_to_guest"], 3 + 14, "the answers come back in fragments too")
         self.assertEqual((b["ip_fragments_dropped"], b["ip_reassembly_timeouts"], b["drop_malformed"]), (0, 0, 0))
 
-    def reach_host_services(self, env=None, args=()):
-        web = HttpServer(100 << 20)
+    def test_namespace_reaches_host_services_over_ipv6(self):
+        """--ipv6: once SLAAC has given the namespace its fd00::/64 address,
+        the same checks over IPv6 -- ping -6 to the gateway, a DNS query to
+        fd00::3 relayed to the (IPv4) resolver, 100 MiB each way over HTTP to
+        a server on the host's ::1, byte-exact, and iperf3 both ways."""
+        n = self.reach_host_services({"VNK_FAMILY": "6"}, ("--ipv6",), address="::1")
+        self.assertRegex(n.text(), r"VNK: slaac address=fd00:")
+        b = n.metrics()["backend"]
+        self.assertGreaterEqual(b["ipv6_flows_opened"], 3)  # ping, DNS, HTTP (and iperf3)
+        self.assertEqual((b["ipv6_malformed"], b["ipv6_unsupported"], b["drop_no_route"]), (0, 0, 0))
+
+    def reach_host_services(self, env=None, args=(), address="127.0.0.1"):
+        web = HttpServer(100 << 20, address)
         self.addCleanup(web.close)
-        iperf = Iperf3Server.start()
+        iperf = Iperf3Server.start(address)
         iperf_port = 0
         if iperf:
             self.addCleanup(iperf.kill)
