@@ -45,15 +45,28 @@ int main(int argc, char** argv) {
     std::perror(argv[3]);
     return 1;
   }
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
-  if (::inet_pton(AF_INET, argv[1], &sa.sin_addr) != 1) {
-    std::fprintf(stderr, "tcpput: %s is not an IPv4 address\n", argv[1]);
+  // HOST is an IPv4 or IPv6 address (no names: the guest may have no DNS).
+  sockaddr_in sa4{};
+  sockaddr_in6 sa6{};
+  const auto port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
+  sockaddr* sa = nullptr;
+  socklen_t sa_len = 0;
+  if (::inet_pton(AF_INET, argv[1], &sa4.sin_addr) == 1) {
+    sa4.sin_family = AF_INET;
+    sa4.sin_port = port;
+    sa = reinterpret_cast<sockaddr*>(&sa4);
+    sa_len = sizeof sa4;
+  } else if (::inet_pton(AF_INET6, argv[1], &sa6.sin6_addr) == 1) {
+    sa6.sin6_family = AF_INET6;
+    sa6.sin6_port = port;
+    sa = reinterpret_cast<sockaddr*>(&sa6);
+    sa_len = sizeof sa6;
+  } else {
+    std::fprintf(stderr, "tcpput: %s is not an IP address\n", argv[1]);
     return 2;
   }
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  const int s = ::socket(sa->sa_family, SOCK_STREAM, 0);
+  if (::connect(s, sa, sa_len) != 0) {
     std::perror("tcpput: connect");
     return 1;
   }

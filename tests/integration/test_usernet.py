@@ -49,14 +49,22 @@ class UmlTest(unittest.TestCase):
         """Linux 6.1's own SLAAC against usernet's Neighbor Discovery (--ipv6):
         a Router Solicitation answered with the fd00::/64 prefix, the guest's
         DAD left alone, its address from its MAC (EUI-64), the gateway's
-        link-local address as default router, the RA's MTU taken."""
+        link-local address as default router, the RA's MTU taken. Then the
+        host's ::1 through the gateway's IPv6 address: busybox ping -6, 32 MiB
+        down (wget) and up (tcpput) byte-exact, iperf3 -6 both ways."""
+        web = HttpServer(32 << 20, "::1")
+        self.addCleanup(web.close)
+        extra = ["vnk.ipv6=1", f"vnk.http={web.port}"]
+        iperf = Iperf3Server.start("::1")
+        if iperf:
+            self.addCleanup(iperf.kill)
+            extra.append(f"vnk.iperf={iperf.port}")
         serve = Serve("--net", "user", "--ipv6")
         self.addCleanup(serve.cleanup)
-        g = Uml(serve.sock, "slaac", extra=["vnk.ipv6=1"])
+        g = Uml(serve.sock, "slaac", mem="256M", extra=extra)
         self.addCleanup(g.kill)
         mac = kv(g.wait_for(r"VNK: eth0-up .*", 60).group(0))["mac"]
         got = kv(g.wait_for(r"VNK: slaac.*", 30).group(0))
-        self.assertEqual(g.status(), 0, g.tail())
 
         def eui64(prefix, mac):
             o = [int(x, 16) for x in mac.split(":")]
@@ -65,12 +73,24 @@ class UmlTest(unittest.TestCase):
         self.assertEqual(ipaddress.IPv6Address(bytes.fromhex(got["address"])), eui64("fd00::", mac))
         self.assertEqual(ipaddress.IPv6Address(bytes.fromhex(got["router"])), eui64("fe80::", "52:55:0a:00:02:02"))
         self.assertEqual(got["mtu6"], "65520")
+        self.assertIn("rtt-avg", kv(g.wait_for(r"VNK: ping6.*", 30).group(0)), g.tail())
+        down = kv(g.wait_for(r"VNK: download6.*", 120).group(0))
+        self.assertEqual((down.get("bytes"), down.get("sha256")), (str(32 << 20), web.sha256), g.tail())
+        up = kv(g.wait_for(r"VNK: upload6.*", 120).group(0))
+        self.assertEqual((up.get("bytes"), up.get("sha256")), (str(32 << 20), web.sha256), g.tail())
+        if iperf:
+            for direction in ("up", "down"):
+                r = kv(g.wait_for(rf"VNK: iperf6[- ]{direction}.*", 60).group(0))
+                self.assertGreater(float(r.get("mbps", "0")), 0, g.tail())
         b = serve.metrics()["backend"]
         self.assertGreaterEqual(b["ndp_router_solicitations"], 1)
         self.assertGreaterEqual(b["ndp_advertisements_sent"], b["ndp_router_solicitations"])
         self.assertGreaterEqual(b["ndp_ignored"], 1, "the guest's DAD probes for its own addresses")
-        for k in ("ndp_malformed", "ipv6_malformed", "drop_malformed"):
+        for k in ("ndp_malformed", "ipv6_malformed", "drop_malformed", "ipv6_unsupported"):
             self.assertEqual(b[k], 0, k)
+        self.assertGreaterEqual(b["ipv6_flows_opened"], 3)
+        self.assertGreaterEqual(b["icmp_echo_replies"], 3)
+        self.assertEqual(g.status(), 0, g.tail())
         self.assertEqual(serve.stop(), 0)
 
     def test_addressing_is_configurable(self):
