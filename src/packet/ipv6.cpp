@@ -34,7 +34,7 @@ bool options_acceptable(std::span<const std::byte> opts) {
 
 std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b) { return parse_ipv6(b, b.size()); }
 
-std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::size_t wire_len) {
+std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::size_t wire_len, bool accept_fragments) {
   if (wire_len < b.size()) return std::unexpected(ParseError::bad_length);
   if (b.size() < kIpv6HeaderSize) return std::unexpected(ParseError::truncated);
   const std::uint32_t first = load_be<std::uint32_t>(b.data());
@@ -55,6 +55,7 @@ std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::si
   const std::size_t end = kIpv6HeaderSize + payload_length;  // of the packet, in wire bytes
   std::uint8_t next = static_cast<std::uint8_t>(b[6]);
   std::size_t offset = kIpv6HeaderSize;
+  std::size_t next_at = 6;  // where `next` was read
   for (unsigned n = 0;; ++n) {
     switch (next) {
       case ip_proto::kHopByHop:
@@ -67,7 +68,20 @@ std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::si
         if (n == kMaxExtensionHeaders) return std::unexpected(ParseError::unsupported);
         if (offset + 8 > end) return std::unexpected(ParseError::bad_length);
         if (offset + 8 > b.size()) return std::unexpected(ParseError::truncated);
-        if (next == ip_proto::kFragment) return std::unexpected(ParseError::fragment);
+        if (next == ip_proto::kFragment) {
+          if (!accept_fragments) return std::unexpected(ParseError::fragment);
+          // Fixed 8 bytes: Next Header, reserved, offset (13 bits) and M, identification.
+          const std::uint16_t off_m = load_be<std::uint16_t>(b.data() + offset + 2);
+          ip.fragment = true;
+          ip.more_fragments = (off_m & 1) != 0;
+          ip.fragment_offset = static_cast<std::uint16_t>(off_m & 0xfff8);
+          ip.fragment_id = load_be<std::uint32_t>(b.data() + offset + 4);
+          ip.fragment_header_at = static_cast<std::uint16_t>(offset);
+          ip.next_header_at = static_cast<std::uint16_t>(next_at);
+          next = static_cast<std::uint8_t>(b[offset]);
+          offset += 8;
+          break;  // what follows belongs to the datagram, parsed once it is whole
+        }
         const std::size_t len = (std::size_t{static_cast<std::uint8_t>(b[offset + 1])} + 1) * 8;
         if (offset + len > end) return std::unexpected(ParseError::bad_length);
         if (offset + len > b.size()) return std::unexpected(ParseError::truncated);
@@ -78,6 +92,7 @@ std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> b, std::si
           return std::unexpected(ParseError::unsupported);
         }
         next = static_cast<std::uint8_t>(b[offset]);
+        next_at = offset;
         offset += len;
         continue;
       }

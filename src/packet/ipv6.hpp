@@ -43,10 +43,22 @@ struct Ipv6 {
   std::uint16_t header_len = 0;        // 40 plus the extension headers
   std::uint16_t payload_len = 0;       // upper-layer bytes (the Payload Length field minus extension headers)
   std::span<const std::byte> payload;  // the part of those bytes present in the parsed span
+  // A fragment, where the caller accepts them: the Fragment header's fields.
+  // Then protocol is its Next Header, header_len ends after it, payload is
+  // this fragment's part of the datagram, and the bytes before
+  // fragment_header_at are the unfragmentable part (RFC 8200 §4.5).
+  bool fragment = false;
+  bool more_fragments = false;        // M
+  std::uint16_t fragment_offset = 0;  // bytes (the field times 8)
+  std::uint32_t fragment_id = 0;
+  std::uint16_t fragment_header_at = 0;  // offset of the Fragment header
+  std::uint16_t next_header_at = 0;      // offset of the Next Header byte that names it
 };
 // `head` holds the first bytes of a packet of `wire_len` bytes (Ethernet
 // padding may follow the packet); the extension headers must lie in `head`.
-std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> head, std::size_t wire_len);
+// A fragment is ParseError::fragment unless `accept_fragments`.
+std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> head, std::size_t wire_len,
+                                           bool accept_fragments = false);
 std::expected<Ipv6, ParseError> parse_ipv6(std::span<const std::byte> packet);
 
 struct Ipv6Fields {

@@ -46,7 +46,7 @@ UserNet::UserNet(UsernetConfig cfg)
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
       ndp_(cfg_, counters_),
-      reassembly_(counters_, kEthernetHeaderSize + kIpv4MaxHeaderSize),
+      reassembly_(counters_, kReassemblyHeadroom),
       replies_(kReplyQueueFrames, kReplySlot),
       datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
       tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
@@ -278,7 +278,7 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
   // fragment fields cleared and its lengths and checksum set.
   const auto header = reassembly_.header();
   const auto buffer = reassembly_.completed();
-  const std::size_t headroom = kEthernetHeaderSize + kIpv4MaxHeaderSize;
+  const std::size_t headroom = kReassemblyHeadroom;
   const std::size_t total = buffer.size() - headroom + header.size();
   if (total > 65535) {  // the header grew past IPv4's limit
     counters_.ip_fragments_dropped.add();
@@ -301,6 +301,45 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
   handle_ipv4(frame_whole, copied);
 }
 
+void UserNet::reassemble(const net::TxFrame& frame, const Ipv6& ip) {
+  counters_.ip_fragments.add();
+  const std::span<const std::byte> unfragmentable = std::span(work_).subspan(kEthernetHeaderSize, ip.fragment_header_at);
+  if (unfragmentable.size() > kMaxReassemblyHeader) {
+    counters_.ip_fragments_dropped.add();
+    return;
+  }
+  std::array<iovec, 64> data;
+  const std::size_t n = iov_slice(frame.data, kEthernetHeaderSize + ip.header_len, ip.payload_len, data);
+  const IpReassembly::Fragment fragment{unfragmentable, std::span(data.data(), n), ip.payload_len, ip.fragment_offset,
+                                        ip.more_fragments};
+  // RFC 8200 §4.5: source, destination and identification name a datagram.
+  const IpReassembly::Key key{ip.src, ip.dst, ip.fragment_id, ip_proto::kFragment};
+  if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
+  // The whole datagram as one packet: the first fragment's unfragmentable
+  // part, whose last Next Header names what the Fragment header did.
+  const auto header = reassembly_.header();
+  const auto buffer = reassembly_.completed();
+  const std::size_t payload = buffer.size() - kReassemblyHeadroom;
+  const std::size_t payload_length = header.size() - kIpv6HeaderSize + payload;
+  if (payload_length > 65535) {
+    counters_.ip_fragments_dropped.add();
+    return;
+  }
+  const auto whole_frame = buffer.subspan(kReassemblyHeadroom - header.size() - kEthernetHeaderSize);
+  std::copy_n(work_.begin(), kEthernetHeaderSize, whole_frame.begin());
+  std::byte* h = whole_frame.data() + kEthernetHeaderSize;
+  std::copy(header.begin(), header.end(), h);
+  store_be<std::uint16_t>(h + 4, static_cast<std::uint16_t>(payload_length));
+  h[ip.next_header_at] = std::byte{ip.protocol};
+  const std::size_t len = whole_frame.size();
+  const iovec whole{whole_frame.data(), len};
+  const net::TxFrame frame_whole{net::NetHeader{}, std::span(&whole, 1), len,
+                                 whole_frame.first(std::min(len, net::kTxHeadBytes))};
+  const std::size_t copied = std::min(len, kHeaderCopy);
+  std::copy_n(whole_frame.begin(), copied, work_.begin());
+  handle_ipv6(frame_whole, copied);
+}
+
 void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
   if (!cfg_.ipv6.enabled) {
     counters_.ipv6_disabled.add();
@@ -315,13 +354,15 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     want = std::min(want, frame.length);
     if (want > copied) copied += iov_read(frame.data, copied, std::span(work_).subspan(copied, want - copied));
   };
-  const auto parse = [&] { return parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len); };
+  const auto parse = [&] {
+    return parse_ipv6(std::span(work_).first(copied).subspan(kEthernetHeaderSize), wire_len, /*accept_fragments=*/true);
+  };
   auto ip = parse();
   if (!ip && ip.error() == ParseError::truncated && copied < frame.length) {
     copy_to(kHeadCopy);
     ip = parse();
   }
-  if (ip) {
+  if (ip && !ip->fragment) {
     const std::size_t l4 = kEthernetHeaderSize + ip->header_len;
     const std::size_t want = ip->protocol == ip_proto::kTcp      ? l4 + kTcpMaxHeaderSize
                              : ip->protocol == ip_proto::kIcmpv6 ? frame.length
@@ -333,7 +374,6 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
   }
   if (!ip) {
     switch (ip.error()) {
-      case ParseError::fragment: counters_.ipv6_fragments.add(); break;
       case ParseError::unsupported: counters_.ipv6_unsupported.add(); break;
       default: counters_.ipv6_malformed.add(); break;
     }
@@ -346,6 +386,7 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     counters_.ipv6_malformed.add();
     return;
   }
+  if (ip->fragment) return reassemble(frame, *ip);  // counted once whole
   counters_.ipv6_packets.add();
   // Flows need a source to answer: not the unspecified address (which only
   // Neighbor Discovery uses) nor one of the gateway's.

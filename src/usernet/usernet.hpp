@@ -108,6 +108,13 @@ class UserNet final : public net::NetBackend {
   // An IPv4 fragment (`ip`, parsed from work_): held until its datagram is
   // whole, which then goes through handle_ipv4 as one packet.
   void reassemble(const net::TxFrame& frame, const packet::Ipv4& ip);
+  // An IPv6 fragment the same way: its datagram, once whole, goes through
+  // handle_ipv6 with the unfragmentable part in front of it.
+  void reassemble(const net::TxFrame& frame, const packet::Ipv6& ip);
+  // Room kept in front of a reassembled payload for Ethernet and the IP
+  // header (IPv4 with options, or IPv6's unfragmentable part).
+  static constexpr std::size_t kMaxReassemblyHeader = 128;
+  static constexpr std::size_t kReassemblyHeadroom = 14 + kMaxReassemblyHeader;
   // Queues a reply built by `build` (returns its size, 0 for none).
   template <typename Build>
   void queue_reply(Build&& build);

@@ -16,7 +16,7 @@ namespace vnk::usernet {
   X(ndp_advertisements_sent)   /* Router and Neighbor Advertisements queued for the guest */ \
   X(ndp_ignored)               /* NDP for other addresses (the guest's own DAD), or not for a router */ \
   X(ndp_malformed)             /* NDP messages failing RFC 4861 validation (hop limit, options, DAD rules) */ \
-  X(ip_fragments)              /* IPv4 fragments from the guest */ \
+  X(ip_fragments)              /* IPv4 and IPv6 fragments from the guest */ \
   X(ip_reassembled)            /* datagrams put together from them */ \
   X(ip_fragments_dropped)      /* datagrams given up: overlap, bad shape, too many, too large, evicted */ \
   X(ip_reassembly_timeouts)    /* datagrams whose fragments did not all arrive in 30 s */ \
@@ -26,7 +26,6 @@ namespace vnk::usernet {
   X(ipv6_flows_opened)         /* TCP, UDP and ICMPv6 echo flows the guest opened over IPv6 */ \
   X(ipv6_mld_ignored)          /* Multicast Listener Discovery reports and queries (nothing to route) */ \
   X(ipv6_malformed)            /* IPv6 headers, extension chains or ICMPv6 checksums that do not hold */ \
-  X(ipv6_fragments)            /* IPv6 fragments (not reassembled yet) */ \
   X(ipv6_unsupported)          /* jumbograms, routing headers with segments left, discard-type options, other protocols */ \
   X(dhcp_discovers)            /* DHCPDISCOVER */ \
   X(dhcp_requests)             /* DHCPREQUEST */ \

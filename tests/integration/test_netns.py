@@ -146,8 +146,16 @@ class NetnsTest(unittest.TestCase):
         bytes as IPv4 fragments; usernet puts them together, and a host echo
         server's answers go back in fragments of at most the MTU, which the
         namespace's kernel puts together."""
-        echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        echo.bind(("127.0.0.1", 0))
+        self.fragments_both_ways(socket.AF_INET, "10.0.2.2")
+
+    def test_udp_datagrams_larger_than_the_mtu_cross_in_ipv6_fragments(self):
+        """The same over IPv6 (--ipv6): Fragment headers both ways."""
+        self.fragments_both_ways(socket.AF_INET6, "fd00::2")
+
+    def fragments_both_ways(self, family, gateway):
+        v6 = family == socket.AF_INET6
+        echo = socket.socket(family, socket.SOCK_DGRAM)
+        echo.bind(("::1" if v6 else "127.0.0.1", 0))
         self.addCleanup(echo.close)
 
         def serve():
@@ -158,15 +166,21 @@ class NetnsTest(unittest.TestCase):
             except OSError:
                 pass
         threading.Thread(target=serve, daemon=True).start()
-        script = ("import hashlib, socket\n"
-                  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        wait = ("import subprocess, time\n"
+                "for _ in range(100):\n"
+                "    if 'fd00:' in subprocess.run(['ip', '-6', '-o', 'addr', 'show', 'scope', 'global', '-tentative'],"
+                " capture_output=True, text=True).stdout: break\n"
+                "    time.sleep(0.1)\n") if v6 else ""
+        script = (wait + "import hashlib, socket\n"
+                  f"s = socket.socket({int(family)}, socket.SOCK_DGRAM)\n"
                   "s.settimeout(5)\n"
                   "for n in (1000, 3000, 20000):\n"
                   "    data = bytes(i * 7 % 251 for i in range(n))\n"
-                  f"    s.sendto(data, ('10.0.2.2', {echo.getsockname()[1]}))\n"
+                  f"    s.sendto(data, ('{gateway}', {echo.getsockname()[1]}))\n"
                   "    back, _ = s.recvfrom(65536)\n"
                   "    print('VNK: echo', f'size={n}', f'same={back == data}', flush=True)\n")
-        n, status = self.run_netns(*local_dns(self), "--mtu", "1500", "--", PYTHON, "-c", script)
+        n, status = self.run_netns(*local_dns(self), *(["--ipv6"] if v6 else []), "--mtu", "1500", "--",
+                                   PYTHON, "-c", script)
         self.assertEqual(status, 0, n.tail())
         for size in (1000, 3000, 20000):
             self.assertIn(f"VNK: echo size={size} same=True", n.text())

@@ -296,7 +296,7 @@ TEST_F(NdpTest, InvalidNdpAndIpv6AreCountedAndNeverAnswered) {
   send(fragment);
   EXPECT_TRUE(take().empty());
   EXPECT_TRUE(d.moved(net.counters(), {{"frames_from_guest", 7}, {"ipv6_packets", 6}, {"ndp_malformed", 4},
-                                       {"ipv6_malformed", 1}, {"ipv6_unsupported", 1}, {"ipv6_fragments", 1}}));
+                                       {"ipv6_malformed", 1}, {"ipv6_unsupported", 1}, {"ip_fragments", 1}}));
 }
 
 TEST(Ipv6Off, FramesAreCountedAndDropped) {

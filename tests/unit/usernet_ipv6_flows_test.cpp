@@ -409,6 +409,54 @@ TEST_P(UsernetIpv6Test, AHostDatagramLargerThanTheMtuArrivesInIpv6Fragments) {
   EXPECT_EQ(net->counters().ip_fragments_to_guest.get(), 3u);
 }
 
+// The guest's datagram larger than its MTU, in IPv6 fragments (any order, a
+// duplicate ignored), reaches the host socket whole; overlapping fragments
+// drop their datagram (RFC 5722).
+TEST_P(UsernetIpv6Test, FragmentsFromTheGuestAreReassembled) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd peer = bound_socket(kHostLoopback6, SOCK_DGRAM, port);
+  Bytes payload(3000);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(i * 5 + 3);
+  const Bytes whole = udp(kGateway6, 6001, port, payload);
+  const std::size_t l4 = kEthernetHeaderSize + kIpv6HeaderSize;
+  const std::size_t datagram = whole.size() - l4;  // UDP header and payload
+  auto fragment = [&](std::size_t off, std::size_t len, bool more, std::uint32_t id) {
+    Bytes f(l4 + 8 + len);
+    std::copy_n(whole.begin(), l4, f.begin());
+    std::byte* ip = f.data() + kEthernetHeaderSize;
+    store_be<std::uint16_t>(ip + 4, static_cast<std::uint16_t>(8 + len));
+    ip[6] = std::byte{ip_proto::kFragment};
+    std::byte* frag = ip + kIpv6HeaderSize;
+    frag[0] = std::byte{ip_proto::kUdp};
+    store_be<std::uint16_t>(frag + 2, static_cast<std::uint16_t>(off | (more ? 1 : 0)));
+    store_be<std::uint32_t>(frag + 4, id);
+    std::copy_n(whole.begin() + static_cast<std::ptrdiff_t>(l4 + off), len, frag + 8);
+    return f;
+  };
+  auto received = [&] {
+    Bytes buf(65536);
+    if (!readable(peer.get(), 500)) return Bytes{};
+    buf.resize(static_cast<std::size_t>(std::max<ssize_t>(::recv(peer.get(), buf.data(), buf.size(), 0), 0)));
+    return buf;
+  };
+  test::CounterDelta d(net->counters());
+  send(fragment(1448, 1448, true, 7));
+  send(fragment(2896, datagram - 2896, false, 7));
+  send(fragment(1448, 1448, true, 7));
+  send(fragment(0, 1448, true, 7));
+  EXPECT_EQ(received(), payload);
+  EXPECT_TRUE(d.moved(net->counters(), {{"frames_from_guest", 4}, {"ip_fragments", 4}, {"ip_reassembled", 1},
+                                        {"ipv6_packets", 1}, {"ipv6_flows_opened", 1}, {"udp_flows_opened", 1},
+                                        {"udp_datagrams_out", 1}}));
+  test::CounterDelta bad(net->counters());
+  send(fragment(0, 1448, true, 8));
+  send(fragment(1440, 1448, true, 8));  // overlaps the first
+  send(fragment(2896, datagram - 2896, false, 8));
+  EXPECT_TRUE(received().empty());
+  EXPECT_TRUE(bad.moved(net->counters(), {{"frames_from_guest", 3}, {"ip_fragments", 3}, {"ip_fragments_dropped", 1}}));
+}
+
 TEST_P(UsernetIpv6Test, Ipv6IsDroppedAndCountedWhileSwitchedOff) {
   UsernetConfig cfg;
   net = std::make_unique<UserNet>(*validate(cfg));
