@@ -198,7 +198,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
   cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));
   cmd->add_flag("--no-offload", args->no_offload,
-                "Offer no checksum or segmentation offload (GUEST_CSUM, GUEST_TSO4, CSUM, HOST_TSO4, HOST_ECN): whole, checksummed frames of at most the MTU both ways");
+                "Offer no checksum or segmentation offload (GUEST_CSUM, GUEST_TSO4, GUEST_TSO6, CSUM, HOST_TSO4, HOST_TSO6, HOST_ECN): whole, checksummed frames of at most the MTU both ways");
   cmd->add_option("--queue-pairs", args->queue_pairs, "Queue pairs (one is served today)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();

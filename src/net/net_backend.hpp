@@ -56,21 +56,23 @@ struct RxResult {
 // What the consumer of RX frames (the guest's driver, a TAP) accepts besides
 // whole frames with every checksum done: partial checksums (NEEDS_CSUM with
 // csum_start/csum_offset; the consumer completes them) and TCP segmentation
-// offload for IPv4 (one frame of up to 64 KiB, cut by the consumer at
-// gso_size). TSO comes only with partial checksums.
+// offload for IPv4 and IPv6 (one frame of up to 64 KiB, cut by the consumer
+// at gso_size). TSO comes only with partial checksums.
 struct RxOffloads {
   bool partial_csum = false;
   bool tso4 = false;
+  bool tso6 = false;
 };
 
 // What a backend takes from the guest besides whole, checksummed frames of
 // at most the MTU: partial checksums (it never needs the checksum, or
-// completes it) and TCPv4 GSO frames of up to 64 KiB (it takes the payload
-// as one). The device offers VIRTIO_NET_F_CSUM and HOST_TSO4 only for a
-// backend that says so.
+// completes it) and TCPv4 and TCPv6 GSO frames of up to 64 KiB (it takes
+// the payload as one). The device offers VIRTIO_NET_F_CSUM, HOST_TSO4 and
+// HOST_TSO6 only for a backend that says so.
 struct TxOffloads {
   bool partial_csum = false;
   bool tso4 = false;
+  bool tso6 = false;
 };
 
 class NetBackend {

@@ -26,10 +26,11 @@ struct NetConfig {
   std::optional<std::uint16_t> mtu;  // offered as VIRTIO_NET_F_MTU when set
   std::uint16_t queue_pairs = 1;     // clamped to [1, 256]
   bool link_up = true;               // VIRTIO_NET_F_STATUS link state at start
-  // Offer checksum and TCPv4 segmentation offloads: GUEST_CSUM and
-  // GUEST_TSO4 (frames toward the guest may carry partial checksums and be
+  // Offer checksum and TCP segmentation offloads: GUEST_CSUM,
+  // GUEST_TSO4 and GUEST_TSO6 (frames toward the guest may carry partial
+  // checksums and be
   // GSO frames of up to 64 KiB: NetBackend::set_rx_offloads), and where the
-  // backend takes them (NetBackend::tx_offloads) CSUM and HOST_TSO4.
+  // backend takes them (NetBackend::tx_offloads) CSUM, HOST_TSO4 and HOST_TSO6.
   bool guest_offloads = true;
   // Offer MRG_RXBUF: one frame may span several posted RX buffers, so a
   // driver posting page-sized buffers still takes 64 KiB GSO frames.

@@ -20,19 +20,21 @@ std::uint64_t offered_features(const NetConfig& cfg, TxOffloads tx) noexcept {
   if (cfg.mtu) f |= bit(kFeatureMtu);
   if (cfg.mergeable_rx) f |= bit(kFeatureMrgRxbuf);
   if (cfg.guest_offloads) {
-    f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4);
+    f |= bit(kFeatureGuestCsum) | bit(kFeatureGuestTso4) | bit(kFeatureGuestTso6);
     if (tx.partial_csum) f |= bit(kFeatureCsum);
     // A backend that takes TCP segments whole never needs the CWR flag cut
     // to the first segment: ECN-marked TSO frames are as good (HOST_ECN).
     if (tx.partial_csum && tx.tso4) f |= bit(kFeatureHostTso4) | bit(kFeatureHostEcn);
+    if (tx.partial_csum && tx.tso6) f |= bit(kFeatureHostTso6) | bit(kFeatureHostEcn);
   }
   return f;
 }
 
 RxOffloads rx_offloads_for(std::uint64_t features) noexcept {
   const bool csum = (features & bit(kFeatureGuestCsum)) != 0;
-  // GUEST_TSO4 without GUEST_CSUM is not a valid combination (§5.1.3.1): no TSO then.
-  return RxOffloads{csum, csum && (features & bit(kFeatureGuestTso4)) != 0};
+  // GUEST_TSO4/6 without GUEST_CSUM is not a valid combination (§5.1.3.1): no TSO then.
+  return RxOffloads{csum, csum && (features & bit(kFeatureGuestTso4)) != 0,
+                    csum && (features & bit(kFeatureGuestTso6)) != 0};
 }
 
 std::array<std::byte, kConfigSpaceSize> config_space(const NetConfig& cfg, bool link_up) noexcept {

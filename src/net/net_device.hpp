@@ -26,7 +26,7 @@ constexpr std::uint16_t kQueueMaxSize = 256;
 constexpr std::size_t kConfigSpaceSize = 12;  // mac, status, max_virtqueue_pairs, mtu
 
 // What the device offers for `cfg`, whatever the transport.
-// `tx`: what the backend takes from the guest (CSUM, HOST_TSO4 are offered
+// `tx`: what the backend takes from the guest (CSUM, HOST_TSO4, HOST_TSO6 are offered
 // only for a backend that takes them).
 [[nodiscard]] std::uint64_t offered_features(const NetConfig& cfg, TxOffloads tx = {}) noexcept;
 // What the negotiated `features` let a backend put in RX frames.

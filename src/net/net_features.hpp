@@ -10,6 +10,7 @@ constexpr unsigned kFeatureGuestCsum = 1;   // VIRTIO_NET_F_GUEST_CSUM
 constexpr unsigned kFeatureMtu = 3;         // VIRTIO_NET_F_MTU
 constexpr unsigned kFeatureMac = 5;         // VIRTIO_NET_F_MAC
 constexpr unsigned kFeatureGuestTso4 = 7;   // VIRTIO_NET_F_GUEST_TSO4: the driver takes TCPv4 GSO frames
+constexpr unsigned kFeatureGuestTso6 = 8;   // VIRTIO_NET_F_GUEST_TSO6: and TCPv6 ones
 constexpr unsigned kFeatureHostTso4 = 11;   // VIRTIO_NET_F_HOST_TSO4
 constexpr unsigned kFeatureHostTso6 = 12;   // VIRTIO_NET_F_HOST_TSO6
 constexpr unsigned kFeatureHostEcn = 13;    // VIRTIO_NET_F_HOST_ECN: TSO frames may carry ECN (CWR)

@@ -40,7 +40,9 @@ TxHeaderCheck check_tx_header(const NetHeader& h, std::uint64_t features, std::s
     if (!(features & gso)) return TxHeaderCheck::not_negotiated;
     const bool ecn_ok = (features & bit(kFeatureHostEcn)) != 0;
     const auto type = static_cast<std::uint8_t>(h.gso_type & (ecn_ok ? ~NetHeader::kGsoEcn : 0xff));
-    if (type != NetHeader::kGsoTcpV4 || !(features & bit(kFeatureHostTso4))) return TxHeaderCheck::bad_gso;
+    const bool tcp4 = type == NetHeader::kGsoTcpV4 && (features & bit(kFeatureHostTso4)) != 0;
+    const bool tcp6 = type == NetHeader::kGsoTcpV6 && (features & bit(kFeatureHostTso6)) != 0;
+    if (!tcp4 && !tcp6) return TxHeaderCheck::bad_gso;
     if (!csum || h.gso_size == 0 || h.hdr_len > frame_len || frame_len > kEthernetHeaderSize + 65535)
       return TxHeaderCheck::bad_gso;
   }

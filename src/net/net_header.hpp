@@ -25,6 +25,7 @@ struct NetHeader {
   static constexpr std::uint8_t kFlagDataValid = 2;
   static constexpr std::uint8_t kGsoNone = 0;
   static constexpr std::uint8_t kGsoTcpV4 = 1;
+  static constexpr std::uint8_t kGsoTcpV6 = 4;
   static constexpr std::uint8_t kGsoEcn = 0x80;  // VIRTIO_NET_HDR_GSO_ECN, or'ed into a TCP type
 
   std::uint8_t flags = 0;

@@ -21,8 +21,8 @@ TapLink::TapLink(UniqueFd tap, net::NetBackend& backend, net::FrameInterceptor* 
       out_(kNetHeaderSize + net::kMaxFrameSize) {}
 
 bool TapLink::enable_offloads() {
-  if (::ioctl(tap_.get(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) != 0) return false;
-  backend_.set_rx_offloads(net::RxOffloads{true, true});
+  if (::ioctl(tap_.get(), TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) != 0) return false;
+  backend_.set_rx_offloads(net::RxOffloads{true, true, true});
   return true;
 }
 

@@ -55,7 +55,7 @@ class TapLink {
 
   [[nodiscard]] int tap_fd() const noexcept { return tap_.get(); }
   // Turns on checksum offload and TCP segmentation offload for IPv4 on the
-  // TAP (TUNSETOFFLOAD: TUN_F_CSUM | TUN_F_TSO4) and tells the backend it
+  // TAP (TUNSETOFFLOAD: TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) and tells the backend it
   // may send frames with partial checksums and of up to 64 KiB. False (and
   // nothing changed) where the fd refuses it.
   bool enable_offloads();

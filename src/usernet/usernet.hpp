@@ -72,7 +72,7 @@ class UserNet final : public net::NetBackend {
   void set_rx_offloads(net::RxOffloads offloads) override { rx_offloads_ = offloads; }
   // usernet terminates every TCP and UDP flow: a partial checksum needs no
   // completing, and a TCP GSO frame's payload goes to the socket as one.
-  [[nodiscard]] net::TxOffloads tx_offloads() const override { return {true, true}; }
+  [[nodiscard]] net::TxOffloads tx_offloads() const override { return {true, true, true}; }
 
   [[nodiscard]] const UsernetConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const UsernetCounters& counters() const noexcept { return counters_; }

@@ -277,7 +277,7 @@ struct OffloadRecorder final : NetBackend {
     headers.push_back(frame.header);
     return loop.transmit(frame);
   }
-  [[nodiscard]] TxOffloads tx_offloads() const override { return {takes_offloads, takes_offloads}; }
+  [[nodiscard]] TxOffloads tx_offloads() const override { return {takes_offloads, takes_offloads, takes_offloads}; }
   RxResult receive(std::span<const iovec> buffer) override { return loop.receive(buffer); }
   [[nodiscard]] bool rx_pending() const override { return loop.rx_pending(); }
   [[nodiscard]] std::string_view name() const override { return "recorder"; }
@@ -294,14 +294,17 @@ TEST(NetDevice, GuestChecksumAndTsoAreOfferedAndTheBackendHearsWhatWasNegotiated
   const auto offered = rig.device_features();
   EXPECT_TRUE(offered & virtio::bit(kFeatureGuestCsum));
   EXPECT_TRUE(offered & virtio::bit(kFeatureGuestTso4));
+  EXPECT_TRUE(offered & virtio::bit(kFeatureGuestTso6));
   rig.probe();
   EXPECT_TRUE(backend.last.partial_csum);
   EXPECT_TRUE(backend.last.tso4);
+  EXPECT_TRUE(backend.last.tso6);
   // A driver that takes GUEST_TSO4 without GUEST_CSUM gets neither.
   rig.write32(virtio::mmio::kStatus, 0);
   rig.probe(offered & ~virtio::bit(kFeatureGuestCsum));
   EXPECT_FALSE(backend.last.partial_csum);
   EXPECT_FALSE(backend.last.tso4);
+  EXPECT_FALSE(backend.last.tso6);
   // Reset: whole frames again until the next driver negotiates.
   rig.write32(virtio::mmio::kStatus, 0);
   EXPECT_FALSE(backend.last.partial_csum);
@@ -321,6 +324,7 @@ TEST(NetDevice, TxOffloadsAreOfferedOnlyForABackendThatTakesThem) {
   NetRig rig({NetConfig{}, &backend});
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureCsum));
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostTso4));
+  EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostTso6));
   EXPECT_TRUE(rig.device_features() & virtio::bit(kFeatureHostEcn));
   NetConfig off;
   off.guest_offloads = false;
@@ -364,15 +368,18 @@ TEST(NetDevice, TxOffloadHeadersAreCheckedAgainstTheFrame) {
   rig.queue_tx(frame, {}, gso(3, 1448, 66));       // UDP (UFO), not offered
   rig.queue_tx(frame, {}, gso(0x81, 1448, 66));    // TCPv4 with ECN (HOST_ECN negotiated)
   rig.queue_tx(frame, {}, gso(0x83, 1448, 66));    // UDP with ECN: still not offered
+  rig.queue_tx(frame, {}, gso(4, 1428, 86));       // sound TCPv6 TSO (HOST_TSO6)
+  rig.queue_tx(frame, {}, gso(5, 1428, 86));       // no such type
   rig.kick_tx();
-  EXPECT_EQ(rig.reap_tx(), 11u);
-  ASSERT_EQ(backend.headers.size(), 3u);
+  EXPECT_EQ(rig.reap_tx(), 13u);
+  ASSERT_EQ(backend.headers.size(), 4u);
   EXPECT_EQ(backend.headers[0].csum_offset, 16);
   EXPECT_EQ(backend.headers[1].gso_size, 1448);
   EXPECT_EQ(backend.headers[2].gso_type, 0x81);
-  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 3}, {"tx_bytes", 3000}, {"tx_drop_bad_csum_offload", 3},
-                                       {"tx_drop_bad_gso", 5}, {"tx_interrupts", 1}, {"rx_packets", 3},
-                                       {"rx_bytes", 3000}, {"rx_interrupts", 1}}));
+  EXPECT_EQ(backend.headers[3].gso_type, NetHeader::kGsoTcpV6);
+  EXPECT_TRUE(d.moved(rig.counters(), {{"tx_packets", 4}, {"tx_bytes", 4000}, {"tx_drop_bad_csum_offload", 3},
+                                       {"tx_drop_bad_gso", 6}, {"tx_interrupts", 1}, {"rx_packets", 4},
+                                       {"rx_bytes", 4000}, {"rx_interrupts", 1}}));
   // Without HOST_ECN the ECN bit is refused.
   NetRig no_ecn({NetConfig{}, &backend});
   no_ecn.probe(no_ecn.device_features() & ~virtio::bit(kFeatureHostEcn));

@@ -301,6 +301,51 @@ TEST_P(UsernetIpv6Test, TcpOverIpv6CarriesDataBothWaysAndCloses) {
   EXPECT_EQ(net->counters().ipv6_flows_opened.get(), 1u);
 }
 
+// With GUEST_TSO6 (or a TAP with TUN_F_TSO6), IPv6 data toward the guest
+// goes in segments of up to 64 KiB with TCPv6 GSO metadata and a partial
+// checksum over the IPv6 pseudo-header.
+TEST_P(UsernetIpv6Test, WithTso6DataGoesInLargeSegments) {
+  start();
+  net->set_rx_offloads(net::RxOffloads{true, true, true});
+  std::uint16_t port = 0;
+  UniqueFd listener = bound_socket(kHostLoopback6, SOCK_STREAM, port);
+  send(tcp(kGateway6, port, kIsn, 0, tcp_flag::kSyn, {}, 1400));
+  ASSERT_TRUE(readable(listener.get(), 2000));
+  UniqueFd host(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  Bytes b = next_raw();
+  ASSERT_FALSE(b.empty());
+  const std::uint32_t iss = load_be<std::uint32_t>(b.data() + kEthernetHeaderSize + kIpv6HeaderSize + 4);
+  send(tcp(kGateway6, port, kIsn + 1, iss + 1, tcp_flag::kAck));
+  std::string data(100000, ' ');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  ASSERT_EQ(::send(host.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(readable(net->rx_fd(), 2000));
+  b.assign(65600, std::byte{0});
+  const iovec iov{b.data(), b.size()};
+  net::RxResult r{};
+  for (int i = 0; i < 200 && r.status != net::RxStatus::frame; ++i) {
+    r = net->receive(std::span(&iov, 1));
+    if (r.status != net::RxStatus::frame) readable(net->rx_fd(), 10);
+  }
+  ASSERT_EQ(r.status, net::RxStatus::frame);
+  b.resize(r.written);
+  constexpr std::size_t kTcpStart = kEthernetHeaderSize + kIpv6HeaderSize;
+  EXPECT_EQ(r.header.gso_type, net::NetHeader::kGsoTcpV6);
+  EXPECT_EQ(r.header.gso_size, 1400);
+  EXPECT_EQ(r.header.csum_start, kTcpStart);
+  EXPECT_EQ(r.header.csum_offset, 16);
+  EXPECT_EQ(r.header.hdr_len, kTcpStart + kTcpHeaderSize);
+  const std::size_t payload = b.size() - r.header.hdr_len;
+  EXPECT_GT(payload, 1400u * 10) << "far more than one MSS";
+  EXPECT_EQ(string_of(std::span(b).subspan(r.header.hdr_len)), data.substr(0, payload));
+  const auto segment = std::span(b).subspan(kTcpStart);
+  store_be<std::uint16_t>(segment.data() + 16, static_cast<std::uint16_t>(internet_checksum(segment)));
+  Checksum whole;
+  add_ipv6_pseudo_header(whole, kGateway6, kGuest6, ip_proto::kTcp, static_cast<std::uint32_t>(segment.size()));
+  whole.add(segment);
+  EXPECT_EQ(whole.finish(), 0) << "a valid TCP checksum once completed";
+}
+
 TEST_P(UsernetIpv6Test, PingToTheGatewayIsAnsweredThroughAnIpv6PingSocket) {
   start();
   if (!host_features().ping_sockets_v6) GTEST_SKIP() << "IPv6 ping sockets are not permitted here";

@@ -275,8 +275,7 @@ void TcpFlows::sync_peek_offset(Flow& f) {
 std::size_t TcpFlows::segment_room(std::span<const iovec> buffer, const Flow& f) const noexcept {
   const std::size_t headers = data_headers(f);
   const std::size_t room = iov_length(buffer) > headers ? iov_length(buffer) - headers : 0;
-  // TSO toward the guest is TCPv4 only (no GUEST_TSO6 yet).
-  const bool tso = env_.rx_offloads.tso4 && env_.rx_offloads.partial_csum && f.key.is_v4();
+  const bool tso = env_.rx_offloads.partial_csum && (f.key.is_v4() ? env_.rx_offloads.tso4 : env_.rx_offloads.tso6);
   const std::size_t segment = tso ? SIZE_MAX : f.guest_mss;
   return std::min<std::size_t>({segment, room, ip_max_payload(f.key.guest) - kTcpHeaderSize});
 }
@@ -339,7 +338,7 @@ void TcpFlows::finish_segment(std::span<const iovec> buffer, const Flow& f, cons
   header.csum_start = static_cast<std::uint16_t>(tcp_start);
   header.csum_offset = 16;
   if (len > f.guest_mss) {
-    header.gso_type = net::NetHeader::kGsoTcpV4;
+    header.gso_type = f.key.is_v4() ? net::NetHeader::kGsoTcpV4 : net::NetHeader::kGsoTcpV6;
     header.gso_size = f.guest_mss;
     header.hdr_len = static_cast<std::uint16_t>(data_headers(f));
   }
