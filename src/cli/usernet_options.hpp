@@ -30,7 +30,9 @@ struct UsernetArgs {
   std::string pcap;
   bool host_only = false;
   bool allow_link_local = false;
-  bool ipv6 = false;
+  bool ipv6 = true;
+  std::string ipv6_prefix = "fd00::/64";
+  bool dhcpv6_address = false;
 };
 
 // Adds the options to `group`; `peer` names the other end in the help text

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/byte_order.hpp"
+#include "packet/dns_name.hpp"
 
 namespace vnk::packet {
 
@@ -33,23 +34,6 @@ std::expected<std::optional<MacAddress>, ParseError> source_mac_option(std::span
 }
 
 bool common_nd_checks(const Ipv6& ip, const Icmpv6& m) { return ip.hop_limit == 255 && m.code == 0; }
-
-// `name` in DNS wire form (RFC 1035 §3.1) at `out`; bytes written, 0 if it
-// does not fit or is not a valid name.
-std::size_t write_dns_name(std::span<std::byte> out, std::string_view name) {
-  std::size_t n = 0;
-  while (!name.empty()) {
-    const std::size_t dot = name.find('.');
-    const std::string_view label = name.substr(0, dot);
-    if (label.empty() || label.size() > 63 || n + 1 + label.size() > out.size()) return 0;
-    out[n++] = static_cast<std::byte>(label.size());
-    for (char c : label) out[n++] = static_cast<std::byte>(c);
-    name = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
-  }
-  if (n == 0 || n + 1 > out.size() || n + 1 > 255) return 0;
-  out[n++] = std::byte{0};
-  return n;
-}
 
 }  // namespace
 
@@ -112,7 +96,7 @@ std::size_t write_router_advert(std::span<std::byte> out, const RouterAdvert& ra
   std::fill_n(out.begin(), need, std::byte{0});
   out[0] = std::byte{icmpv6_type::kRouterAdvertisement};
   out[4] = std::byte{64};  // cur hop limit
-  // M and O flags clear: SLAAC, and DNS from RDNSS. (DHCPv6 answers anyway.)
+  out[5] = static_cast<std::byte>((ra.managed ? 0x80 : 0) | (ra.other_config ? 0x40 : 0));
   store_be<std::uint16_t>(out.data() + 6, ra.router_lifetime_s);
   std::size_t n = 16;  // reachable time and retrans timer stay 0: unspecified
   out[n] = std::byte{kOptSourceLinkAddr};

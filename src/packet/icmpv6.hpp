@@ -88,6 +88,8 @@ struct RouterAdvert {
   std::vector<Ipv6Address> dns;    // RDNSS, empty: none
   std::vector<std::string> search; // DNSSL, empty: none
   std::uint32_t dns_lifetime_s = 1800;
+  bool managed = false;       // M: addresses from DHCPv6 too
+  bool other_config = false;  // O: other configuration (DNS) from DHCPv6
 };
 // Writes the ICMPv6 message (checksum left 0: write_icmpv6_frame sets it);
 // returns its length, or 0 when `out` is too small or a search domain is

@@ -57,6 +57,8 @@ std::size_t NdpResponder::router_advert(const Ipv6& ip, const Icmpv6& msg, const
   ra.prefix = cfg_.ipv6.prefix;  // a /64, as SLAAC needs
   ra.mtu = cfg_.mtu >= 1280 ? cfg_.mtu : 0;  // IPv6's minimum link MTU
   ra.dns = {cfg_.ipv6.dns};
+  ra.managed = cfg_.ipv6.dhcp_address;  // DHCPv6 answers either way (usernet/dhcpv6_server)
+  ra.other_config = true;
   if (!cfg_.domain.empty()) ra.search = {cfg_.domain};
   const std::size_t len = write_router_advert(out.subspan(kIcmpv6Offset), ra);
   if (len == 0) return 0;

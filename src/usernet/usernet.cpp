@@ -20,6 +20,7 @@
 #include "base/log.hpp"
 #include "memory/iovec_ops.hpp"
 #include "packet/dhcp.hpp"
+#include "packet/dhcpv6.hpp"
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
 #include "packet/icmpv6.hpp"
@@ -45,6 +46,7 @@ UserNet::UserNet(UsernetConfig cfg)
       timer_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
       clock_(cfg_.clock != nullptr ? cfg_.clock : &monotonic_ms),
       dhcp_(cfg_, counters_),
+      dhcpv6_(cfg_, counters_),
       ndp_(cfg_, counters_),
       reassembly_(counters_, kReassemblyHeadroom),
       replies_(kReplyQueueFrames, kReplySlot),
@@ -237,6 +239,18 @@ void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
           return;
         }
         queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, out); });
+        return;
+      }
+      if (!ip.is_v4() && udp->dst_port == kDhcpv6ServerPort) {
+        auto msg = udp->payload.size() == udp->payload_len ? parse_dhcpv6(udp->payload)
+                                                           : std::unexpected(ParseError::truncated);
+        if (!msg) {
+          counters_.drop_malformed.add();
+          return;
+        }
+        queue_reply([&](std::span<std::byte> out) {
+          return dhcpv6_.handle(ip.src.ipv6(), udp->src_port, *msg, *guest_mac_, out);
+        });
         return;
       }
       if (ip.is_v4() && (ip.dst.ipv4() == kIpv4Broadcast || ip.dst.ipv4() == cfg_.broadcast())) {

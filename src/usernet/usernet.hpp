@@ -25,6 +25,7 @@
 #include "net/net_backend.hpp"
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
+#include "usernet/dhcpv6_server.hpp"
 #include "usernet/ip_reassembly.hpp"
 #include "usernet/ndp_responder.hpp"
 #include "usernet/pcap_writer.hpp"
@@ -135,6 +136,7 @@ class UserNet final : public net::NetBackend {
   bool timer_armed_ = false;
   bool icmp_available_ = false;
   DhcpServer dhcp_;
+  Dhcpv6Server dhcpv6_;
   NdpResponder ndp_;
   IpReassembly reassembly_;
   backend::FrameRing replies_;

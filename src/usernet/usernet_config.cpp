@@ -37,11 +37,12 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
     if (network != v6.prefix || v6.prefix.is_multicast() || v6.prefix.is_link_local() || v6.prefix.is_unspecified())
       return std::unexpected(fmt::format("IPv6 prefix {} must be a unicast, non-link-local /64 (its last 64 bits zero)",
                                          v6.prefix.to_string()));
-    for (const auto* a : {&v6.gateway, &v6.dns})
+    for (const auto* a : {&v6.gateway, &v6.dns, &v6.guest})
       if (!a->in_prefix(v6.prefix, 64) || *a == v6.prefix)
         return std::unexpected(fmt::format("IPv6 address {} must lie inside {}/64 and not be its first address",
                                            a->to_string(), v6.prefix.to_string()));
-    if (v6.gateway == v6.dns) return std::unexpected("the IPv6 gateway and DNS addresses must differ");
+    if (v6.gateway == v6.dns || v6.guest == v6.gateway || v6.guest == v6.dns)
+      return std::unexpected("the IPv6 gateway, DNS and guest addresses must differ");
     if (cfg.mtu < 1280) return std::unexpected(fmt::format("MTU {} is below IPv6's minimum of 1280", cfg.mtu));
   }
   return cfg;

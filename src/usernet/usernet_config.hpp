@@ -63,15 +63,19 @@ struct UsernetConfig {
     std::uint16_t guest_port = 0;
   };
   std::vector<Forward> forwards;
-  // IPv6 on the link. So far the gateway answers Neighbor Discovery (Router
-  // Advertisements for SLAAC, Neighbor Advertisements for its addresses);
-  // TCP, UDP and ICMPv6 echo are not forwarded yet, so it is off by default:
-  // a guest given an IPv6 default route it cannot use would try IPv6 first.
+  // IPv6 on the link: Neighbor Discovery (Router Advertisements for SLAAC,
+  // Neighbor Advertisements for the gateway's addresses), DHCPv6, and TCP,
+  // UDP and ICMPv6 echo through host sockets.
   struct Ipv6 {
     bool enabled = false;
     packet::Ipv6Address prefix{{0xfd, 0x00}};                                         // fd00::/64
     packet::Ipv6Address gateway{{0xfd, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}};  // fd00::2
     packet::Ipv6Address dns{{0xfd, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}};      // fd00::3
+    // DHCPv6 hands out this address (stateful) when dhcp_address is set;
+    // otherwise it answers with the DNS servers and search list only
+    // (stateless) and the guest configures itself by SLAAC.
+    bool dhcp_address = false;
+    packet::Ipv6Address guest{{0xfd, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x15}};  // fd00::15
   };
   Ipv6 ipv6;
   // When set, every frame both ways is written to this pcap file.

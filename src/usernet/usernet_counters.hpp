@@ -35,6 +35,12 @@ namespace vnk::usernet {
   X(dhcp_acks)                 /* DHCPACK sent */ \
   X(dhcp_naks)                 /* DHCPNAK sent */ \
   X(dhcp_ignored)              /* for another server, or of a type a server ignores */ \
+  X(dhcpv6_solicits)           /* DHCPv6 Solicit */ \
+  X(dhcpv6_requests)           /* DHCPv6 Request, Renew, Rebind, Confirm, Release, Decline */ \
+  X(dhcpv6_information_requests) /* DHCPv6 Information-Request (stateless) */ \
+  X(dhcpv6_replies)            /* DHCPv6 Advertise and Reply sent */ \
+  X(dhcpv6_addresses)          /* replies that gave the guest its address (stateful) */ \
+  X(dhcpv6_ignored)            /* for another server, without a client, or of a type a server ignores */ \
   X(icmp_echo_requests)        /* echo requests sent through a ping socket */ \
   X(icmp_echo_replies)         /* echo replies delivered to the guest */ \
   X(icmp_flows_opened)         /* ping sockets opened */ \

@@ -190,6 +190,38 @@ class NetnsTest(unittest.TestCase):
         self.assertGreaterEqual(b["ip_fragments_to_guest"], 3 + 14, "the answers come back in fragments too")
         self.assertEqual((b["ip_fragments_dropped"], b["ip_reassembly_timeouts"], b["drop_malformed"]), (0, 0, 0))
 
+    def test_a_real_dhcpv6_client_gets_dns_and_an_address(self):
+        """ISC dhclient -6 in the namespace against usernet's DHCPv6 server:
+        stateless (-S, Information-Request) it learns fd00::3 as name server;
+        with --dhcpv6-address the stateful exchange (Solicit, Advertise,
+        Request, Reply) binds fd00::15. dhclient's script reports what it got."""
+        dhclient = shutil.which("dhclient") or "/usr/sbin/dhclient"
+        if not os.path.exists(dhclient):
+            self.skipTest("dhclient (isc-dhcp-client, installed by scripts/setup) is missing")
+        work = tempfile.mkdtemp(prefix="vnk-dhclient-")
+        self.addCleanup(shutil.rmtree, work, True)
+        report = os.path.join(work, "report.sh")
+        with open(report, "w") as f:
+            f.write("#!/bin/sh\necho \"VNK: dhcpv6 reason=$reason address=${new_ip6_address:-none} "
+                    "dns=${new_dhcp6_name_servers:-none}\"\n")
+        os.chmod(report, 0o755)
+        run = (f"timeout 8 {dhclient} -6 {{flags}} -d -1 -v -lf {work}/{{name}}.leases -pf {work}/{{name}}.pid "
+               f"-sf {report} tap0 > {work}/{{name}}.log 2>&1 & sleep 3; kill $! 2>/dev/null; wait; "
+               f"grep VNK: {work}/{{name}}.log; ")
+        script = ("for i in $(seq 100); do ip -6 -o addr show dev tap0 scope link -tentative | grep -q fe80 "
+                  "&& break; sleep 0.1; done; " + run.format(flags="-S", name="stateless") +
+                  run.format(flags="", name="stateful"))
+        n, status = self.run_netns(*local_dns(self), "--dhcpv6-address", "--", "sh", "-c", script)
+        out = n.text()
+        # (dhclient 4.4 runs its script with reason RENEW6 for an Information-Request's Reply.)
+        self.assertRegex(out, r"VNK: dhcpv6 reason=(INFORM6|RENEW6) address=none dns=fd00::3")
+        self.assertIn("VNK: dhcpv6 reason=BOUND6 address=fd00::15 dns=fd00::3", out)
+        b = n.metrics()["backend"]
+        self.assertGreaterEqual(b["dhcpv6_information_requests"], 1)
+        self.assertGreaterEqual(b["dhcpv6_solicits"], 1)
+        self.assertGreaterEqual(b["dhcpv6_addresses"], 1)
+        self.assertEqual((b["dhcpv6_ignored"], b["drop_malformed"]), (0, 0))
+
     def test_namespace_reaches_host_services_over_ipv6(self):
         """--ipv6: once SLAAC has given the namespace its fd00::/64 address,
         the same checks over IPv6 -- ping -6 to the gateway, a DNS query to
