@@ -17,6 +17,11 @@ as the ceiling, in one invocation.
   pasta-2026    pasta built from ../shared/peers (upstream 2026-07), the same way
   slirp4netns   Debian's slirp4netns at MTU 65520 and at MTU 1500
   veth          a veth pair, MTU 65520: no user-mode stack at all
+  ...-v6        the same engine measured over IPv6 (vnetkit-v6, vnetkit-1500-v6,
+                pasta-2026-v6, pasta-v6, veth-v6): the namespace's SLAAC (or
+                pasta's copied) address, servers on the host's ::1 reached
+                through the engine's IPv6 gateway (vnetkit fd00::2, pasta the
+                uplink's 2001:db8::2, both mapped to ::1; veth fd99::1)
 
 Each engine serves a fresh namespace held by `unshare --net sleep`; the
 workloads run in it with nsenter and reach servers on the host's 127.0.0.1
@@ -62,6 +67,9 @@ import peer_build  # noqa: E402
 
 GATEWAY = "10.0.2.2"
 VETH_HOST, VETH_NS = "10.99.0.1", "10.99.0.2"
+VETH6_HOST, VETH6_NS = "fd99::1", "fd99::2"
+GATEWAY6 = "fd00::2"           # vnetkit's IPv6 gateway, mapped to ::1
+PASTA_GATEWAY6 = "2001:db8::2"  # the uplink's IPv6 default route (scripts/isolated --uplink), which pasta maps to ::1
 LABELS = {
     "veth": "veth pair (kernel, ceiling)",
     "vnetkit": "vnetkit netns",
@@ -73,6 +81,11 @@ LABELS = {
     "pasta-2026": "pasta 2026-07",
     "slirp4netns-65520": "slirp4netns MTU 65520",
     "slirp4netns-1500": "slirp4netns MTU 1500",
+    "veth-v6": "veth pair over IPv6",
+    "vnetkit-v6": "vnetkit netns over IPv6",
+    "vnetkit-1500-v6": "vnetkit netns MTU 1500 over IPv6",
+    "pasta-v6": "pasta 2023 over IPv6",
+    "pasta-2026-v6": "pasta 2026-07 over IPv6",
 }
 
 
@@ -100,9 +113,12 @@ class Namespace:
         return ["nsenter", "-t", str(self.pid), "-n", *argv]
 
     def wait_address(self, address, timeout=10):
+        """Until `address` (IPv4, or an IPv6 prefix such as "fd00:") is configured and past DAD."""
+        v6 = ":" in address
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if f"inet {address}/" in run(self.cmd("ip", "-o", "-4", "addr"), check=False).stdout:
+            out = run(self.cmd("ip", "-o", "-6" if v6 else "-4", "addr", "show", "-tentative"), check=False).stdout
+            if (f"inet6 {address}" if v6 else f"inet {address}/") in out:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"no {address} in the namespace after {timeout}s")
@@ -114,6 +130,17 @@ class Namespace:
 
 def start_engine(name, ns, vnetkit, pasta2026=None):
     """Starts `name` for `ns`; returns (backend Process or None, the address the servers are reached at)."""
+    if name.endswith("-v6"):
+        backend, _ = start_engine(name[:-3], ns, vnetkit, pasta2026)
+        if name == "veth-v6":
+            run(["ip", "-6", "addr", "add", f"{VETH6_HOST}/64", "dev", f"vnkb{ns.pid % 100000}", "nodad"])
+            run(ns.cmd("ip", "-6", "addr", "add", f"{VETH6_NS}/64", "dev", "vnkbns", "nodad"))
+            return None, VETH6_HOST
+        if name.startswith("vnetkit"):
+            ns.wait_address("fd00:")  # SLAAC from usernet's Router Advertisement
+            return backend, GATEWAY6
+        ns.wait_address("2001:db8:")  # pasta copies the uplink's address
+        return backend, PASTA_GATEWAY6
     if name == "veth":
         host_if, ns_if = f"vnkb{ns.pid % 100000}", "vnkbns"
         run(["ip", "link", "add", host_if, "mtu", "65520", "type", "veth", "peer", "name", ns_if, "mtu", "65520"])
@@ -167,7 +194,8 @@ def iperf_json(ns, server, port, args, seconds):
 
 
 def measure(name, ns, backend, server, tools, runs, seconds):
-    bind = VETH_HOST if name == "veth" else "127.0.0.1"
+    v6 = name.endswith("-v6")
+    bind = {"veth": VETH_HOST, "veth-v6": VETH6_HOST}.get(name, "::1" if v6 else "127.0.0.1")
     iperf_port, rr_port = free_port(), free_port()
     iperf = Process(["iperf3", "-s", "--forceflush", "-B", bind, "-p", str(iperf_port)], "iperf3 -s")
     rr = Process([tools["tcp_rr"], "server", bind, str(rr_port)], "tcp_rr server")
@@ -307,17 +335,18 @@ def main():
         if not shutil.which(exe):
             sys.exit(f"bench/netns_peers: {exe} not found (build it, or run scripts/setup)")
     pasta2026 = None
-    if "pasta-2026" in args.engines.split(","):
+    if {"pasta-2026", "pasta-2026-v6"} & set(args.engines.split(",")):
         pasta2026 = peer_build.build_passt(args.build, "pasta")
         if not pasta2026:
             print("bench/netns_peers: pasta 2026 could not be built from ../shared/peers; left out", flush=True)
     results, raw = {}, {}
     for name in args.engines.split(","):
-        if name == "pasta-2026" and not pasta2026:
+        if name in ("pasta-2026", "pasta-2026-v6") and not pasta2026:
             continue
         if name not in LABELS:
             sys.exit(f"bench/netns_peers: unknown engine {name}; known: {', '.join(LABELS)}")
-        exe = {"pasta": "pasta", "slirp4netns-65520": "slirp4netns", "slirp4netns-1500": "slirp4netns"}.get(name)
+        exe = {"pasta": "pasta", "pasta-v6": "pasta", "slirp4netns-65520": "slirp4netns",
+               "slirp4netns-1500": "slirp4netns"}.get(name)
         if exe and not shutil.which(exe):
             print(f"bench/netns_peers: {exe} not installed; {name} skipped", flush=True)
             continue

@@ -35,15 +35,32 @@ int usage() {
   return 2;
 }
 
-sockaddr_in address_of(const char* ip, const char* port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(std::atoi(port)));
-  if (::inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
-    std::fprintf(stderr, "tcp_rr: '%s' is not an IPv4 address\n", ip);
+// ADDRESS is IPv4 or IPv6 text.
+struct Address {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  [[nodiscard]] int family() const { return ss.ss_family; }
+  [[nodiscard]] const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+
+Address address_of(const char* ip, const char* port) {
+  Address a;
+  const auto p = htons(static_cast<std::uint16_t>(std::atoi(port)));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+  if (::inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = p;
+    a.len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = p;
+    a.len = sizeof *v6;
+  } else {
+    std::fprintf(stderr, "tcp_rr: '%s' is not an IP address\n", ip);
     std::exit(2);
   }
-  return sa;
+  return a;
 }
 
 bool exactly(int fd, char* buf, std::size_t len, bool send) {
@@ -60,11 +77,11 @@ void nodelay(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-int serve(const sockaddr_in& sa) {
-  const int l = ::socket(AF_INET, SOCK_STREAM, 0);
+int serve(const Address& sa) {
+  const int l = ::socket(sa.family(), SOCK_STREAM, 0);
   const int one = 1;
   ::setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(l, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0 || ::listen(l, 8) != 0) {
+  if (::bind(l, sa.get(), sa.len) != 0 || ::listen(l, 8) != 0) {
     std::perror("tcp_rr: bind/listen");
     return 1;
   }
@@ -83,9 +100,9 @@ int serve(const sockaddr_in& sa) {
   }
 }
 
-int client(const sockaddr_in& sa, long n, std::size_t size) {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (::connect(s, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+int client(const Address& sa, long n, std::size_t size) {
+  const int s = ::socket(sa.family(), SOCK_STREAM, 0);
+  if (::connect(s, sa.get(), sa.len) != 0) {
     std::perror("tcp_rr: connect");
     return 1;
   }
@@ -118,15 +135,15 @@ int client(const sockaddr_in& sa, long n, std::size_t size) {
   return 0;
 }
 
-int connect_rr(const sockaddr_in& sa, long n, std::size_t size) {
+int connect_rr(const Address& sa, long n, std::size_t size) {
   std::vector<char> buf(size, 'c');
   const long warmup = n / 10;
   using clock = std::chrono::steady_clock;
   auto counted_from = clock::now();
   for (long i = 0; i < n + warmup; ++i) {
     if (i == warmup) counted_from = clock::now();
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (::connect(s, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    const int s = ::socket(sa.family(), SOCK_STREAM, 0);
+    if (::connect(s, sa.get(), sa.len) != 0) {
       std::fprintf(stderr, "tcp_rr: connection %ld: connect: %s\n", i, std::strerror(errno));
       return 1;
     }
@@ -147,7 +164,7 @@ int connect_rr(const sockaddr_in& sa, long n, std::size_t size) {
 int main(int argc, char** argv) {
   if (argc < 4) return usage();
   const std::string mode = argv[1];
-  const sockaddr_in sa = address_of(argv[2], argv[3]);
+  const Address sa = address_of(argv[2], argv[3]);
   if (mode == "server") return serve(sa);
   if (mode == "client") {
     const long n = argc > 4 ? std::atol(argv[4]) : 20000;

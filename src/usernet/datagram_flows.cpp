@@ -24,7 +24,8 @@ using namespace packet;
 
 DatagramFlows::DatagramFlows(FlowEnv env) : env_(env) {
   bool refused = false;
-  if (!env_.host.ping_sockets_v4 && env_.host.raw_icmp_v4) (void)open_raw_socket(refused);
+  if (!env_.host.ping_sockets_v4 && env_.host.raw_icmp_v4) (void)open_raw_socket(AF_INET, refused);
+  if (!env_.host.ping_sockets_v6 && env_.host.raw_icmp_v6) (void)open_raw_socket(AF_INET6, refused);
 }
 
 DatagramFlows::~DatagramFlows() {
@@ -99,7 +100,8 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   }
   const bool icmp = is_icmp(key.protocol);
   const bool v6_socket = dst->family() == AF_INET6;
-  if (icmp && !v6_socket && !env_.host.ping_sockets_v4) return open_raw_icmp(key, *dst, refused);
+  if (icmp && !(v6_socket ? env_.host.ping_sockets_v6 : env_.host.ping_sockets_v4))
+    return open_raw_icmp(key, *dst, refused);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
   auto fd = env_.fds.lease();
@@ -132,7 +134,7 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   return &f;
 }
 
-bool DatagramFlows::open_raw_socket(bool& refused) {
+bool DatagramFlows::open_raw_socket(int family, bool& refused) {
   // One socket for every raw flow, kept to the end: one fd of the budget.
   auto fd = env_.fds.lease();
   if (!fd) {
@@ -140,7 +142,9 @@ bool DatagramFlows::open_raw_socket(bool& refused) {
     refused = true;
     return false;
   }
-  if (!env_.host.raw_icmp_v4 || !raw_.open(env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, 0))) {
+  const unsigned v = family == AF_INET6 ? 1 : 0;
+  const bool permitted = v == 1 ? env_.host.raw_icmp_v6 : env_.host.raw_icmp_v4;
+  if (!permitted || !raw_[v].open(family, env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, v))) {
     env_.counters.icmp_socket_errors.add();
     return false;
   }
@@ -153,7 +157,8 @@ bool DatagramFlows::open_raw_socket(bool& refused) {
 }
 
 DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused) {
-  if (!raw_.valid() && !open_raw_socket(refused)) return nullptr;
+  const unsigned v = dst.family() == AF_INET6 ? 1 : 0;
+  if (!raw_[v].valid() && !open_raw_socket(dst.family(), refused)) return nullptr;
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
   std::uint32_t slot = 0;
@@ -197,7 +202,7 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip,
   mark_used(*f);
   const bool icmp = is_icmp(protocol);
   if (f->raw_icmp) {
-    if (!raw_.send(f->peer, f->raw_id, payload, length)) {
+    if (!raw_[f->peer.family() == AF_INET6 ? 1 : 0].send(f->peer, f->raw_id, payload, length)) {
       env_.counters.icmp_send_errors.add();
       return true;
     }
@@ -265,30 +270,31 @@ void DatagramFlows::finish_icmp_frame(std::span<const iovec> buffer, const Flow&
   env_.counters.icmp_echo_replies.add();
 }
 
-std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer) {
+std::size_t DatagramFlows::next_raw_icmp_frame(std::span<const iovec> buffer, unsigned v) {
   std::uint64_t ignored = 0;
   std::size_t written = 0;
-  while (auto r = raw_.receive(ignored)) {
+  while (auto r = raw_[v].receive(ignored)) {
     // Only an echo reply to a live flow, from the address it pinged, and
     // only if it fits: anything else the raw socket sees stays here.
     auto it = raw_ids_.find(r->id);
-    if (it == raw_ids_.end() || flows_[it->second].peer.address() != IpAddress(r->src)) {
+    if (it == raw_ids_.end() || flows_[it->second].peer.address() != r->src) {
       ++ignored;
       continue;
     }
     Flow& f = flows_[it->second];
     const std::size_t len = r->message.size();
-    if (kEthIpv4Size + len > iov_length(buffer) || len > 65535 - kIpv4HeaderSize) {
+    const std::size_t at = eth_ip_size(f.key.guest);
+    if (at + len > iov_length(buffer) || len > ip_max_payload(f.key.guest)) {
       env_.counters.drop_too_big_for_guest.add();
       continue;
     }
-    iov_write(buffer, kEthIpv4Size, r->message);
+    iov_write(buffer, at, r->message);
     finish_icmp_frame(buffer, f, len);
     mark_used(f);
-    written = kEthIpv4Size + len;
+    written = at + len;
     break;
   }
-  if (written == 0) raw_ready_ = false;  // level-triggered: epoll reports the socket again
+  if (written == 0) raw_ready_[v] = false;  // level-triggered: epoll reports the socket again
   env_.counters.icmp_raw_ignored.add(ignored);
   return written;
 }
@@ -345,8 +351,9 @@ std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
 
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
   if (outgoing_.pending() && env_.guest_mac) return next_fragment(buffer);
-  if (raw_ready_ && env_.guest_mac) {
-    if (const std::size_t n = next_raw_icmp_frame(buffer); n != 0) return n;
+  for (unsigned v = 0; v < 2; ++v) {
+    if (!raw_ready_[v] || !env_.guest_mac) continue;
+    if (const std::size_t n = next_raw_icmp_frame(buffer, v); n != 0) return n;
   }
   while (!ready_.empty()) {
     const std::uint32_t slot = ready_.front();

@@ -69,16 +69,21 @@ class DatagramFlows {
   // The host socket of `slot` is readable.
   void on_event(std::uint32_t slot, std::uint16_t gen);
   // The shared raw ICMP socket is readable.
-  void on_raw_icmp_event() noexcept { raw_ready_ = true; }
+  // (`slot` of its tag: 0 the IPv4 socket, 1 the IPv6 one.)
+  void on_raw_icmp_event(std::uint32_t slot) noexcept { raw_ready_[slot & 1] = true; }
   // Whether guest pings can be relayed: ping sockets, or (IPv4) a raw socket.
   [[nodiscard]] bool icmp_available() const noexcept {
     return env_.host.ping_sockets_v4 || env_.host.raw_icmp_v4;
   }
-  [[nodiscard]] bool icmpv6_available() const noexcept { return env_.host.ping_sockets_v6; }
+  [[nodiscard]] bool icmpv6_available() const noexcept {
+    return env_.host.ping_sockets_v6 || env_.host.raw_icmp_v6;
+  }
   // Receives the next waiting datagram into `buffer` as a whole frame;
   // returns its length, or 0 when nothing waits.
   std::size_t next_frame(std::span<const iovec> buffer);
-  [[nodiscard]] bool has_frames() const noexcept { return !ready_.empty() || raw_ready_ || outgoing_.pending(); }
+  [[nodiscard]] bool has_frames() const noexcept {
+    return !ready_.empty() || raw_ready_[0] || raw_ready_[1] || outgoing_.pending();
+  }
   // Closes flows idle past their timeout.
   void expire(std::uint64_t now_ms);
   [[nodiscard]] std::size_t size() const noexcept { return flows_.size(); }
@@ -118,10 +123,11 @@ class DatagramFlows {
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
   Flow* open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused);
-  // Opens the one raw ICMP socket; false when the fd budget or the kernel refuses.
-  bool open_raw_socket(bool& refused);
-  // A frame for the guest from the next echo reply matching a raw flow.
-  std::size_t next_raw_icmp_frame(std::span<const iovec> buffer);
+  // Opens the raw ICMP socket of `family`; false when the fd budget or the kernel refuses.
+  bool open_raw_socket(int family, bool& refused);
+  // A frame for the guest from the next echo reply on raw socket `v` (0
+  // IPv4, 1 IPv6) matching a raw flow.
+  std::size_t next_raw_icmp_frame(std::span<const iovec> buffer, unsigned v);
   // Writes the Ethernet and IP headers of an ICMP(v6) message of `len` bytes
   // already behind them in `buffer`, with the guest's identifier.
   void finish_icmp_frame(std::span<const iovec> buffer, const Flow& f, std::size_t len);
@@ -151,8 +157,8 @@ class DatagramFlows {
   std::deque<std::uint32_t> ready_;
   std::uint16_t ip_id_ = 0;
   std::uint32_t fragment_id_ = 0;  // IPv6 Fragment headers
-  RawIcmp raw_;                                          // opened on the first raw ICMP flow
-  bool raw_ready_ = false;                               // raw_ may hold replies
+  std::array<RawIcmp, 2> raw_;                           // IPv4, IPv6: opened at start-up where needed
+  std::array<bool, 2> raw_ready_{};                      // raw_[v] may hold replies
   std::unordered_map<std::uint16_t, std::uint32_t> raw_ids_;  // identifier -> slot
   std::uint16_t next_raw_id_ = 0;
 };

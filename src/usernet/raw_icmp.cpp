@@ -1,6 +1,7 @@
 #include "usernet/raw_icmp.hpp"
 
 #include <linux/icmp.h>
+#include <netinet/icmp6.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -12,6 +13,7 @@
 #include "memory/iovec_ops.hpp"
 #include "packet/headers.hpp"
 #include "packet/icmp.hpp"
+#include "packet/icmpv6.hpp"
 
 namespace vnk::usernet {
 
@@ -25,12 +27,21 @@ std::uint16_t checksum_adjust(std::uint16_t sum, std::uint16_t old_word, std::ui
   return static_cast<std::uint16_t>(~s);
 }
 
-bool RawIcmp::open(int epoll_fd, std::uint64_t tag) {
-  UniqueFd s(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP));
+bool RawIcmp::open(int family, int epoll_fd, std::uint64_t tag) {
+  const bool v6 = family == AF_INET6;
+  UniqueFd s(::socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
   if (!s.valid()) return false;
   // The kernel drops every type but echo reply before it reaches us.
-  icmp_filter filter{~(1u << icmp_type::kEchoReply)};
-  if (::setsockopt(s.get(), SOL_RAW, ICMP_FILTER, &filter, sizeof filter) != 0) return false;
+  if (v6) {
+    icmp6_filter filter{};
+    ICMP6_FILTER_SETBLOCKALL(&filter);
+    ICMP6_FILTER_SETPASS(icmpv6_type::kEchoReply, &filter);
+    if (::setsockopt(s.get(), IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter) != 0) return false;
+  } else {
+    icmp_filter filter{~(1u << icmp_type::kEchoReply)};
+    if (::setsockopt(s.get(), SOL_RAW, ICMP_FILTER, &filter, sizeof filter) != 0) return false;
+  }
+  family_ = family;
   if (!epoll_add(epoll_fd, s.get(), EPOLLIN, tag)) return false;
   packet_.resize(65535);
   sock_ = std::move(s);
@@ -41,6 +52,7 @@ bool RawIcmp::send(const SocketAddress& dst, std::uint16_t id, std::span<const i
   std::array<std::byte, kIcmpHeaderSize> h{};
   if (length < h.size() || iov_read(message, 0, h) != h.size()) return false;
   const auto guest_id = load_be<std::uint16_t>(h.data() + 4);
+  // (ICMPv6: the kernel sums the message over its pseudo-header anyway.)
   store_be<std::uint16_t>(h.data() + 2, checksum_adjust(load_be<std::uint16_t>(h.data() + 2), guest_id, id));
   store_be<std::uint16_t>(h.data() + 4, id);
   std::array<iovec, 65> iov;  // our header, then the guest's data in place
@@ -55,6 +67,7 @@ bool RawIcmp::send(const SocketAddress& dst, std::uint16_t id, std::span<const i
 }
 
 std::optional<RawIcmp::Reply> RawIcmp::receive(std::uint64_t& ignored) {
+  if (family_ == AF_INET6) return receive_v6(ignored);
   for (;;) {
     const ssize_t n = ::recv(sock_.get(), packet_.data(), packet_.size(), MSG_DONTWAIT);
     if (n < 0) return std::nullopt;  // EAGAIN: nothing more; other errors are not ours to report
@@ -72,6 +85,22 @@ std::optional<RawIcmp::Reply> RawIcmp::receive(std::uint64_t& ignored) {
     }
     const auto offset = static_cast<std::size_t>(ip->payload.data() - packet_.data());
     return Reply{ip->src, echo->id, std::span(packet_).subspan(offset, ip->payload.size())};
+  }
+}
+
+std::optional<RawIcmp::Reply> RawIcmp::receive_v6(std::uint64_t& ignored) {
+  for (;;) {
+    SocketAddress from;
+    socklen_t len = SocketAddress::capacity();
+    const ssize_t n = ::recvfrom(sock_.get(), packet_.data(), packet_.size(), MSG_DONTWAIT, from.buffer(), &len);
+    if (n < 0) return std::nullopt;
+    const auto message = std::span(packet_).first(static_cast<std::size_t>(n));
+    if (message.size() < kIcmpHeaderSize || static_cast<std::uint8_t>(message[0]) != icmpv6_type::kEchoReply ||
+        message[1] != std::byte{0} || from.family() != AF_INET6) {
+      ++ignored;
+      continue;
+    }
+    return Reply{from.address(), load_be<std::uint16_t>(message.data() + 4), message};
   }
 }
 

@@ -506,7 +506,7 @@ void UserNet::poll_host() {
         }
         case TagKind::tcp: tcp_.on_event(tag_slot(tag), tag_gen(tag), events[i].events, clock_()); break;
         case TagKind::datagram: datagrams_.on_event(tag_slot(tag), tag_gen(tag)); break;
-        case TagKind::raw_icmp: datagrams_.on_raw_icmp_event(); break;
+        case TagKind::raw_icmp: datagrams_.on_raw_icmp_event(tag_slot(tag)); break;
         case TagKind::listener: accept_forwarded(tag_slot(tag)); break;
       }
     }

@@ -1,7 +1,7 @@
 // libFuzzer target: a hostile guest's frames against usernet and the packet
 // parsers (Ethernet, ARP, IPv4 and the reassembly of its fragments, UDP,
-// TCP, ICMP, DHCP, IPv6 with its extension headers, ICMPv6 and Neighbor
-// Discovery) and the metadata service in front of it (its TCP responder and
+// TCP, ICMP, DHCP, IPv6 with its extension headers and fragments, ICMPv6,
+// Neighbor Discovery, DHCPv6, and UDP, TCP and echo over IPv6) and the metadata service in front of it (its TCP responder and
 // HTTP parsing).
 //
 // usernet runs host-only with no DNS upstream, so whatever the fuzzer sends

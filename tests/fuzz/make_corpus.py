@@ -182,6 +182,39 @@ def usernet_seeds():
     hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])  # Router Alert, PadN
     ns = icmp6(guest_ll, sn, bytes([135, 0, 0, 0, 0, 0, 0, 0]) + gw6 + slla, ext=hbh)
     yield "ipv6_ndp", frames(rs, ns)
+    # IPv6 flows and DHCPv6, from the guest's SLAAC address.
+    guest6 = bytes([0xfd, 0]) + bytes(6) + guest_ll[8:]
+    dns6 = bytes([0xfd, 0]) + bytes(13) + b"\x03"
+
+    def l4_6(src, dst, proto, seg, csum_at, dst_mac=GW_MAC, ext=b""):
+        pseudo = src + dst + struct.pack("!IxxxB", len(seg), proto)
+        seg = seg[:csum_at] + struct.pack("!H", inet_checksum(pseudo + seg)) + seg[csum_at + 2:]
+        ip6 = struct.pack("!IHBB", 6 << 28, len(ext) + len(seg), 44 if ext else proto, 64) + src + dst
+        return dst_mac + GUEST_MAC + b"\x86\xdd" + ip6 + ext + seg
+
+    def udp6(src, dst, sport, dport, payload, dst_mac=GW_MAC):
+        return l4_6(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload, 6, dst_mac)
+    syn6 = struct.pack("!HHIIBBHHH", 40001, 9, 1000, 0, 8 << 4, 0x02, 65535, 0, 0) + syn_opts + b"\x04\x02\x00\x00"
+    yield "ipv6_flows", frames(rs, udp6(guest6, gw6, 5000, 9, b"hello6"), udp6(guest6, dns6, 5001, 53, bytes(12)),
+                               l4_6(guest6, gw6, 6, syn6, 16),
+                               l4_6(guest6, gw6, 58, bytes([128, 0, 0, 0, 0x12, 0x34, 0, 1]) + bytes(32), 2))
+    duid = struct.pack("!HH", 3, 1) + GUEST_MAC
+    dhcp6_servers = bytes([0xff, 2]) + bytes(11) + b"\x01\x00\x02"
+    solicit = (bytes([1, 0xab, 0xcd, 0xef]) + struct.pack("!HH", 1, len(duid)) + duid +
+               struct.pack("!HHIII", 3, 12, 1, 0, 0) + struct.pack("!HH", 14, 0))
+    info = bytes([11, 0, 0, 9]) + struct.pack("!HH", 1, len(duid)) + duid + struct.pack("!HHH", 6, 2, 23)
+    yield "dhcpv6", frames(udp6(guest_ll, dhcp6_servers, 546, 547, solicit, b"\x33\x33\x00\x01\x00\x02"),
+                           udp6(guest_ll, dhcp6_servers, 546, 547, info, b"\x33\x33\x00\x01\x00\x02"))
+    # A UDP datagram to fd00::2 in two IPv6 fragments, the last first.
+    whole6 = struct.pack("!HHHH", 5003, 9, 8 + 600, 0) + bytes(range(200)) * 3
+    pseudo6 = guest6 + gw6 + struct.pack("!IxxxB", len(whole6), 17)
+    whole6 = whole6[:6] + struct.pack("!H", inet_checksum(pseudo6 + whole6)) + whole6[8:]
+
+    def frag6(off, data, more):
+        ext = struct.pack("!BBHI", 17, 0, off | (1 if more else 0), 77)
+        ip6 = struct.pack("!IHBB", 6 << 28, len(ext) + len(data), 44, 64) + guest6 + gw6
+        return GW_MAC + GUEST_MAC + b"\x86\xdd" + ip6 + ext + data
+    yield "ipv6_fragments", frames(frag6(304, whole6[304:], False), frag6(0, whole6[:304], True))
     # A UDP datagram to the gateway in three IPv4 fragments, the last first.
     big = udp_frame(GUEST_IP, GW_IP, 5002, 9, bytes(range(256)) * 3)[14:]  # the IPv4 packet
     hdr, body = big[:20], big[20:]

@@ -227,11 +227,19 @@ class NetnsTest(unittest.TestCase):
         the same checks over IPv6 -- ping -6 to the gateway, a DNS query to
         fd00::3 relayed to the (IPv4) resolver, 100 MiB each way over HTTP to
         a server on the host's ::1, byte-exact, and iperf3 both ways."""
-        n = self.reach_host_services({"VNK_FAMILY": "6"}, ("--ipv6",), address="::1")
+        n = self.reach_host_services({"VNK_FAMILY": "6"}, address="::1")
         self.assertRegex(n.text(), r"VNK: slaac address=fd00:")
         b = n.metrics()["backend"]
         self.assertGreaterEqual(b["ipv6_flows_opened"], 3)  # ping, DNS, HTTP (and iperf3)
         self.assertEqual((b["ipv6_malformed"], b["ipv6_unsupported"], b["drop_no_route"]), (0, 0, 0))
+
+    def test_namespace_reaches_host_services_over_ipv6_without_peek_off_or_ping_sockets(self):
+        """The same over IPv6 as on Linux before 6.9 with ping sockets closed:
+        TCP re-peeks from the queue head, ping -6 goes through the raw ICMPv6
+        socket opened before the sandbox dropped CAP_NET_RAW."""
+        n = self.reach_host_services({"VNK_FAMILY": "6", "VNETKIT_PRETEND_MISSING": "tcp-peek-off,ping-sockets"},
+                                     address="::1")
+        self.assertGreaterEqual(n.metrics()["backend"]["icmp_echo_replies"], 3)
 
     def reach_host_services(self, env=None, args=(), address="127.0.0.1"):
         web = HttpServer(100 << 20, address)

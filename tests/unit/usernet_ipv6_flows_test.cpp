@@ -363,11 +363,35 @@ TEST_P(UsernetIpv6Test, PingToTheGatewayIsAnsweredThroughAnIpv6PingSocket) {
   EXPECT_EQ(net->counters().icmp_echo_replies.get(), 1u);
 }
 
+// Where IPv6 ping sockets are closed but the process holds CAP_NET_RAW (as
+// the tests do), pings go through the one raw ICMPv6 socket, with an
+// identifier usernet chose, and come back with the guest's.
+TEST_P(UsernetIpv6Test, WithoutPingSocketsARawIcmpv6SocketCarriesThePing) {
+  if (!host_features().raw_icmp_v6) GTEST_SKIP() << "no CAP_NET_RAW here";
+  UsernetConfig cfg;
+  cfg.ipv6.enabled = true;
+  HostFeatures host = host_features();
+  host.ping_sockets_v6 = false;
+  cfg.host = host;
+  net = std::make_unique<UserNet>(*validate(cfg));
+  send(echo_request(kGateway6, 0x0b0b, 3, "raw ping6"));
+  auto r = next();
+  ASSERT_TRUE(r && r->icmp);
+  EXPECT_EQ(r->icmp->type, icmpv6_type::kEchoReply);
+  const auto echo = parse_icmpv6_echo(*r->icmp);
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->id, 0x0b0b);
+  EXPECT_EQ(echo->seq, 3);
+  EXPECT_EQ(string_of(r->icmp->body.subspan(4)), "raw ping6");
+  EXPECT_EQ(net->counters().icmp_echo_replies.get(), 1u);
+}
+
 TEST_P(UsernetIpv6Test, PingWithoutIpv6PingSocketsIsCountedNotAnswered) {
   UsernetConfig cfg;
   cfg.ipv6.enabled = true;
   HostFeatures host = host_features();
   host.ping_sockets_v6 = false;
+  host.raw_icmp_v6 = false;
   cfg.host = host;
   net = std::make_unique<UserNet>(*validate(cfg));
   test::CounterDelta d(net->counters());
