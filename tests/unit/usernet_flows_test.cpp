@@ -245,6 +245,11 @@ class UsernetFlowsTest : public ::testing::TestWithParam<HostVariant> {
     EXPECT_EQ(string_of(more->payload), "more");
   }
 
+  // A forward on `host` (IPv4 or IPv6 listener) carries a connection or a
+  // datagram to the guest and back.
+  void tcp_forward_reaches_the_guest(const IpAddress& host);
+  void udp_forward_reaches_the_guest(const IpAddress& host);
+
   static constexpr std::uint16_t kGuestPort = 40000;
   static constexpr std::uint32_t kIsn = 1000;
   std::uint32_t iss = 0;
@@ -1264,15 +1269,25 @@ TEST_P(UsernetFlowsTest, TheWindowOfferedIsWhatTheHostSocketCanTakeSoAGuestThatH
   EXPECT_GT(reopened, 60000u);
 }
 
+// On an IPv4 listener (the default 127.0.0.1) and an IPv6 one ([::1]): the
+// guest is reached over IPv4 either way.
 TEST_P(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    SCOPED_TRACE(host);
+    tcp_forward_reaches_the_guest(*IpAddress::parse(host));
+    net.reset();
+  }
+}
+
+void UsernetFlowsTest::tcp_forward_reaches_the_guest(const IpAddress& host) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_STREAM);
-  cfg.forwards = {*parse_forward(fmt_forward("tcp", host_port, 8080))};
+  cfg.forwards = {*parse_forward("tcp:" + host.to_uri_host() + ":" + std::to_string(host_port) + ":8080")};
   start(cfg);
   send(tcp(9, 1, 1, tcp_flag::kRst));  // any frame: usernet learns the guest's MAC
-  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const sockaddr_in sa = loopback(host_port);
-  ASSERT_EQ(::connect(client.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 0);
+  const SocketAddress sa(host, host_port);
+  UniqueFd client(::socket(sa.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(client.get(), sa.get(), sa.length()), 0);
   ASSERT_EQ(::send(client.get(), "from host", 9, 0), 9);
   auto syn = next();
   ASSERT_TRUE(syn && syn->tcp);
@@ -1301,14 +1316,22 @@ TEST_P(UsernetFlowsTest, ATcpPortForwardOpensAConnectionTowardTheGuest) {
 }
 
 TEST_P(UsernetFlowsTest, AUdpPortForwardDeliversToTheGuestAndAnswersTheHostPeer) {
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    SCOPED_TRACE(host);
+    udp_forward_reaches_the_guest(*IpAddress::parse(host));
+    net.reset();
+  }
+}
+
+void UsernetFlowsTest::udp_forward_reaches_the_guest(const IpAddress& host) {
   UsernetConfig cfg;
   const std::uint16_t host_port = free_port(SOCK_DGRAM);
-  cfg.forwards = {*parse_forward(fmt_forward("udp", host_port, 5353))};
+  cfg.forwards = {*parse_forward("udp:" + host.to_uri_host() + ":" + std::to_string(host_port) + ":5353")};
   start(cfg);
   send(tcp(9, 1, 1, tcp_flag::kRst));  // usernet learns the guest's MAC
-  UniqueFd client(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  const sockaddr_in sa = loopback(host_port);
-  ASSERT_EQ(::sendto(client.get(), "question", 8, 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa), 8);
+  const SocketAddress sa(host, host_port);
+  UniqueFd client(::socket(sa.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::sendto(client.get(), "question", 8, 0, sa.get(), sa.length()), 8);
   auto q = next();
   ASSERT_TRUE(q && q->udp);
   EXPECT_EQ(q->udp->dst_port, 5353);
