@@ -290,29 +290,38 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv4& ip) {
   // The whole datagram as one frame, built in front of its payload: this
   // fragment's Ethernet header, the first fragment's IP header with its
   // fragment fields cleared and its lengths and checksum set.
-  const auto header = reassembly_.header();
-  const auto buffer = reassembly_.completed();
-  const std::size_t headroom = kReassemblyHeadroom;
-  const std::size_t total = buffer.size() - headroom + header.size();
+  const std::size_t header_len = reassembly_.header().size();
+  const std::size_t total = reassembly_.completed().size() - kReassemblyHeadroom + header_len;
   if (total > 65535) {  // the header grew past IPv4's limit
     counters_.ip_fragments_dropped.add();
     return;
   }
-  const auto whole_frame = buffer.subspan(headroom - header.size() - kEthernetHeaderSize);
-  std::copy_n(work_.begin(), kEthernetHeaderSize, whole_frame.begin());
+  const auto whole_frame = reassembled_frame();
   std::byte* h = whole_frame.data() + kEthernetHeaderSize;
-  std::copy(header.begin(), header.end(), h);
   store_be<std::uint16_t>(h + 2, static_cast<std::uint16_t>(total));
   store_be<std::uint16_t>(h + 6, static_cast<std::uint16_t>(load_be<std::uint16_t>(h + 6) & 0x4000));  // DF stays
   store_be<std::uint16_t>(h + 10, 0);
-  store_be<std::uint16_t>(h + 10, internet_checksum(std::span(h, header.size())));
+  store_be<std::uint16_t>(h + 10, internet_checksum(std::span(h, header_len)));
+  transmit_reassembled(whole_frame, false);
+}
+
+std::span<std::byte> UserNet::reassembled_frame() {
+  const auto header = reassembly_.header();
+  const auto buffer = reassembly_.completed();
+  const auto whole_frame = buffer.subspan(kReassemblyHeadroom - header.size() - kEthernetHeaderSize);
+  std::copy_n(work_.begin(), kEthernetHeaderSize, whole_frame.begin());
+  std::copy(header.begin(), header.end(), whole_frame.begin() + kEthernetHeaderSize);
+  return whole_frame;
+}
+
+void UserNet::transmit_reassembled(std::span<std::byte> whole_frame, bool v6) {
   const std::size_t len = whole_frame.size();
   const iovec whole{whole_frame.data(), len};
-  const net::TxFrame frame_whole{net::NetHeader{}, std::span(&whole, 1), len,
-                                 whole_frame.first(std::min(len, net::kTxHeadBytes))};
+  const net::TxFrame frame{net::NetHeader{}, std::span(&whole, 1), len,
+                           whole_frame.first(std::min(len, net::kTxHeadBytes))};
   const std::size_t copied = std::min(len, kHeaderCopy);
   std::copy_n(whole_frame.begin(), copied, work_.begin());
-  handle_ipv4(frame_whole, copied);
+  v6 ? handle_ipv6(frame, copied) : handle_ipv4(frame, copied);
 }
 
 void UserNet::reassemble(const net::TxFrame& frame, const Ipv6& ip) {
@@ -331,27 +340,17 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv6& ip) {
   if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
   // The whole datagram as one packet: the first fragment's unfragmentable
   // part, whose last Next Header names what the Fragment header did.
-  const auto header = reassembly_.header();
-  const auto buffer = reassembly_.completed();
-  const std::size_t payload = buffer.size() - kReassemblyHeadroom;
-  const std::size_t payload_length = header.size() - kIpv6HeaderSize + payload;
+  const std::size_t header_len = reassembly_.header().size();
+  const std::size_t payload_length = header_len - kIpv6HeaderSize + reassembly_.completed().size() - kReassemblyHeadroom;
   if (payload_length > 65535) {
     counters_.ip_fragments_dropped.add();
     return;
   }
-  const auto whole_frame = buffer.subspan(kReassemblyHeadroom - header.size() - kEthernetHeaderSize);
-  std::copy_n(work_.begin(), kEthernetHeaderSize, whole_frame.begin());
+  const auto whole_frame = reassembled_frame();
   std::byte* h = whole_frame.data() + kEthernetHeaderSize;
-  std::copy(header.begin(), header.end(), h);
   store_be<std::uint16_t>(h + 4, static_cast<std::uint16_t>(payload_length));
   h[ip.next_header_at] = std::byte{ip.protocol};
-  const std::size_t len = whole_frame.size();
-  const iovec whole{whole_frame.data(), len};
-  const net::TxFrame frame_whole{net::NetHeader{}, std::span(&whole, 1), len,
-                                 whole_frame.first(std::min(len, net::kTxHeadBytes))};
-  const std::size_t copied = std::min(len, kHeaderCopy);
-  std::copy_n(whole_frame.begin(), copied, work_.begin());
-  handle_ipv6(frame_whole, copied);
+  transmit_reassembled(whole_frame, true);
 }
 
 void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {

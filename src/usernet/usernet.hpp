@@ -112,6 +112,12 @@ class UserNet final : public net::NetBackend {
   // An IPv6 fragment the same way: its datagram, once whole, goes through
   // handle_ipv6 with the unfragmentable part in front of it.
   void reassemble(const net::TxFrame& frame, const packet::Ipv6& ip);
+  // The completed datagram as one frame in front of its payload: this
+  // fragment's Ethernet header (from work_), then the first fragment's IP
+  // header, whose fields the caller sets.
+  std::span<std::byte> reassembled_frame();
+  // Hands that frame to handle_ipv4 or handle_ipv6 as one TX frame.
+  void transmit_reassembled(std::span<std::byte> whole_frame, bool v6);
   // Room kept in front of a reassembled payload for Ethernet and the IP
   // header (IPv4 with options, or IPv6's unfragmentable part).
   static constexpr std::size_t kMaxReassemblyHeader = 128;

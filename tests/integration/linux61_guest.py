@@ -27,23 +27,51 @@ def report(what, **kv):
     print("VNK:", what, " ".join(f"{k}={v}" for k, v in kv.items()), flush=True)
 
 
+def run_client(dns, web, iperf, size, extra=(), env=None):
+    """`vnetkit netns` running netns_client.py against the services; relays
+    its lines; returns its status."""
+    argv = [VNETKIT, "netns", *extra, "--dns-upstream", f"127.0.0.1:{dns.port}", "--", "/usr/bin/python3",
+            os.path.join(HERE, "netns_client.py"), "vnetkit.test", str(web.port), str(iperf.port if iperf else 0), "2",
+            str(size)]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240,
+                       env={**os.environ, **(env or {})})
+    for line in r.stdout.splitlines():
+        print(line, flush=True)
+    return r.returncode
+
+
 def netns():
     dns = DnsServer({"vnetkit.test": "192.0.2.7"})
     web = HttpServer(SIZE)
     iperf = Iperf3Server.start()
     report("services", http=web.port, dns=dns.port, iperf=iperf.port if iperf else 0, sha256=web.sha256)
     metrics = "/tmp/vnetkit-metrics.json"
-    argv = [VNETKIT, "netns", "--metrics", metrics, "--metrics-interval", "100", "--dns-upstream",
-            f"127.0.0.1:{dns.port}", "--", "/usr/bin/python3", os.path.join(HERE, "netns_client.py"), "vnetkit.test",
-            str(web.port), str(iperf.port if iperf else 0), "2", str(SIZE)]
     try:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
-        for line in r.stdout.splitlines():
-            print(line, flush=True)
+        status = run_client(dns, web, iperf, SIZE, ("--metrics", metrics, "--metrics-interval", "100"))
         m = read_metrics(metrics)["backend"]
         report("counters", **{k: m[k] for k in ("tcp_bytes_repeeked", "tcp_retransmits", "icmp_echo_replies",
                                                 "icmp_raw_ignored", "drop_icmp_not_permitted", "tcp_flows_opened")})
-        return r.returncode
+        return status
+    finally:
+        if iperf:
+            iperf.kill()
+        web.close()
+        dns.close()
+
+
+def netns6():
+    """The same over IPv6 (on by default in usernet): the namespace's SLAAC
+    address, servers on the guest kernel's ::1 through fd00::2, a DNS query
+    to fd00::3 relayed to the IPv4 resolver. Its lines follow "ipv6-begin"."""
+    if not os.path.exists("/proc/net/if_inet6"):
+        report("ipv6-begin", error="no_ipv6_in_this_kernel")
+        return 1
+    dns = DnsServer({"vnetkit.test": "192.0.2.7"})
+    web = HttpServer(SMALL_SIZE, "::1")
+    iperf = Iperf3Server.start("::1")
+    report("ipv6-begin", http=web.port, sha256=web.sha256)
+    try:
+        return run_client(dns, web, iperf, SMALL_SIZE, env={"VNK_FAMILY": "6"})
     finally:
         if iperf:
             iperf.kill()
@@ -145,6 +173,9 @@ def main():
         return 2
     status = netns()
     report("netns-exit", status=status)
+    status6 = netns6()
+    report("netns6-exit", status=status6)
+    status = status or status6
     many = connections(3000)
     report("connections-exit", status=many)
     return status or many

@@ -26,6 +26,7 @@ mount -t tmpfs tmpfs /lib/modules
 mkdir -p "/lib/modules/$release"
 mount --bind "/usr/lib/uml/modules/$release" "/lib/modules/$release"
 modprobe tun || echo "VNK: linux61 no tun module"
+modprobe ipv6 || echo "VNK: linux61 no ipv6 module"
 ip link set lo up
 echo "VNK: linux61 kernel=$release ping_group_range=$(tr '\t' , < /proc/sys/net/ipv4/ping_group_range) nofile=$(ulimit -n)"
 cd /tmp

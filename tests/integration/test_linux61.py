@@ -63,6 +63,20 @@ class Linux61Test(unittest.TestCase):
         counters = kv(g.wait_for(r"VNK: counters .*", 1).group(0))
         self.assertGreater(int(counters["tcp_bytes_repeeked"]), 0)
         self.assertEqual(counters["drop_icmp_not_permitted"], "0")
+        # The same over IPv6, Linux 6.1's IPv6 and its TCP without SO_PEEK_OFF.
+        v6 = out[out.index("VNK: ipv6-begin"):]
+        begin = kv(re.search(r"VNK: ipv6-begin .*", v6).group(0))
+        self.assertNotIn("error", begin, v6[:2000])
+        self.assertRegex(v6, r"VNK: slaac address=fd00:")
+        down6 = kv(re.search(r"VNK: download .*", v6).group(0))
+        self.assertEqual((down6["status"], down6["sha256"]), ("200", begin["sha256"]), v6[:3000])
+        up6 = kv(re.search(r"VNK: upload .*", v6).group(0))
+        self.assertEqual(up6["sha256"], up6["sent_sha256"])
+        self.assertEqual(kv(re.search(r"VNK: ping .*", v6).group(0))["received"], "3", v6[:3000])
+        self.assertEqual(kv(re.search(r"VNK: dns .*", v6).group(0)).get("address"), "192.0.2.7", v6[:3000])
+        for direction in ("up", "down"):
+            r = kv(re.search(rf"VNK: iperf direction={direction} .*", v6).group(0))
+            self.assertGreater(int(r.get("mbps", 0)), 10, v6[:3000])
         limits = kv(g.wait_for(r"VNK: limits .*", 1).group(0))
         many = kv(g.wait_for(r"VNK: connections .*", 1).group(0))
         if int(limits["hard"]) >= 4096:
