@@ -23,9 +23,9 @@ namespace vnk::usernet {
 using namespace packet;
 
 DatagramFlows::DatagramFlows(FlowEnv env) : env_(env) {
-  bool refused = false;
-  if (!env_.host.ping_sockets_v4 && env_.host.raw_icmp_v4) (void)open_raw_socket(AF_INET, refused);
-  if (!env_.host.ping_sockets_v6 && env_.host.raw_icmp_v6) (void)open_raw_socket(AF_INET6, refused);
+  Refusal ignored = Refusal::none;
+  if (!env_.host.ping_sockets_v4 && env_.host.raw_icmp_v4) (void)open_raw_socket(AF_INET, ignored);
+  if (!env_.host.ping_sockets_v6 && env_.host.raw_icmp_v6) (void)open_raw_socket(AF_INET6, ignored);
 }
 
 DatagramFlows::~DatagramFlows() {
@@ -90,34 +90,39 @@ DatagramFlows::Flow& DatagramFlows::new_flow(const Key& key, std::uint64_t idle_
   return f;
 }
 
-DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
+DatagramFlows::Flow* DatagramFlows::open(const Key& key, Refusal& why) {
   auto dst = host_destination(env_.cfg, key.protocol, key.remote, key.remote_port);
   if (!dst) {
     const bool policy = dst.error() == RouteRefusal::link_local;
     (policy ? env_.counters.drop_link_local : env_.counters.drop_no_route).add();
-    refused = policy;
+    if (policy) why = Refusal::prohibited;
     return nullptr;
   }
   const bool icmp = is_icmp(key.protocol);
   const bool v6_socket = dst->family() == AF_INET6;
   if (icmp && !(v6_socket ? env_.host.ping_sockets_v6 : env_.host.ping_sockets_v4))
-    return open_raw_icmp(key, *dst, refused);
+    return open_raw_icmp(key, *dst, why);
   // Each flow's socket comes out of the open-file budget; existing flows
   // are left alone when it is used up.
   auto fd = env_.fds.lease();
   if (!fd) {
     env_.counters.flows_refused_fd_limit.add();
-    refused = true;
+    why = Refusal::prohibited;
     return nullptr;
   }
   const int protocol = !icmp ? int{IPPROTO_UDP} : v6_socket ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
   UniqueFd sock(::socket(dst->family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
   if (!sock.valid()) {
     (icmp ? env_.counters.icmp_socket_errors : env_.counters.udp_socket_errors).add();
+    if (errno == EAFNOSUPPORT) why = Refusal::unreachable;  // no IPv6 in this host's kernel
     return nullptr;
   }
   if (::connect(sock.get(), dst->get(), dst->length()) != 0) {
+    // No route on the host (an IPv6 destination where the host has no
+    // IPv6, ...): the guest hears it at once instead of waiting.
     env_.counters.drop_no_route.add();
+    if (errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT)
+      why = Refusal::unreachable;
     return nullptr;
   }
   std::uint32_t slot = 0;
@@ -134,12 +139,12 @@ DatagramFlows::Flow* DatagramFlows::open(const Key& key, bool& refused) {
   return &f;
 }
 
-bool DatagramFlows::open_raw_socket(int family, bool& refused) {
+bool DatagramFlows::open_raw_socket(int family, Refusal& why) {
   // One socket for every raw flow, kept to the end: one fd of the budget.
   auto fd = env_.fds.lease();
   if (!fd) {
     env_.counters.flows_refused_fd_limit.add();
-    refused = true;
+    why = Refusal::prohibited;
     return false;
   }
   const unsigned v = family == AF_INET6 ? 1 : 0;
@@ -156,9 +161,9 @@ bool DatagramFlows::open_raw_socket(int family, bool& refused) {
   return true;
 }
 
-DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused) {
+DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const SocketAddress& dst, Refusal& why) {
   const unsigned v = dst.family() == AF_INET6 ? 1 : 0;
-  if (!raw_[v].valid() && !open_raw_socket(dst.family(), refused)) return nullptr;
+  if (!raw_[v].valid() && !open_raw_socket(dst.family(), why)) return nullptr;
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
   std::uint32_t slot = 0;
@@ -187,7 +192,7 @@ void DatagramFlows::close(std::uint32_t slot) {
   // A slot still listed in ready_ is skipped there (not live).
 }
 
-bool DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port,
+DatagramFlows::Refusal DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port,
                                const IpAddress& remote, std::uint16_t remote_port, std::span<const iovec> payload,
                                std::size_t length) {
   const Key key{protocol, guest_ip, guest_port, remote, remote_port};
@@ -195,26 +200,26 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip,
   if (const auto found = flows_.find(key)) {
     f = &flows_[*found];
   } else {
-    bool refused = false;  // by policy or for want of open files: the guest is told
-    f = open(key, refused);
-    if (f == nullptr) return !refused;
+    Refusal why = Refusal::none;
+    f = open(key, why);
+    if (f == nullptr) return why;
   }
   mark_used(*f);
   const bool icmp = is_icmp(protocol);
   if (f->raw_icmp) {
     if (!raw_[f->peer.family() == AF_INET6 ? 1 : 0].send(f->peer, f->raw_id, payload, length)) {
       env_.counters.icmp_send_errors.add();
-      return true;
+      return Refusal::none;
     }
     env_.counters.icmp_echo_requests.add();
-    return true;
+    return Refusal::none;
   }
   const SocketAddress* to = f->borrowed_fd >= 0 ? &f->peer : nullptr;
   if (!batch_.accepts(f->fd(), length)) flush();  // another socket's, or too big to hold: keep the order
   if (batch_.accepts(f->fd(), length)) {
     batch_.add(f->fd(), to, icmp, payload, length);
     if (batch_.full()) flush();
-    return true;
+    return Refusal::none;
   }
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(payload.data());
@@ -226,10 +231,10 @@ bool DatagramFlows::from_guest(std::uint8_t protocol, const IpAddress& guest_ip,
   const ssize_t n = ::sendmsg(f->fd(), &m, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n != static_cast<ssize_t>(length)) {
     (icmp ? env_.counters.icmp_send_errors : env_.counters.udp_send_errors).add();
-    return true;
+    return Refusal::none;
   }
   (icmp ? env_.counters.icmp_echo_requests : env_.counters.udp_datagrams_out).add();
-  return true;
+  return Refusal::none;
 }
 
 void DatagramFlows::flush() {

@@ -54,10 +54,12 @@ class DatagramFlows {
   // ICMPv6 echo request (`guest_port` is the echo identifier, `remote_port`
   // 0). `payload` is the UDP payload or the whole ICMP message, in guest
   // memory; the addresses are of one family.
-  // Returns false when a new flow was refused -- by the reachability policy
-  // or because the open-file budget is used up -- and the caller should tell
-  // the guest so; other failures are only counted.
-  bool from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port, const IpAddress& remote,
+  // Why a new flow was refused, when the guest should be told: by the
+  // reachability policy or for want of open files (prohibited), or because
+  // the host has no route to the destination (unreachable: an IPv6 address
+  // on a host without IPv6, say). Other failures are only counted.
+  enum class Refusal : std::uint8_t { none, prohibited, unreachable };
+  Refusal from_guest(std::uint8_t protocol, const IpAddress& guest_ip, std::uint16_t guest_port, const IpAddress& remote,
                   std::uint16_t remote_port, std::span<const iovec> payload, std::size_t length);
   // Sends the datagrams from_guest() is holding (end of a batch of frames).
   void flush();
@@ -107,9 +109,9 @@ class DatagramFlows {
     [[nodiscard]] int fd() const noexcept { return sock.valid() ? sock.get() : borrowed_fd; }
   };
 
-  // A new flow; nullptr (counted) when it cannot be opened, with
-  // `refused` set when policy (link-local) or the open-file budget is why.
-  Flow* open(const Key& key, bool& refused);
+  // A new flow; nullptr (counted) when it cannot be opened, with `why` set
+  // when the guest is to be told.
+  Flow* open(const Key& key, Refusal& why);
   // The flow of a forward's host peer, created on its first datagram.
   Flow* peer_flow(const Flow& listener, const SocketAddress& peer);
   void close(std::uint32_t slot);
@@ -122,9 +124,9 @@ class DatagramFlows {
   Flow& new_flow(const Key& key, std::uint64_t idle_ms, std::uint32_t& slot);
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
-  Flow* open_raw_icmp(const Key& key, const SocketAddress& dst, bool& refused);
+  Flow* open_raw_icmp(const Key& key, const SocketAddress& dst, Refusal& why);
   // Opens the raw ICMP socket of `family`; false when the fd budget or the kernel refuses.
-  bool open_raw_socket(int family, bool& refused);
+  bool open_raw_socket(int family, Refusal& why);
   // A frame for the guest from the next echo reply on raw socket `v` (0
   // IPv4, 1 IPv6) matching a raw flow.
   std::size_t next_raw_icmp_frame(std::span<const iovec> buffer, unsigned v);

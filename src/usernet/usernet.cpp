@@ -218,8 +218,8 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
 void UserNet::relay_echo(const net::TxFrame& frame, const IpPacket& ip, std::uint16_t id) {
   std::array<iovec, 64> payload;  // iov_slice sets the first n
   const std::size_t n = iov_slice(frame.data, kEthernetHeaderSize + ip.header_len, ip.payload_len, payload);
-  if (!datagrams_.from_guest(ip.protocol, ip.src, id, ip.dst, 0, std::span(payload.data(), n), ip.payload_len))
-    queue_unreachable(ip);
+  queue_unreachable(ip, datagrams_.from_guest(ip.protocol, ip.src, id, ip.dst, 0, std::span(payload.data(), n),
+                                               ip.payload_len));
 }
 
 void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
@@ -258,9 +258,8 @@ void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
         return;
       }
       const std::size_t n = iov_slice(frame.data, l4_offset + kUdpHeaderSize, udp->payload_len, payload);
-      if (!datagrams_.from_guest(ip_proto::kUdp, ip.src, udp->src_port, ip.dst, udp->dst_port,
-                                 std::span(payload.data(), n), udp->payload_len))
-        queue_unreachable(ip);
+      queue_unreachable(ip, datagrams_.from_guest(ip_proto::kUdp, ip.src, udp->src_port, ip.dst, udp->dst_port,
+                                                  std::span(payload.data(), n), udp->payload_len));
       return;
     }
     case ip_proto::kTcp: {
@@ -446,8 +445,13 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
   }
 }
 
-void UserNet::queue_unreachable(const IpPacket& ip) {
-  if (!guest_mac_) return;
+void UserNet::queue_unreachable(const IpPacket& ip, DatagramFlows::Refusal why) {
+  // Both kinds of refusal get "administratively prohibited": it is the code
+  // a guest's connected socket reports at once (EACCES, EHOSTUNREACH), while
+  // Linux, like most stacks, treats "no route" and "host unreachable" as
+  // soft errors a UDP socket never hears of -- the guest would wait out its
+  // timeout.
+  if (why == DatagramFlows::Refusal::none || !guest_mac_) return;
   // The quote comes from the header copy ip was parsed from (host memory):
   // IPv4 quotes the header and 8 bytes (RFC 792), IPv6 as much as fits.
   const std::size_t quoted = ip.is_v4() ? std::min<std::size_t>(8, ip.payload.size()) : ip.payload.size();

@@ -126,10 +126,10 @@ class UserNet final : public net::NetBackend {
   template <typename Build>
   void queue_reply(Build&& build);
   void update_timer();
-  // Tells the guest its datagram `ip` (parsed from work_) was refused by
-  // policy: ICMP or ICMPv6 Destination Unreachable, administratively
-  // prohibited.
-  void queue_unreachable(const packet::IpPacket& ip);
+  // Tells the guest its datagram `ip` (parsed from work_) was refused
+  // (`why`; nothing for Refusal::none): ICMP or ICMPv6 Destination
+  // Unreachable, administratively prohibited.
+  void queue_unreachable(const packet::IpPacket& ip, DatagramFlows::Refusal why);
 
   UsernetConfig cfg_;
   HostFeatures host_;  // cfg_.host, or the start-up probe

@@ -222,6 +222,42 @@ class NetnsTest(unittest.TestCase):
         self.assertGreaterEqual(b["dhcpv6_addresses"], 1)
         self.assertEqual((b["dhcpv6_ignored"], b["drop_malformed"]), (0, 0))
 
+    def test_outside_ipv6_destinations_fail_fast_where_the_host_has_no_ipv6_route(self):
+        """The tests' namespace has no route off the machine: a UDP datagram
+        and a TCP connection to outside IPv6 addresses get an ICMPv6
+        unreachable and a RST at once (the guest's sockets see EACCES and
+        ECONNREFUSED within a second), never a hang."""
+        script = ("import socket, subprocess, time\n"
+                  "for _ in range(100):\n"
+                  "    if 'fd00:' in subprocess.run(['ip', '-6', '-o', 'addr', 'show', 'scope', 'global', '-tentative'],"
+                  " capture_output=True, text=True).stdout: break\n"
+                  "    time.sleep(0.1)\n"
+                  "def attempt(kind, port):\n"
+                  "    t = time.monotonic()\n"
+                  "    s = socket.socket(socket.AF_INET6, kind)\n"
+                  "    s.settimeout(5)\n"
+                  "    try:\n"
+                  "        s.connect(('2001:db8::7', port))\n"
+                  "        if kind == socket.SOCK_DGRAM:\n"
+                  "            s.send(b'query')\n"
+                  "            s.recv(512)\n"
+                  "        r = 'answered'\n"
+                  "    except OSError as e:\n"
+                  "        r = f'errno={e.errno}' if e.errno else 'timeout'\n"
+                  "    print('VNK: outside', f'kind={kind}', r, f'seconds={time.monotonic() - t:.2f}', flush=True)\n"
+                  "attempt(socket.SOCK_DGRAM, 53)\n"
+                  "attempt(socket.SOCK_STREAM, 80)\n")
+        n, status = self.run_netns(*local_dns(self), "--", PYTHON, "-c", script)
+        self.assertEqual(status, 0, n.tail())
+        udp = kv(n.wait_for(r"VNK: outside kind=2 .*", 1).group(0))
+        tcp = kv(n.wait_for(r"VNK: outside kind=1 .*", 1).group(0))
+        self.assertEqual(udp.get("errno"), "13", udp)  # EACCES: the ICMPv6 error (administratively prohibited)
+        self.assertEqual(tcp.get("errno"), "111", tcp)  # ECONNREFUSED from the RST
+        self.assertLess(float(udp["seconds"]), 1.0)
+        self.assertLess(float(tcp["seconds"]), 1.0)
+        b = n.metrics()["backend"]
+        self.assertGreaterEqual(b["icmp_unreachable_sent"], 1)
+
     def test_namespace_reaches_host_services_over_ipv6(self):
         """--ipv6: once SLAAC has given the namespace its fd00::/64 address,
         the same checks over IPv6 -- ping -6 to the gateway, a DNS query to
