@@ -17,6 +17,7 @@
 #include "cli/sandbox_options.hpp"
 #include "cli/signal_fd.hpp"
 #include "cli/usernet_options.hpp"
+#include "attach/frame_server.hpp"
 #include "usernet/usernet.hpp"
 #include "vhost_user/server.hpp"
 
@@ -27,6 +28,10 @@ namespace {
 struct ServeArgs {
   std::string listen_path;
   std::string connect_path;
+  std::string stream_path;          // --stream
+  std::string stream_connect_path;  // --stream-connect
+  std::string dgram_path;           // --dgram
+  int fd = -1;                      // --fd
   std::string net = "loopback";
   std::string mac = net::kDefaultMac.to_string();
   std::optional<std::uint16_t> mtu;
@@ -82,11 +87,72 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
   return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD or user", spec));
 }
 
+// --stream, --stream-connect, --dgram, --fd: the peer attaches over a
+// frame socket (attach::FrameServer) instead of vhost-user.
+int run_frame_server(const ServeArgs& a) {
+  auto fail = [](const std::string& why) {
+    fmt::print(stderr, "vnetkit serve: {}\n", why);
+    return 2;
+  };
+  using Mode = attach::FrameServerOptions::Mode;
+  attach::FrameServerOptions opts;
+  opts.mode = !a.stream_path.empty()           ? Mode::stream_listen
+              : !a.stream_connect_path.empty() ? Mode::stream_connect
+              : !a.dgram_path.empty()          ? Mode::dgram
+                                               : Mode::fd;
+  opts.path = a.stream_path + a.stream_connect_path + a.dgram_path;  // the one given
+  opts.fd = a.fd;
+  const bool connect_mode = opts.mode == Mode::stream_connect;
+  // Reached by path after the sandbox is entered: the peer's listening
+  // socket (--stream-connect), and the peer's own socket a datagram came
+  // from (--dgram, which must lie beside ours). Their directory stays
+  // visible, read-only.
+  std::vector<std::string> visible;
+  if (connect_mode || opts.mode == Mode::dgram) {
+    std::error_code ec;
+    opts.path = std::filesystem::absolute(opts.path, ec).lexically_normal().string();
+    visible.push_back(std::filesystem::path(opts.path).parent_path().string());
+  }
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode}, std::move(visible));
+  if (!plan) return fail(plan.error());
+  auto choice = make_backend(a.net, a);
+  if (!choice) return fail(choice.error());
+  auto mmds = open_mmds(a.mmds);
+  if (!mmds) return fail(mmds.error());
+  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
+  if (!signals) return fail(signals.error());
+  opts.signal_fd = signals->get();
+  opts.remove_socket_on_exit = !plan->has_value();
+  opts.max_connections = a.max_connections;
+  opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
+  std::unique_ptr<MetricsFile> metrics;
+  if (!a.metrics_path.empty()) opts.on_metrics = [&metrics] { metrics->write(); };
+  attach::FrameServer server(std::move(opts), *choice->backend, mmds->get());
+  if (!a.metrics_path.empty()) {
+    metrics = std::make_unique<MetricsFile>(
+        a.metrics_path, std::vector<MetricsGroup>{group_of("server", server.counters()),
+                                                  group_of("link", server.link_counters()), choice->metrics});
+    if (*mmds) metrics->add(group_of("mmds", (*mmds)->counters()));
+  }
+  if (auto r = server.open(); !r) return fail(r.error());
+  if (plan->has_value()) {
+    if (metrics)
+      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (*mmds) (*mmds)->store().pin_file();
+  }
+  if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
+  log::info("vnetkit serve: {} backend, {}", choice->backend->name(), server.describe());
+  if (auto r = server.run(); !r) return fail(r.error());
+  return 0;
+}
+
 int run_serve(const ServeArgs& a) {
   auto fail = [](const std::string& why) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
+  if (!a.stream_path.empty() || !a.stream_connect_path.empty() || !a.dgram_path.empty() || a.fd >= 0)
+    return run_frame_server(a);
   net::NetConfig cfg;
   auto mac = net::MacAddress::parse(a.mac);
   if (!mac) return fail(fmt::format("--mac '{}' is not a MAC address (like 02:00:00:00:00:01)", a.mac));
@@ -178,7 +244,8 @@ int run_serve(const ServeArgs& a) {
 
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<ServeArgs>();
-  CLI::App* cmd = app.add_subcommand("serve", "Run the virtio-net device as a vhost-user-net backend");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Run the virtio-net device as a vhost-user-net backend, or serve a network over a frame socket");
   cmd->footer(
       "One frontend is served at a time; after it disconnects the next one is accepted.\n"
       "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGINT/SIGTERM stop.\n"
@@ -188,11 +255,33 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "With --vhost-user-connect the socket is reached again on every reconnection, by the sandbox's user\n"
       "(started as root: --runas, default nobody), with only the socket's directory visible, read-only.\n"
       "In the sandbox a --vhost-user socket is not removed at exit (the next start replaces it), and --metrics\n"
-      "is rewritten in place.");
+      "is rewritten in place.\n"
+      "Without vhost-user, a VMM or tool hands its network over a socket of plain Ethernet frames (no offloads):\n"
+      "  --stream PATH      QEMU 7.2+: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"
+      "  --stream-connect PATH   QEMU: -netdev stream,id=n0,server=on,addr.type=unix,addr.path=PATH\n"
+      "  --dgram PATH       QEMU: -netdev dgram,id=n0,local.type=unix,local.path=QEMU_SIDE,remote.type=unix,\n"
+      "                     remote.path=PATH; vfkit: unixgram://PATH (answers go to each datagram's sender)\n"
+      "  --fd N             an inherited socketpair end (krunkit, Virtualization.framework, a VMM): stream\n"
+      "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
-  listen->excludes(connect);
+  auto* stream = cmd->add_option("--stream", args->stream_path,
+                                 "Listen on this Unix socket for QEMU's stream framing (-netdev stream; a 4-byte "
+                                 "length before each frame); one peer at a time");
+  auto* stream_connect = cmd->add_option("--stream-connect", args->stream_connect_path,
+                                         "Connect to a peer listening on this Unix socket with QEMU's stream framing; "
+                                         "retried until it is up, and after every disconnect");
+  auto* dgram = cmd->add_option("--dgram", args->dgram_path,
+                                "Bind a unixgram socket here: one Ethernet frame per datagram (QEMU -netdev dgram, "
+                                "vfkit unixgram://), answered at the sender's address");
+  auto* fd = cmd->add_option("--fd", args->fd,
+                             "Serve an inherited socket (a socketpair end): stream framing on SOCK_STREAM, one frame "
+                             "per datagram on SOCK_DGRAM/SOCK_SEQPACKET; until its peer hangs up")
+                 ->check(CLI::NonNegativeNumber);
+  for (auto* a : {listen, connect, stream, stream_connect, dgram, fd})
+    for (auto* b : {listen, connect, stream, stream_connect, dgram, fd})
+      if (a != b) a->excludes(b);
   cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user (NAT gateway: DHCP, DNS, ICMP, UDP, TCP)")
       ->capture_default_str();
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
@@ -219,8 +308,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(0u, 1'000'000u))
       ->capture_default_str();
   cmd->callback([args, &exit_code] {
-    if (args->listen_path.empty() && args->connect_path.empty())
-      throw CLI::RequiredError("--vhost-user PATH or --vhost-user-connect PATH");
+    if (args->listen_path.empty() && args->connect_path.empty() && args->stream_path.empty() &&
+        args->stream_connect_path.empty() && args->dgram_path.empty() && args->fd < 0)
+      throw CLI::RequiredError("--vhost-user PATH, --vhost-user-connect PATH, --stream PATH, --stream-connect PATH, "
+                               "--dgram PATH or --fd N");
     exit_code = run_serve(*args);
   });
 }

@@ -15,7 +15,7 @@
 #include "base/epoll_ops.hpp"
 #include "base/log.hpp"
 #include "vhost_user/channel.hpp"
-#include "vhost_user/endpoint.hpp"
+#include "base/unix_socket.hpp"
 
 namespace vnk::vhost_user {
 

@@ -290,7 +290,18 @@ def dns_relay_seeds():
     yield "small_buffer", q + bytes([2, 0, 0, 0]) + answer + bytes([3, 10, 0, 0])
 
 
-for target, seeds in (("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
+def stream_deframer_seeds():
+    # Two bytes pick the read size, then the byte stream a QEMU peer sends.
+    def framed(fs):
+        return b"".join(struct.pack("!I", len(f)) + f for f in fs)
+    frame = bytes(range(60))
+    yield "two_frames_whole", b"\xff\xff" + framed([frame, frame[:14]])
+    yield "split_reads", b"\x00\x02" + framed([frame, bytes(1500)])
+    yield "zero_length", b"\x00\x10" + framed([frame]) + b"\x00\x00\x00\x00" + frame
+    yield "too_long", b"\x00\x07" + struct.pack("!I", 70000) + bytes(64)
+
+
+for target, seeds in (("fuzz_stream_deframer", stream_deframer_seeds()), ("fuzz_mmio_device", mmio_seeds()), ("fuzz_descriptor_chain", chain_seeds()),
                       ("fuzz_vhost_user", vhost_user_seeds()), ("fuzz_usernet", usernet_seeds()),
                       ("fuzz_dhcp_server", dhcp_server_seeds()), ("fuzz_mmds_http", mmds_http_seeds()),
                       ("fuzz_tcp_flows", tcp_flows_seeds()), ("fuzz_dns_relay", dns_relay_seeds())):

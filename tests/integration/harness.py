@@ -116,14 +116,24 @@ def read_metrics(path, attempts=50):
 class Serve(Process):
     """`vnetkit serve` with a metrics file, in a private directory."""
 
-    def __init__(self, *args, connect=None, workdir=None, pass_fds=()):
+    def __init__(self, *args, connect=None, workdir=None, pass_fds=(), attach=None):
+        """`attach`: an option taking a path in the private directory instead
+        of vhost-user ("--stream", "--dgram"; self.sock is that path), or
+        ("--fd", N) for an inherited socket."""
         self.dir = workdir or tempfile.mkdtemp(prefix="vnk-serve-")
         self.sock = connect or os.path.join(self.dir, "vhost-user.sock")
         self.metrics_path = os.path.join(self.dir, "metrics.json")
         mode = ["--vhost-user-connect", self.sock] if connect else ["--vhost-user", self.sock]
+        if isinstance(attach, str):
+            self.sock = os.path.join(self.dir, attach.lstrip("-") + ".sock")
+            mode = [attach, self.sock]
+        elif attach:
+            mode = [str(x) for x in attach]
         argv = [VNETKIT, "serve", *mode, "--metrics", self.metrics_path, "--metrics-interval", "50", *args]
         super().__init__(argv, "vnetkit serve", pass_fds=pass_fds)
-        if connect:
+        if attach:
+            self.wait_for(r"vnetkit serve: \w+ backend, ", 10)
+        elif connect:
             self.wait_for(r"frontend connected", 30)
         else:
             self.wait_for(r"listening on", 10)

@@ -18,7 +18,7 @@
 #include "backend/loopback_backend.hpp"
 #include "base/byte_order.hpp"
 #include "vhost_user/channel.hpp"
-#include "vhost_user/endpoint.hpp"
+#include "base/unix_socket.hpp"
 
 namespace vnk::vhost_user {
 namespace {

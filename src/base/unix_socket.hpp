@@ -1,7 +1,8 @@
-// Where frontends come from: a listening Unix socket (server mode, the
-// frontend connects: QEMU `-chardev socket,path=...`, User-Mode Linux
-// `virtio_uml.device=PATH:1`) or a socket we connect to (client mode, QEMU
-// `-chardev socket,server=on`).
+// Unix sockets at a path, as peers find vnetkit: a listening stream socket
+// (vhost-user server mode -- QEMU `-chardev socket,path=...`, User-Mode
+// Linux `virtio_uml.device=PATH:1` -- and QEMU's `-netdev stream`), a stream
+// socket we connect to (client modes), and a bound datagram socket (QEMU's
+// `-netdev dgram`).
 #pragma once
 
 #include <expected>
@@ -9,7 +10,7 @@
 
 #include "base/unique_fd.hpp"
 
-namespace vnk::vhost_user {
+namespace vnk {
 
 // Binds and listens on `path`. A stale socket file left by an earlier run is
 // replaced; any other existing file is refused rather than deleted.
@@ -20,4 +21,8 @@ std::expected<UniqueFd, std::string> listen_unix(const std::string& path);
 // an error.
 std::expected<UniqueFd, std::string> try_connect_unix(const std::string& path);
 
-}  // namespace vnk::vhost_user
+// Binds a non-blocking SOCK_DGRAM socket at `path`, replacing a stale socket
+// file the same way listen_unix does.
+std::expected<UniqueFd, std::string> bind_unix_dgram(const std::string& path);
+
+}  // namespace vnk

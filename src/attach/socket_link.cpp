@@ -1,0 +1,200 @@
+#include "attach/socket_link.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.hpp"
+
+namespace vnk::attach {
+
+namespace {
+
+constexpr std::size_t kEthernetHeaderSize = 14;
+
+}  // namespace
+
+SocketLink::SocketLink(UniqueFd sock, Framing framing, bool connected, net::NetBackend& backend,
+                       net::FrameInterceptor* interceptor, SocketLinkCounters& counters)
+    : sock_(std::move(sock)),
+      framing_(framing),
+      backend_(backend),
+      interceptor_(interceptor),
+      counters_(counters),
+      in_(framing == Framing::datagram ? StreamDeframer::kMaxFrame : 0),
+      out_(StreamDeframer::kLengthSize + StreamDeframer::kMaxFrame),
+      connected_(connected) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  seqpacket_ = framing == Framing::datagram && ::getsockopt(sock_.get(), SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+               type == SOCK_SEQPACKET;
+}
+
+void SocketLink::deliver(std::span<const std::byte> frame) {
+  if (frame.size() < kEthernetHeaderSize) {
+    counters_.drop_runt.add();
+    return;
+  }
+  // The frame is in our own buffer already: all of it is "head".
+  const iovec data{const_cast<std::byte*>(frame.data()), frame.size()};
+  const net::TxFrame tx{net::NetHeader{}, std::span(&data, 1), frame.size(),
+                        frame.first(std::min(frame.size(), net::kTxHeadBytes))};
+  if (interceptor_ && interceptor_->intercept_tx(tx)) {
+    counters_.intercepted.add();
+    return;
+  }
+  if (backend_.transmit(tx) == net::TxResult::dropped) {
+    counters_.drop_backend.add();
+    return;
+  }
+  counters_.frames_from_peer.add();
+  counters_.bytes_from_peer.add(frame.size());
+}
+
+bool SocketLink::from_peer() {
+  if (closed_) return false;
+  const bool more = framing_ == Framing::stream ? read_stream() : read_datagrams();
+  backend_.flush_tx();  // what the backend held from this burst goes now
+  return more;
+}
+
+bool SocketLink::read_stream() {
+  for (unsigned i = 0; i < kBudget; ++i) {
+    const auto space = deframer_.space();
+    const ssize_t n = ::recv(sock_.get(), space.data(), space.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) {
+        counters_.read_errors.add();
+        closed_ = true;
+      }
+      return false;
+    }
+    if (n == 0) {
+      counters_.disconnects.add();
+      closed_ = true;
+      return false;
+    }
+    deframer_.commit(static_cast<std::size_t>(n));
+    while (auto frame = deframer_.next()) deliver(*frame);
+    if (deframer_.error()) {
+      log::warn("attach: the peer sent a frame length of {}: not a QEMU stream; closing the connection",
+                deframer_.bad_length());
+      counters_.bad_length.add();
+      closed_ = true;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SocketLink::read_datagrams() {
+  for (unsigned i = 0; i < kBudget; ++i) {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof from;
+    // MSG_TRUNC: the datagram's real length, so one larger than a frame is
+    // recognised instead of being cut and passed on.
+    const ssize_t n = ::recvfrom(sock_.get(), in_.data(), in_.size(), MSG_DONTWAIT | MSG_TRUNC,
+                                 reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) counters_.read_errors.add();
+      return false;
+    }
+    if (n == 0 && seqpacket_) {
+      counters_.disconnects.add();
+      closed_ = true;
+      return false;
+    }
+    // A named sender (an unconnected unixgram peer) is where answers go.
+    if (from_len > sizeof(sa_family_t)) {
+      peer_ = from;
+      peer_len_ = from_len;
+    }
+    if (static_cast<std::size_t>(n) > in_.size()) {
+      counters_.drop_runt.add();  // (oversize: no Ethernet frame is this long)
+      continue;
+    }
+    deliver(std::span(in_).first(static_cast<std::size_t>(n)));
+  }
+  return true;
+}
+
+bool SocketLink::pending() const {
+  return !closed_ && (backend_.rx_pending() || (interceptor_ && interceptor_->rx_pending()));
+}
+
+std::size_t SocketLink::next_frame(std::span<std::byte> space, bool backend_ready) {
+  const iovec v{space.data(), space.size()};
+  const std::span<const iovec> buffer(&v, 1);
+  for (;;) {
+    if (!backend_ready && !pending()) return 0;
+    net::RxResult r;
+    if (interceptor_ && interceptor_->rx_pending()) r = interceptor_->receive(buffer);
+    if (r.status == net::RxStatus::empty) r = backend_.receive(buffer);
+    if (r.status == net::RxStatus::empty) return 0;
+    if (r.status == net::RxStatus::error) {
+      counters_.drop_backend.add();
+      continue;
+    }
+    if (r.written < r.frame_len) {
+      counters_.drop_truncated.add();
+      continue;
+    }
+    return r.written;
+  }
+}
+
+bool SocketLink::flush() {
+  const bool stream = framing_ == Framing::stream;
+  while (out_begin_ < out_end_) {
+    const ssize_t n = ::sendto(sock_.get(), out_.data() + out_begin_, out_end_ - out_begin_, MSG_DONTWAIT | MSG_NOSIGNAL,
+                               !stream && peer_len_ ? reinterpret_cast<const sockaddr*>(&peer_) : nullptr,
+                               stream ? 0 : peer_len_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == ENOBUFS) {
+        counters_.write_waits.add();
+        return false;
+      }
+      if (counters_.write_errors.get() == 0)
+        log::warn("attach: sending to the peer failed: {}{}", std::strerror(errno),
+                  !stream && (errno == ENOENT || errno == EACCES)
+                      ? " (once sandboxed, vnetkit reaches the peer's socket only in the directory of its own, "
+                        "and as its --runas user: put it there and let that user write it, or use --no-sandbox)"
+                      : "");
+      counters_.write_errors.add();
+      if (stream) {
+        closed_ = true;  // a stream cannot skip half a frame
+        return false;
+      }
+      break;  // this datagram is lost; the next may go
+    }
+    out_begin_ += stream ? static_cast<std::size_t>(n) : out_end_ - out_begin_;  // a datagram goes whole
+  }
+  out_begin_ = out_end_ = 0;
+  return true;
+}
+
+bool SocketLink::to_peer(bool backend_ready) {
+  if (closed_ || !flush()) return false;  // the peer has not taken the last frame yet
+  // An unconnected datagram socket learns where to send from the first
+  // datagram; until then frames wait in the backend.
+  if (framing_ == Framing::datagram && !connected_ && peer_len_ == 0) return false;
+  const std::size_t header = framing_ == Framing::stream ? StreamDeframer::kLengthSize : 0;
+  for (unsigned i = 0; i < kBudget; ++i, backend_ready = false) {
+    const std::size_t len = next_frame(std::span(out_).subspan(header), backend_ready);
+    if (len == 0) return false;
+    if (header != 0) store_stream_length(std::span(out_).first<StreamDeframer::kLengthSize>(), len);
+    out_begin_ = 0;
+    out_end_ = header + len;
+    counters_.frames_to_peer.add();  // it goes, now or once the socket drains
+    counters_.bytes_to_peer.add(len);
+    if (!flush()) return false;
+  }
+  return true;
+}
+
+}  // namespace vnk::attach
