@@ -8,6 +8,9 @@ the same accelerator) boots with each network backend in turn:
   3. passt: Debian's passt, attached with `-netdev stream` on a Unix socket;
   4. passt upstream 2026-07 (built from ../shared/peers) in vhost-user mode,
      the same QEMU command line as vnetkit's;
+  5. vnetkit-stream and passt-2026-stream: `vnetkit serve --stream` and
+     passt 2026 on QEMU's `-netdev stream`, the attachment without vhost-user
+     (plain frames, no offloads), beside Debian's passt row;
 and the User-Mode Linux guest with vnetkit (at MTU 65520 and, as
 `vnetkit-uml-1500`, at MTU 1500; as `vnetkit-uml-no-offload`, without
 GUEST_CSUM/GUEST_TSO4 offered). In each, the
@@ -97,6 +100,22 @@ def run_backend(name, iperf_port, runs, seconds, workdir, passt2026=None):
             else:
                 guest = Uml(serve.sock, "peer", extra=cmdline)
             pid = serve.proc.pid
+        elif name == "vnetkit-stream":
+            # The same usernet over QEMU's -netdev stream (plain frames, no
+            # offloads), as passt's row is attached.
+            serve = Serve("--net", "user", "--host-only", attach="--stream")
+            procs.append(serve)
+            guest = Qemu(None, "peer", MAC, cmdline=cmdline,
+                         netdev=f"stream,id=n0,server=off,addr.type=unix,addr.path={serve.sock}")
+            pid = serve.proc.pid
+        elif name == "passt-2026-stream":
+            sock = f"/tmp/vnk-peers-passt2026-{os.getpid()}.sock"
+            passt = Process([passt2026, "-f", "-s", sock], "passt 2026")
+            procs.append(passt)
+            passt.wait_for(r"You can (now )?start qemu", 10)
+            guest = Qemu(None, "peer", MAC, cmdline=cmdline,
+                         netdev=f"stream,id=n0,server=off,addr.type=unix,addr.path={sock}")
+            pid = passt.proc.pid
         elif name == "slirp":
             guest = Qemu(None, "peer", MAC, cmdline=cmdline, netdev="user,id=n0")
             pid = None
@@ -126,8 +145,9 @@ def run_backend(name, iperf_port, runs, seconds, workdir, passt2026=None):
     finally:
         for p in reversed(procs):
             p.kill()
-        if name == "passt" and os.path.exists(f"/tmp/vnk-peers-passt-{os.getpid()}.sock"):
-            os.unlink(f"/tmp/vnk-peers-passt-{os.getpid()}.sock")
+        for stale in (f"/tmp/vnk-peers-passt-{os.getpid()}.sock", f"/tmp/vnk-peers-passt2026-{os.getpid()}.sock"):
+            if os.path.exists(stale):
+                os.unlink(stale)
 
 
 def markdown(doc):
@@ -137,8 +157,8 @@ def markdown(doc):
     def fmt(v, spec):
         return "—" if v is None else format(v, spec)
 
-    def ratio(key, peer):
-        a, b = ref.get(key), rows[peer].get(key)
+    def ratio(key, peer, mine=None):
+        a, b = (mine or ref).get(key), rows[peer].get(key)
         return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
     lines = [
@@ -165,6 +185,16 @@ def markdown(doc):
             lines.append(f"| {doc['labels'][peer]} | {ratio('up_mbps', peer)} | {ratio('down_mbps', peer)} | "
                          f"{ratio('rtt_ms', peer)} | {ratio('lease_s', peer)} | {ratio('cpu_up', peer)} | "
                          f"{ratio('cpu_down', peer)} | {ratio('rss', peer)} |")
+    # The same attachment on both sides: -netdev stream, plain frames.
+    stream = rows.get("vnetkit-stream")
+    peers = [p for p in ("passt", "passt-2026-stream") if p in rows]
+    if stream and peers:
+        lines += ["", "Ratios vnetkit (QEMU -netdev stream) / peer on -netdev stream:", "",
+                  "| peer | up | down | RTT | lease | CPU up | CPU down | RSS |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for peer in peers:
+            lines.append(f"| {doc['labels'][peer]} | " + " | ".join(
+                ratio(k, peer, stream) for k in ("up_mbps", "down_mbps", "rtt_ms", "lease_s", "cpu_up", "cpu_down", "rss"))
+                + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +224,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--name", default="peers", help="results file name (without extension)")
     ap.add_argument("--backends", default="vnetkit,passt-2026-vhost-user,slirp,passt,vnetkit-uml,vnetkit-uml-1500")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--build", default=None, help="build directory (default: build)")
@@ -205,7 +236,8 @@ def main():
     labels = {"vnetkit": "vnetkit (QEMU, vhost-user)", "slirp": "libslirp (QEMU -netdev user)",
               "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)",
               "vnetkit-uml-no-offload": "vnetkit (UML, --no-offload)", "vnetkit-uml-1500": "vnetkit (UML, MTU 1500)",
-              "passt-2026-vhost-user": "passt 2026-07 (QEMU, vhost-user)"}
+              "passt-2026-vhost-user": "passt 2026-07 (QEMU, vhost-user)",
+              "vnetkit-stream": "vnetkit (QEMU -netdev stream)", "passt-2026-stream": "passt 2026-07 (QEMU -netdev stream)"}
     iperf = Iperf3Server.start()
     if not iperf:
         sys.exit("bench/peers: iperf3 is not installed (scripts/setup installs it)")
@@ -213,10 +245,10 @@ def main():
     results = {}
     try:
         passt2026 = None
-        if "passt-2026-vhost-user" in args.backends.split(","):
+        if {"passt-2026-vhost-user", "passt-2026-stream"} & set(args.backends.split(",")):
             passt2026 = peer_build.build_passt(args.build or harness.BUILD, "passt")
         for name in args.backends.split(","):
-            if name == "passt-2026-vhost-user" and not passt2026:
+            if name in ("passt-2026-vhost-user", "passt-2026-stream") and not passt2026:
                 print("bench/peers: passt 2026 could not be built from ../shared/peers; left out", flush=True)
                 continue
             if name == "passt" and not shutil.which("passt"):
@@ -242,14 +274,15 @@ def main():
            "qemu": qemu.replace("QEMU emulator version ", ""), "accel": os.environ.get("VNETKIT_QEMU_ACCEL", "tcg"),
            "runs": args.runs, "seconds": args.seconds, "labels": labels, "results": results}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "peers.json"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".json"), "w") as f:
         json.dump(doc, f, indent=2)
     md = markdown(doc)
-    with open(os.path.join(args.out, "peers.md"), "w") as f:
+    with open(os.path.join(args.out, args.name + ".md"), "w") as f:
         f.write(md)
-    png = chart(doc, os.path.join(args.out, "peers.png"))
+    png = chart(doc, os.path.join(args.out, args.name + ".png"))
     print(md)
-    print(f"bench/peers: wrote {args.out}/peers.json, peers.md" + (", peers.png" if png else " (no matplotlib: no PNG)"))
+    print(f"bench/peers: wrote {args.out}/{args.name}.json, {args.name}.md" +
+          (f", {args.name}.png" if png else " (no matplotlib: no PNG)"))
 
 
 if __name__ == "__main__":

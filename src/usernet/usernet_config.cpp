@@ -113,7 +113,6 @@ std::optional<UsernetConfig::Forward> parse_forward(std::string_view text) {
 std::optional<UsernetConfig::Upstream> parse_upstream(std::string_view text) {
   UsernetConfig::Upstream u;
   // "IP", "IP:PORT", "IPV6" or "[IPV6]:PORT".
-  std::string_view port_text;
   if (auto bare = IpAddress::parse(text)) {
     u.address = *bare;
     return u;

@@ -53,6 +53,24 @@ class AttachTest(unittest.TestCase):
             "--stream", lambda s: f"stream,id=n0,server=off,addr.type=unix,addr.path={s.sock}")
         self.assertEqual(m["server"]["connections"], 1)
 
+    def test_qemu_netdev_stream_server_on_with_vnetkit_connecting(self):
+        """QEMU listens (`-netdev stream,server=on`), `vnetkit serve
+        --stream-connect` retries until it can connect."""
+        def netdev(s):
+            os.chmod(s.dir, 0o755)  # the sandbox's user (nobody) connects
+
+            def open_up():
+                for _ in range(400):
+                    if os.path.exists(s.sock):
+                        os.chmod(s.sock, 0o777)
+                        return
+                    time.sleep(0.05)
+            threading.Thread(target=open_up, daemon=True).start()
+            return f"stream,id=n0,server=on,addr.type=unix,addr.path={s.sock}"
+        m = self.qemu_net_scenario("--stream-connect", netdev)
+        self.assertEqual(m["server"]["connections"], 1)
+        self.assertGreater(m["server"]["connect_retries"], 0, "vnetkit started first and waited for QEMU")
+
     def test_qemu_netdev_dgram(self):
         """QEMU 7.2 `-netdev dgram` between two unixgram paths; vnetkit
         answers the path each datagram came from."""
