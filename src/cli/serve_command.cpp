@@ -18,6 +18,7 @@
 #include "cli/signal_fd.hpp"
 #include "cli/usernet_options.hpp"
 #include "attach/frame_server.hpp"
+#include "netns/tap_backend.hpp"
 #include "usernet/usernet.hpp"
 #include "vhost_user/server.hpp"
 
@@ -76,6 +77,12 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
     auto g = group_of("backend", (*b)->counters());
     return BackendChoice{std::move(*b), std::move(g)};
   }
+  if (spec.starts_with("tap:")) {
+    auto b = netns::TapBackend::open(spec.substr(4));
+    if (!b) return std::unexpected(fmt::format("--net {}: {}", spec, b.error()));
+    auto g = group_of("backend", (*b)->counters());
+    return BackendChoice{std::move(*b), std::move(g)};
+  }
   if (spec == "user") {
     auto cfg = to_usernet_config(a.user);
     if (!cfg) return std::unexpected(cfg.error());
@@ -84,7 +91,7 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
     auto g = group_of("backend", (*b)->counters());
     return BackendChoice{std::move(*b), std::move(g)};
   }
-  return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD or user", spec));
+  return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD, tap:IFNAME or user", spec));
 }
 
 // --stream, --stream-connect, --dgram, --fd: the peer attaches over a
@@ -113,7 +120,7 @@ int run_frame_server(const ServeArgs& a) {
     opts.path = std::filesystem::absolute(opts.path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(opts.path).parent_path().string());
   }
-  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode}, std::move(visible));
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")}, std::move(visible));
   if (!plan) return fail(plan.error());
   auto choice = make_backend(a.net, a);
   if (!choice) return fail(choice.error());
@@ -181,7 +188,8 @@ int run_serve(const ServeArgs& a) {
     socket_path = std::filesystem::absolute(socket_path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(socket_path).parent_path().string());
   }
-  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode}, std::move(visible));
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")},
+                           std::move(visible));
   if (!plan) return fail(plan.error());
 
   auto choice = make_backend(a.net, a);
@@ -282,7 +290,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   for (auto* a : {listen, connect, stream, stream_connect, dgram, fd})
     for (auto* b : {listen, connect, stream, stream_connect, dgram, fd})
       if (a != b) a->excludes(b);
-  cmd->add_option("--net", args->net, "Backend: loopback, socketpair:FD (one frame per datagram), user (NAT gateway: DHCP, DNS, ICMP, UDP, TCP)")
+  cmd->add_option("--net", args->net,
+                  "Backend: loopback, socketpair:FD (one frame per datagram), tap:IFNAME (a host TAP device, created "
+                  "if missing; offloads pass through), user (NAT gateway: DHCP, DNS, ICMP, UDP, TCP)")
       ->capture_default_str();
   cmd->add_option("--mac", args->mac, "Device MAC address")->capture_default_str();
   cmd->add_option("--mtu", args->mtu, "Offer this MTU to the guest (VIRTIO_NET_F_MTU)")->check(CLI::Range(68, 65535));

@@ -1,5 +1,7 @@
 #include "sandbox/syscall_filter.hpp"
 
+#include <linux/if_tun.h>
+
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -122,6 +124,8 @@ std::vector<Rule> rules_for(const FilterNeeds& needs) {
   if (needs.connects_unix) rules.push_back({SCMP_SYS(socket), {arg(0, SCMP_CMP_EQ, AF_UNIX)}});
   // TCP flows ask how much the host peer has not acknowledged yet.
   rules.push_back({SCMP_SYS(ioctl), {arg(1, SCMP_CMP_EQ, SIOCOUTQ)}});
+  // A TAP backend tells the TAP which offloads each new guest takes.
+  if (needs.tap_offloads) rules.push_back({SCMP_SYS(ioctl), {arg(1, SCMP_CMP_EQ, TUNSETOFFLOAD)}});
   // Memory never becomes executable: no code can be loaded.
   rules.push_back({SCMP_SYS(mmap), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});
   rules.push_back({SCMP_SYS(mprotect), {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}});

@@ -25,6 +25,7 @@ enum class Profile {
 struct FilterNeeds {
   Profile profile = Profile::serve;
   bool connects_unix = false;  // serve --vhost-user-connect: socket(AF_UNIX) + connect by path
+  bool tap_offloads = false;   // serve --net tap: TUNSETOFFLOAD when a guest negotiates offloads
 };
 
 // The system calls allowed (names, sorted), for --help, the docs and tests.
