@@ -2,8 +2,9 @@
 serve --stream/--dgram/--fd`), with real peers: QEMU's own virtio-net
 (TCG) on `-netdev stream` and `-netdev dgram` -- a lease, ping, DNS and
 16 MiB over HTTP both ways, byte-exact -- and a socketpair handed to vnetkit
-(`--fd`) on which the test plays a VMM that speaks raw Ethernet: ARP and a
-DHCP exchange answered, whole frames only.
+(`--fd`) on which the test plays a guest on raw Ethernet frames: ARP, DHCP,
+UDP and TCP. `--net tap:IFNAME` puts a UML guest on a TAP in the test's
+namespace.
 """
 import os
 import shutil
@@ -93,10 +94,12 @@ class AttachTest(unittest.TestCase):
             return f"dgram,id=n0,local.type=unix,local.path={qemu_side},remote.type=unix,remote.path={s.sock}"
         self.qemu_net_scenario("--dgram", netdev)
 
-    def test_a_socketpair_peer_gets_arp_and_dhcp_answers(self):
-        """A VMM's socketpair end (`--fd`), one frame per datagram: the test
-        sends an ARP request for the gateway and a DHCPDISCOVER as raw
-        Ethernet frames and gets the ARP reply and a DHCPOFFER back."""
+    def test_a_socketpair_peer_gets_arp_dhcp_udp_and_tcp(self):
+        """A VMM's socketpair end (`--fd`), one frame per datagram, on
+        SOCK_DGRAM and SOCK_SEQPACKET: the test plays the guest on raw
+        Ethernet frames -- ARP for the gateway, a DHCPDISCOVER answered with
+        an offer, a UDP echo and a TCP exchange with host servers on
+        127.0.0.1 -- and a seqpacket peer that hangs up ends the serve."""
         for kind in (socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
             ours, theirs = socket.socketpair(socket.AF_UNIX, kind)
             self.addCleanup(ours.close)
@@ -126,14 +129,87 @@ class AttachTest(unittest.TestCase):
             self.assertEqual(offer[12:14], b"\x08\x00")
             self.assertEqual(offer[14 + 20 + 8 + 16:14 + 20 + 8 + 20], bytes([10, 0, 2, 15]), "yiaddr")
             self.assertIn(b"\x35\x01\x02", offer, "a DHCPOFFER")
+            self.udp_and_tcp_through_the_gateway(ours, mac)
             m = serve.metrics()
-            self.assertEqual((m["link"]["frames_from_peer"], m["link"]["frames_to_peer"]), (2, 2))
+            self.assertGreaterEqual(m["link"]["frames_from_peer"], 7)
             self.assertEqual(m["backend"]["dhcp_offers"], 1)
+            self.assertEqual((m["backend"]["udp_datagrams_in"], m["backend"]["tcp_bytes_to_host"]), (1, 5))
             if kind == socket.SOCK_SEQPACKET:
                 ours.close()  # a seqpacket peer that hangs up ends the serve
                 self.assertEqual(serve.wait(10), 0)
             else:
                 self.assertEqual(serve.stop(), 0)
+
+
+    def udp_and_tcp_through_the_gateway(self, sock, mac):
+        """As the guest 10.0.2.15 on raw frames: a UDP datagram to an echo
+        server on the host's 127.0.0.1 (via 10.0.2.2) comes back; a TCP
+        handshake, 5 bytes each way and a reset reach a host listener."""
+        gw_mac = None
+        guest, gw = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
+
+        def csum(data):
+            if len(data) % 2:
+                data += b"\0"
+            s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+            while s >> 16:
+                s = (s & 0xffff) + (s >> 16)
+            return ~s & 0xffff
+
+        def frame(proto, l4):
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0, guest, gw)
+            ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+            return gw_mac + mac + b"\x08\x00" + ip + l4
+
+        def tcp(sport, dport, seq, ack, flags, payload=b""):
+            seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+            pseudo = guest + gw + struct.pack("!BBH", 0, 6, len(seg))
+            return frame(6, seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:])
+
+        def next_ipv4(proto):
+            while True:
+                f = sock.recv(70000)
+                if f[12:14] == b"\x08\x00" and f[23] == proto:
+                    return f
+        # The gateway's MAC, from the ARP reply earlier: ask again.
+        sock.send(b"\xff" * 6 + mac + b"\x08\x06" +
+                  struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, guest, bytes(6), gw))
+        while True:
+            f = sock.recv(2048)
+            if f[12:14] == b"\x08\x06":
+                gw_mac = f[22:28]
+                break
+        echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        echo.bind(("127.0.0.1", 0))
+        self.addCleanup(echo.close)
+        sock.send(frame(17, struct.pack("!HHHH", 5000, echo.getsockname()[1], 8 + 4, 0) + b"ping"))
+        echo.settimeout(5)
+        data, peer = echo.recvfrom(100)
+        self.assertEqual(data, b"ping")
+        echo.sendto(b"pong", peer)
+        udp = next_ipv4(17)
+        self.assertEqual(udp[42:46], b"pong")
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        port = listener.getsockname()[1]
+        sock.send(tcp(40000, port, 1000, 0, 0x02))
+        listener.settimeout(5)
+        conn, _ = listener.accept()
+        self.addCleanup(conn.close)
+        synack = next_ipv4(6)
+        self.assertEqual(synack[47] & 0x12, 0x12, "SYN-ACK")
+        iss = struct.unpack("!I", synack[38:42])[0]
+        sock.send(tcp(40000, port, 1001, iss + 1, 0x18, b"hello"))
+        conn.settimeout(5)
+        self.assertEqual(conn.recv(100), b"hello")
+        conn.sendall(b"world")
+        while True:
+            seg = next_ipv4(6)
+            payload = seg[14 + 20 + (seg[46] >> 4) * 4:]
+            if payload:
+                self.assertEqual(payload, b"world")
+                break
+        sock.send(tcp(40000, port, 1006, iss + 6, 0x14))  # RST+ACK
 
 
 class TapBackendTest(unittest.TestCase):
