@@ -10,7 +10,9 @@ the same accelerator) boots with each network backend in turn:
      the same QEMU command line as vnetkit's;
   5. vnetkit-stream and passt-2026-stream: `vnetkit serve --stream` and
      passt 2026 on QEMU's `-netdev stream`, the attachment without vhost-user
-     (plain frames, no offloads), beside Debian's passt row;
+     (plain frames, no offloads), beside Debian's passt row; vnetkit-dgram:
+     `vnetkit serve --dgram` on QEMU's `-netdev dgram` (--no-sandbox, so the
+     answers reach QEMU's socket without changing its permissions);
 and the User-Mode Linux guest with vnetkit (at MTU 65520 and, as
 `vnetkit-uml-1500`, at MTU 1500; as `vnetkit-uml-no-offload`, without
 GUEST_CSUM/GUEST_TSO4 offered). In each, the
@@ -107,6 +109,14 @@ def run_backend(name, iperf_port, runs, seconds, workdir, passt2026=None):
             procs.append(serve)
             guest = Qemu(None, "peer", MAC, cmdline=cmdline,
                          netdev=f"stream,id=n0,server=off,addr.type=unix,addr.path={serve.sock}")
+            pid = serve.proc.pid
+        elif name == "vnetkit-dgram":
+            # QEMU's -netdev dgram: one frame per datagram between two unixgram paths.
+            serve = Serve("--net", "user", "--host-only", "--no-sandbox", attach="--dgram")
+            procs.append(serve)
+            qemu_side = os.path.join(serve.dir, "qemu.sock")
+            guest = Qemu(None, "peer", MAC, cmdline=cmdline,
+                         netdev=f"dgram,id=n0,local.type=unix,local.path={qemu_side},remote.type=unix,remote.path={serve.sock}")
             pid = serve.proc.pid
         elif name == "passt-2026-stream":
             sock = f"/tmp/vnk-peers-passt2026-{os.getpid()}.sock"
@@ -237,7 +247,7 @@ def main():
               "passt": "passt (QEMU -netdev stream)", "vnetkit-uml": "vnetkit (UML)",
               "vnetkit-uml-no-offload": "vnetkit (UML, --no-offload)", "vnetkit-uml-1500": "vnetkit (UML, MTU 1500)",
               "passt-2026-vhost-user": "passt 2026-07 (QEMU, vhost-user)",
-              "vnetkit-stream": "vnetkit (QEMU -netdev stream)", "passt-2026-stream": "passt 2026-07 (QEMU -netdev stream)"}
+              "vnetkit-stream": "vnetkit (QEMU -netdev stream)", "vnetkit-dgram": "vnetkit (QEMU -netdev dgram)", "passt-2026-stream": "passt 2026-07 (QEMU -netdev stream)"}
     iperf = Iperf3Server.start()
     if not iperf:
         sys.exit("bench/peers: iperf3 is not installed (scripts/setup installs it)")

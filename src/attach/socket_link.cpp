@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -23,7 +24,7 @@ SocketLink::SocketLink(UniqueFd sock, Framing framing, bool connected, net::NetB
       backend_(backend),
       interceptor_(interceptor),
       counters_(counters),
-      in_(framing == Framing::datagram ? StreamDeframer::kMaxFrame : 0),
+      in_(framing == Framing::datagram ? kDatagramBatch * StreamDeframer::kMaxFrame : 0),
       out_(StreamDeframer::kLengthSize + StreamDeframer::kMaxFrame),
       connected_(connected) {
   int type = 0;
@@ -91,33 +92,46 @@ bool SocketLink::read_stream() {
 }
 
 bool SocketLink::read_datagrams() {
-  for (unsigned i = 0; i < kBudget; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof from;
-    // MSG_TRUNC: the datagram's real length, so one larger than a frame is
-    // recognised instead of being cut and passed on.
-    const ssize_t n = ::recvfrom(sock_.get(), in_.data(), in_.size(), MSG_DONTWAIT | MSG_TRUNC,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
+  // Up to kDatagramBatch datagrams per recvmmsg(), each into a frame-sized
+  // slot of in_, until EAGAIN or the budget.
+  std::array<mmsghdr, kDatagramBatch> msgs{};
+  std::array<iovec, kDatagramBatch> iov{};
+  std::array<sockaddr_storage, kDatagramBatch> from{};
+  for (unsigned taken = 0; taken < kBudget;) {
+    for (std::size_t k = 0; k < kDatagramBatch; ++k) {
+      iov[k] = iovec{in_.data() + k * StreamDeframer::kMaxFrame, StreamDeframer::kMaxFrame};
+      msgs[k] = mmsghdr{};
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      msgs[k].msg_hdr.msg_name = &from[k];
+      msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+    }
+    const int n = ::recvmmsg(sock_.get(), msgs.data(), kDatagramBatch, MSG_DONTWAIT, nullptr);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) counters_.read_errors.add();
       return false;
     }
-    if (n == 0 && seqpacket_) {
-      counters_.disconnects.add();
-      closed_ = true;
-      return false;
+    for (int k = 0; k < n; ++k) {
+      const mmsghdr& m = msgs[static_cast<std::size_t>(k)];
+      if (m.msg_len == 0 && seqpacket_) {
+        counters_.disconnects.add();
+        closed_ = true;
+        return false;
+      }
+      // A named sender (an unconnected unixgram peer) is where answers go.
+      if (m.msg_hdr.msg_namelen > sizeof(sa_family_t)) {
+        peer_ = from[static_cast<std::size_t>(k)];
+        peer_len_ = m.msg_hdr.msg_namelen;
+      }
+      if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        counters_.drop_runt.add();  // (oversize: no Ethernet frame is this long)
+        continue;
+      }
+      deliver(std::span(in_).subspan(static_cast<std::size_t>(k) * StreamDeframer::kMaxFrame, m.msg_len));
     }
-    // A named sender (an unconnected unixgram peer) is where answers go.
-    if (from_len > sizeof(sa_family_t)) {
-      peer_ = from;
-      peer_len_ = from_len;
-    }
-    if (static_cast<std::size_t>(n) > in_.size()) {
-      counters_.drop_runt.add();  // (oversize: no Ethernet frame is this long)
-      continue;
-    }
-    deliver(std::span(in_).first(static_cast<std::size_t>(n)));
+    taken += static_cast<unsigned>(n);
+    if (static_cast<std::size_t>(n) < kDatagramBatch) return false;  // drained
   }
   return true;
 }

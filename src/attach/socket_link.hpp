@@ -59,6 +59,8 @@ class SocketLink {
   // Frames handled per call before returning, so neither direction starves
   // the other.
   static constexpr unsigned kBudget = 64;
+  // Datagrams taken per recvmmsg().
+  static constexpr std::size_t kDatagramBatch = 16;
 
   // `sock` is non-blocking. `connected`: it has a peer of its own (a
   // stream connection, a socketpair end). With Framing::datagram on an
@@ -101,7 +103,7 @@ class SocketLink {
   net::FrameInterceptor* interceptor_;
   SocketLinkCounters& counters_;
   StreamDeframer deframer_;          // stream
-  std::vector<std::byte> in_;        // datagram: one frame
+  std::vector<std::byte> in_;        // datagram: kDatagramBatch frame-sized slots
   std::vector<std::byte> out_;       // the length (stream) and one frame
   std::size_t out_begin_ = 0, out_end_ = 0;  // bytes of out_ not yet written (a datagram goes whole)
   bool connected_ = false;           // datagram: the socket has a peer of its own (a socketpair)
