@@ -101,6 +101,9 @@ int run_frame_server(const ServeArgs& a) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
+  if (a.mtu || a.no_offload || a.link_down || a.poll_us != 0 || a.queue_pairs != 1 || a.mac != net::kDefaultMac.to_string())
+    log::warn("vnetkit serve: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us concern the "
+              "vhost-user device; over a frame socket the VMM owns the NIC, and they are ignored");
   using Mode = attach::FrameServerOptions::Mode;
   attach::FrameServerOptions opts;
   opts.mode = !a.stream_path.empty()           ? Mode::stream_listen
@@ -270,7 +273,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "  --dgram PATH       QEMU: -netdev dgram,id=n0,local.type=unix,local.path=QEMU_SIDE,remote.type=unix,\n"
       "                     remote.path=PATH; vfkit: unixgram://PATH (answers go to each datagram's sender)\n"
       "  --fd N             an inherited socketpair end (krunkit, Virtualization.framework, a VMM): stream\n"
-      "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET");
+      "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET\n"
+      "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
