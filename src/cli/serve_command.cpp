@@ -94,6 +94,29 @@ std::expected<BackendChoice, std::string> make_backend(const std::string& spec, 
   return std::unexpected(fmt::format("--net '{}': expected loopback, socketpair:FD, tap:IFNAME or user", spec));
 }
 
+// What every way of serving sets up before its server: the sandbox plan
+// (`visible`: directories reached by path later), the backend, the metadata
+// service and the signals. The error is a sentence for the user.
+struct Prepared {
+  std::optional<sandbox::SandboxPlan> plan;
+  BackendChoice choice;
+  std::unique_ptr<mmds::MmdsInterceptor> mmds;
+  UniqueFd signals;
+};
+
+std::expected<Prepared, std::string> prepare(const ServeArgs& a, bool connect_mode, std::vector<std::string> visible) {
+  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")},
+                           std::move(visible));
+  if (!plan) return std::unexpected(plan.error());
+  auto choice = make_backend(a.net, a);
+  if (!choice) return std::unexpected(choice.error());
+  auto mmds = open_mmds(a.mmds);
+  if (!mmds) return std::unexpected(mmds.error());
+  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
+  if (!signals) return std::unexpected(signals.error());
+  return Prepared{std::move(*plan), std::move(*choice), std::move(*mmds), std::move(*signals)};
+}
+
 // --stream, --stream-connect, --dgram, --fd: the peer attaches over a
 // frame socket (attach::FrameServer) instead of vhost-user.
 int run_frame_server(const ServeArgs& a) {
@@ -123,35 +146,32 @@ int run_frame_server(const ServeArgs& a) {
     opts.path = std::filesystem::absolute(opts.path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(opts.path).parent_path().string());
   }
-  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")}, std::move(visible));
-  if (!plan) return fail(plan.error());
-  auto choice = make_backend(a.net, a);
-  if (!choice) return fail(choice.error());
-  auto mmds = open_mmds(a.mmds);
-  if (!mmds) return fail(mmds.error());
-  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
-  if (!signals) return fail(signals.error());
-  opts.signal_fd = signals->get();
-  opts.remove_socket_on_exit = !plan->has_value();
+  auto prepared = prepare(a, connect_mode, std::move(visible));
+  if (!prepared) return fail(prepared.error());
+  auto& plan = prepared->plan;
+  auto& choice = prepared->choice;
+  auto& mmds = prepared->mmds;
+  opts.signal_fd = prepared->signals.get();
+  opts.remove_socket_on_exit = !plan.has_value();
   opts.max_connections = a.max_connections;
   opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
   std::unique_ptr<MetricsFile> metrics;
   if (!a.metrics_path.empty()) opts.on_metrics = [&metrics] { metrics->write(); };
-  attach::FrameServer server(std::move(opts), *choice->backend, mmds->get());
+  attach::FrameServer server(std::move(opts), *choice.backend, mmds.get());
   if (!a.metrics_path.empty()) {
     metrics = std::make_unique<MetricsFile>(
         a.metrics_path, std::vector<MetricsGroup>{group_of("server", server.counters()),
-                                                  group_of("link", server.link_counters()), choice->metrics});
-    if (*mmds) metrics->add(group_of("mmds", (*mmds)->counters()));
+                                                  group_of("link", server.link_counters()), choice.metrics});
+    if (mmds) metrics->add(group_of("mmds", mmds->counters()));
   }
   if (auto r = server.open(); !r) return fail(r.error());
-  if (plan->has_value()) {
+  if (plan.has_value()) {
     if (metrics)
       if (auto r = metrics->keep_open(); !r) return fail(r.error());
-    if (*mmds) (*mmds)->store().pin_file();
+    if (mmds) mmds->store().pin_file();
   }
-  if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
-  log::info("vnetkit serve: {} backend, {}", choice->backend->name(), server.describe());
+  if (auto r = enter_planned_sandbox(plan); !r) return fail(r.error());
+  log::info("vnetkit serve: {} backend, {}", choice.backend->name(), server.describe());
   if (auto r = server.run(); !r) return fail(r.error());
   return 0;
 }
@@ -191,23 +211,18 @@ int run_serve(const ServeArgs& a) {
     socket_path = std::filesystem::absolute(socket_path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(socket_path).parent_path().string());
   }
-  auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")},
-                           std::move(visible));
-  if (!plan) return fail(plan.error());
-
-  auto choice = make_backend(a.net, a);
-  if (!choice) return fail(choice.error());
-  auto mmds = open_mmds(a.mmds);
-  if (!mmds) return fail(mmds.error());
-  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
-  if (!signals) return fail(signals.error());
+  auto prepared = prepare(a, connect_mode, std::move(visible));
+  if (!prepared) return fail(prepared.error());
+  auto& plan = prepared->plan;
+  auto& choice = prepared->choice;
+  auto& mmds = prepared->mmds;
 
   vhost_user::ServerOptions opts;
   opts.connect = connect_mode;
   opts.socket_path = socket_path;
-  opts.remove_socket_on_exit = !plan->has_value();
+  opts.remove_socket_on_exit = !plan.has_value();
   opts.net = *normalized;
-  opts.signal_fd = signals->get();
+  opts.signal_fd = prepared->signals.get();
   opts.max_connections = a.max_connections;
   opts.poll = std::chrono::microseconds(a.poll_us);
   opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
@@ -217,7 +232,7 @@ int run_serve(const ServeArgs& a) {
   if (!a.metrics_path.empty()) {
     opts.on_metrics = [&metrics] { metrics->write(); };
   }
-  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice->backend, mmds->get());
+  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice.backend, mmds.get());
   if (!a.metrics_path.empty()) {
     const vhost_user::Server& s = *server;
     metrics = std::make_unique<MetricsFile>(
@@ -228,24 +243,24 @@ int run_serve(const ServeArgs& a) {
                s.counters().for_each(emit);
                emit("link_up", s.link_up() ? 1 : 0);
              }},
-            group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice->metrics});
-    if (*mmds) metrics->add(group_of("mmds", (*mmds)->counters()));
+            group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice.metrics});
+    if (mmds) metrics->add(group_of("mmds", mmds->counters()));
   }
   if (auto r = server->open(); !r) return fail(r.error());
-  if (plan->has_value()) {
+  if (plan.has_value()) {
     // From here on only open files are reachable.
     if (metrics)
       if (auto r = metrics->keep_open(); !r) return fail(r.error());
-    if (*mmds) (*mmds)->store().pin_file();
+    if (mmds) mmds->store().pin_file();
   }
-  if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
-  log::info("vnetkit serve: {} backend, MAC {}{}", choice->backend->name(), normalized->mac.to_string(),
+  if (auto r = enter_planned_sandbox(plan); !r) return fail(r.error());
+  log::info("vnetkit serve: {} backend, MAC {}{}", choice.backend->name(), normalized->mac.to_string(),
             normalized->mtu ? fmt::format(", MTU {}", *normalized->mtu) : std::string{});
   if (auto r = server->run(); !r) {
-    if (connect_mode && plan->has_value() && (*plan)->runas && r.error().ends_with(std::strerror(EACCES)))
+    if (connect_mode && plan.has_value() && plan->runas && r.error().ends_with(std::strerror(EACCES)))
       return fail(fmt::format("{} (once sandboxed vnetkit runs as {}: let that user reach the socket, name another "
                               "with --runas, or use --no-sandbox)",
-                              r.error(), (*plan)->runas->text));
+                              r.error(), plan->runas->text));
     return fail(r.error());
   }
   return 0;

@@ -19,6 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Process, Qemu, Serve, Uml, kv  # noqa: E402
+from inet_checksum import inet_checksum  # noqa: E402
 from servers import DnsServer, HttpServer  # noqa: E402
 
 MAC = "52:54:00:12:34:57"
@@ -120,10 +121,7 @@ class AttachTest(unittest.TestCase):
                                  bytes(4), mac + bytes(10)) + bytes(192) + b"\x63\x82\x53\x63" + b"\x35\x01\x01\xff")
             udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
             ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4), b"\xff" * 4)
-            s = sum(struct.unpack("!10H", ip))
-            while s >> 16:
-                s = (s & 0xffff) + (s >> 16)
-            ip = ip[:10] + struct.pack("!H", ~s & 0xffff) + ip[12:]
+            ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
             ours.send(b"\xff" * 6 + mac + b"\x08\x00" + ip + udp)
             offer = ours.recv(2048)
             self.assertEqual(offer[12:14], b"\x08\x00")
@@ -148,23 +146,15 @@ class AttachTest(unittest.TestCase):
         gw_mac = None
         guest, gw = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
 
-        def csum(data):
-            if len(data) % 2:
-                data += b"\0"
-            s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-            while s >> 16:
-                s = (s & 0xffff) + (s >> 16)
-            return ~s & 0xffff
-
         def frame(proto, l4):
             ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0, guest, gw)
-            ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+            ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
             return gw_mac + mac + b"\x08\x00" + ip + l4
 
         def tcp(sport, dport, seq, ack, flags, payload=b""):
             seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
             pseudo = guest + gw + struct.pack("!BBH", 0, 6, len(seg))
-            return frame(6, seg[:16] + struct.pack("!H", csum(pseudo + seg)) + seg[18:])
+            return frame(6, seg[:16] + struct.pack("!H", inet_checksum(pseudo + seg)) + seg[18:])
 
         def next_ipv4(proto):
             while True:
