@@ -25,7 +25,8 @@ SocketLink::SocketLink(UniqueFd sock, Framing framing, bool connected, net::NetB
       interceptor_(interceptor),
       counters_(counters),
       in_(framing == Framing::datagram ? kDatagramBatch * StreamDeframer::kMaxFrame : 0),
-      out_(StreamDeframer::kLengthSize + StreamDeframer::kMaxFrame),
+      out_(framing == Framing::stream ? StreamDeframer::kLengthSize + StreamDeframer::kMaxFrame
+                                      : kDatagramBatch * StreamDeframer::kMaxFrame),
       connected_(connected) {
   int type = 0;
   socklen_t len = sizeof type;
@@ -161,54 +162,103 @@ std::size_t SocketLink::next_frame(std::span<std::byte> space, bool backend_read
   }
 }
 
+void SocketLink::warn_send_failed(int err) {
+  if (counters_.write_errors.get() == 0)
+    log::warn("attach: sending to the peer failed: {}{}", std::strerror(err),
+              framing_ == Framing::datagram && (err == ENOENT || err == EACCES)
+                  ? " (once sandboxed, vnetkit reaches the peer's socket only in the directory of its own, "
+                    "and as its --runas user: put it there and let that user write it, or use --no-sandbox)"
+                  : "");
+  counters_.write_errors.add();
+}
+
 bool SocketLink::flush() {
-  const bool stream = framing_ == Framing::stream;
+  if (framing_ == Framing::datagram) return flush_datagrams();
   while (out_begin_ < out_end_) {
-    const ssize_t n = ::sendto(sock_.get(), out_.data() + out_begin_, out_end_ - out_begin_, MSG_DONTWAIT | MSG_NOSIGNAL,
-                               !stream && peer_len_ ? reinterpret_cast<const sockaddr*>(&peer_) : nullptr,
-                               stream ? 0 : peer_len_);
+    const ssize_t n = ::send(sock_.get(), out_.data() + out_begin_, out_end_ - out_begin_, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == ENOBUFS) {
         counters_.write_waits.add();
         return false;
       }
-      if (counters_.write_errors.get() == 0)
-        log::warn("attach: sending to the peer failed: {}{}", std::strerror(errno),
-                  !stream && (errno == ENOENT || errno == EACCES)
-                      ? " (once sandboxed, vnetkit reaches the peer's socket only in the directory of its own, "
-                        "and as its --runas user: put it there and let that user write it, or use --no-sandbox)"
-                      : "");
-      counters_.write_errors.add();
-      if (stream) {
-        closed_ = true;  // a stream cannot skip half a frame
-        return false;
-      }
-      break;  // this datagram is lost; the next may go
+      warn_send_failed(errno);
+      closed_ = true;  // a stream cannot skip half a frame
+      return false;
     }
-    out_begin_ += stream ? static_cast<std::size_t>(n) : out_end_ - out_begin_;  // a datagram goes whole
+    out_begin_ += static_cast<std::size_t>(n);
   }
   out_begin_ = out_end_ = 0;
   return true;
 }
 
+bool SocketLink::flush_datagrams() {
+  std::array<mmsghdr, kDatagramBatch> msgs{};
+  std::array<iovec, kDatagramBatch> iov{};
+  while (dgram_sent_ < dgram_count_) {
+    const std::size_t n = dgram_count_ - dgram_sent_;
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::size_t slot = dgram_sent_ + k;
+      iov[k] = iovec{out_.data() + slot * StreamDeframer::kMaxFrame, dgram_lens_[slot]};
+      msgs[k] = mmsghdr{};
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      if (peer_len_ != 0) {
+        msgs[k].msg_hdr.msg_name = &peer_;
+        msgs[k].msg_hdr.msg_namelen = peer_len_;
+      }
+    }
+    const int sent = ::sendmmsg(sock_.get(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == ENOBUFS) {
+        counters_.write_waits.add();  // the rest waits for room
+        return false;
+      }
+      warn_send_failed(errno);
+      ++dgram_sent_;  // this datagram is lost, as on a wire; the next may go
+      continue;
+    }
+    dgram_sent_ += static_cast<std::size_t>(sent);
+  }
+  dgram_sent_ = dgram_count_ = 0;
+  return true;
+}
+
 bool SocketLink::to_peer(bool backend_ready) {
-  if (closed_ || !flush()) return false;  // the peer has not taken the last frame yet
+  if (closed_ || !flush()) return false;  // the peer has not taken what went before yet
   // An unconnected datagram socket learns where to send from the first
   // datagram; until then frames wait in the backend.
-  if (framing_ == Framing::datagram && !connected_ && peer_len_ == 0) return false;
-  const std::size_t header = framing_ == Framing::stream ? StreamDeframer::kLengthSize : 0;
+  const bool stream = framing_ == Framing::stream;
+  if (!stream && !connected_ && peer_len_ == 0) return false;
+  constexpr std::size_t kLen = StreamDeframer::kLengthSize;
   for (unsigned i = 0; i < kBudget; ++i, backend_ready = false) {
-    const std::size_t len = next_frame(std::span(out_).subspan(header), backend_ready);
-    if (len == 0) return false;
-    if (header != 0) store_stream_length(std::span(out_).first<StreamDeframer::kLengthSize>(), len);
-    out_begin_ = 0;
-    out_end_ = header + len;
-    counters_.frames_to_peer.add();  // it goes, now or once the socket drains
+    if (stream) {
+      const std::size_t len = next_frame(std::span(out_).subspan(kLen), backend_ready);
+      if (len == 0) return false;
+      store_stream_length(std::span(out_).first<kLen>(), len);
+      out_begin_ = 0;
+      out_end_ = kLen + len;
+      counters_.frames_to_peer.add();  // it goes, now or once the socket drains
+      counters_.bytes_to_peer.add(len);
+      if (!flush()) return false;
+      continue;
+    }
+    // Datagrams are gathered into slots and leave with one sendmmsg().
+    const std::size_t slot = dgram_count_;
+    const std::size_t len =
+        next_frame(std::span(out_).subspan(slot * StreamDeframer::kMaxFrame, StreamDeframer::kMaxFrame), backend_ready);
+    if (len == 0) {
+      flush();
+      return false;
+    }
+    dgram_lens_[slot] = len;
+    ++dgram_count_;
+    counters_.frames_to_peer.add();
     counters_.bytes_to_peer.add(len);
-    if (!flush()) return false;
+    if (dgram_count_ == kDatagramBatch && !flush()) return false;
   }
-  return true;
+  return flush();  // the budget is spent: more may be waiting
 }
 
 }  // namespace vnk::attach

@@ -23,6 +23,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cstddef>
 #include <vector>
 
@@ -59,7 +60,7 @@ class SocketLink {
   // Frames handled per call before returning, so neither direction starves
   // the other.
   static constexpr unsigned kBudget = 64;
-  // Datagrams taken per recvmmsg().
+  // Datagrams taken per recvmmsg(), and sent per sendmmsg().
   static constexpr std::size_t kDatagramBatch = 16;
 
   // `sock` is non-blocking. `connected`: it has a peer of its own (a
@@ -83,7 +84,9 @@ class SocketLink {
   [[nodiscard]] bool pending() const;
   // A frame waits for the socket (half a stream frame, or a datagram it
   // refused with EAGAIN): wait for EPOLLOUT, then to_peer().
-  [[nodiscard]] bool wants_write() const noexcept { return out_begin_ < out_end_; }
+  [[nodiscard]] bool wants_write() const noexcept {
+    return framing_ == Framing::stream ? out_begin_ < out_end_ : dgram_sent_ < dgram_count_;
+  }
   // The peer hung up or broke the framing: the owner closes the link.
   [[nodiscard]] bool closed() const noexcept { return closed_; }
 
@@ -93,6 +96,10 @@ class SocketLink {
   bool read_datagrams();
   // Writes what of out_ is unwritten; false while the socket is full.
   bool flush();
+  bool flush_datagrams();
+  // Counts a send that failed for good (once logged, with a hint for
+  // sandbox-related errors).
+  void warn_send_failed(int err);
   // The next frame from the interceptor or backend into `space`; its length,
   // or 0 when there is none.
   std::size_t next_frame(std::span<std::byte> space, bool backend_ready);
@@ -104,8 +111,11 @@ class SocketLink {
   SocketLinkCounters& counters_;
   StreamDeframer deframer_;          // stream
   std::vector<std::byte> in_;        // datagram: kDatagramBatch frame-sized slots
-  std::vector<std::byte> out_;       // the length (stream) and one frame
-  std::size_t out_begin_ = 0, out_end_ = 0;  // bytes of out_ not yet written (a datagram goes whole)
+  std::vector<std::byte> out_;       // stream: the length and one frame; datagram: kDatagramBatch frame slots
+  std::size_t out_begin_ = 0, out_end_ = 0;  // stream: bytes of out_ not yet written
+  // Datagram: frames gathered in out_'s frame-sized slots, and sent of them.
+  std::array<std::size_t, kDatagramBatch> dgram_lens_{};
+  std::size_t dgram_count_ = 0, dgram_sent_ = 0;
   bool connected_ = false;           // datagram: the socket has a peer of its own (a socketpair)
   bool seqpacket_ = false;           // datagram on SOCK_SEQPACKET: a read of 0 is the peer hanging up
   sockaddr_storage peer_{};          // datagram, unconnected: where replies go

@@ -219,6 +219,32 @@ TEST_F(SocketLinkTest, OneFramePerDatagramOnASocketpair) {
   }
 }
 
+// A datagram peer that does not read fills its queue: the frames the link
+// gathered wait (sendmmsg stops at EAGAIN) and go once the peer reads, all
+// of them, in order.
+TEST_F(SocketLinkTest, DatagramsWaitForAPeerThatStopsReadingAndNoneIsLost) {
+  for (int type : {SOCK_DGRAM, SOCK_SEQPACKET}) {
+    attach(type, SocketLink::Framing::datagram);
+    for (std::uint8_t i = 0; i < 100; ++i) {
+      const Bytes f = frame(1000, i);
+      ASSERT_EQ(::send(peer.get(), f.data(), f.size(), 0), static_cast<ssize_t>(f.size())) << int{i};
+      link->from_peer();
+      link->to_peer(true);
+    }
+    EXPECT_TRUE(link->wants_write()) << "the peer's queue filled up";
+    std::vector<Bytes> got;
+    Bytes buf(4096);
+    for (int spin = 0; spin < 100000 && got.size() < 100; ++spin) {
+      const ssize_t n = ::recv(peer.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n > 0) got.emplace_back(buf.begin(), buf.begin() + n);
+      link->to_peer(false);
+    }
+    ASSERT_EQ(got.size(), 100u);
+    for (std::uint8_t i = 0; i < 100; ++i) EXPECT_EQ(got[i], frame(1000, i)) << int{i};
+    EXPECT_EQ(counters.write_errors.get(), 0u);
+  }
+}
+
 TEST_F(SocketLinkTest, ABoundUnixgramSocketAnswersTheAddressADatagramCameFrom) {
   char dir[] = "/tmp/vnk-dgram-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
