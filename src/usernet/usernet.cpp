@@ -325,20 +325,27 @@ void UserNet::transmit_reassembled(std::span<std::byte> whole_frame, bool v6) {
 
 void UserNet::reassemble(const net::TxFrame& frame, const Ipv6& ip) {
   counters_.ip_fragments.add();
-  const std::span<const std::byte> unfragmentable = std::span(work_).subspan(kEthernetHeaderSize, ip.fragment_header_at);
-  if (unfragmentable.size() > kMaxReassemblyHeader) {
+  if (ip.fragment_header_at > kMaxReassemblyHeader) {
     counters_.ip_fragments_dropped.add();
     return;
   }
+  // The unfragmentable part as the whole datagram will carry it: its last
+  // Next Header names what this fragment's Fragment header does. Set here,
+  // on each fragment's own copy, so the first fragment's (the one kept)
+  // is right whatever layout a later fragment claims.
+  std::array<std::byte, kMaxReassemblyHeader> unfragmentable;
+  std::copy_n(work_.begin() + kEthernetHeaderSize, ip.fragment_header_at, unfragmentable.begin());
+  unfragmentable[ip.next_header_at] = std::byte{ip.protocol};  // next_header_at < fragment_header_at (parse_ipv6)
   std::array<iovec, 64> data;
   const std::size_t n = iov_slice(frame.data, kEthernetHeaderSize + ip.header_len, ip.payload_len, data);
-  const IpReassembly::Fragment fragment{unfragmentable, std::span(data.data(), n), ip.payload_len, ip.fragment_offset,
+  const IpReassembly::Fragment fragment{std::span(unfragmentable).first(ip.fragment_header_at),
+                                        std::span(data.data(), n), ip.payload_len, ip.fragment_offset,
                                         ip.more_fragments};
   // RFC 8200 §4.5: source, destination and identification name a datagram.
   const IpReassembly::Key key{ip.src, ip.dst, ip.fragment_id, ip_proto::kFragment};
   if (reassembly_.add(key, fragment, clock_()) != IpReassembly::Outcome::complete) return update_timer();
-  // The whole datagram as one packet: the first fragment's unfragmentable
-  // part, whose last Next Header names what the Fragment header did.
+  // The whole datagram as one packet behind the first fragment's
+  // unfragmentable part.
   const std::size_t header_len = reassembly_.header().size();
   const std::size_t payload_length = header_len - kIpv6HeaderSize + reassembly_.completed().size() - kReassemblyHeadroom;
   if (payload_length > 65535) {
@@ -348,7 +355,6 @@ void UserNet::reassemble(const net::TxFrame& frame, const Ipv6& ip) {
   const auto whole_frame = reassembled_frame();
   std::byte* h = whole_frame.data() + kEthernetHeaderSize;
   store_be<std::uint16_t>(h + 4, static_cast<std::uint16_t>(payload_length));
-  h[ip.next_header_at] = std::byte{ip.protocol};
   transmit_reassembled(whole_frame, true);
 }
 

@@ -526,6 +526,49 @@ TEST_P(UsernetIpv6Test, FragmentsFromTheGuestAreReassembled) {
   EXPECT_TRUE(bad.moved(net->counters(), {{"frames_from_guest", 3}, {"ip_fragments", 3}, {"ip_fragments_dropped", 1}}));
 }
 
+// The datagram's headers are the first fragment's: a later fragment that
+// carries a Hop-by-Hop header the first did not (so its Fragment header sits
+// elsewhere) changes nothing in what reaches the host.
+TEST_P(UsernetIpv6Test, ALaterFragmentsOtherHeaderLayoutDoesNotRewriteTheDatagram) {
+  start();
+  std::uint16_t port = 0;
+  UniqueFd peer = bound_socket(kHostLoopback6, SOCK_DGRAM, port);
+  Bytes payload(2000);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(i * 3 + 1);
+  const Bytes whole = udp(kGateway6, 6002, port, payload);
+  const std::size_t l4 = kEthernetHeaderSize + kIpv6HeaderSize;
+  const std::size_t datagram = whole.size() - l4;
+  auto fragment = [&](std::size_t off, std::size_t len, bool more, bool hop_by_hop) {
+    const std::size_t ext = hop_by_hop ? 8 : 0;
+    Bytes f(l4 + ext + 8 + len);
+    std::copy_n(whole.begin(), l4, f.begin());
+    std::byte* ip = f.data() + kEthernetHeaderSize;
+    store_be<std::uint16_t>(ip + 4, static_cast<std::uint16_t>(ext + 8 + len));
+    if (hop_by_hop) {
+      ip[6] = std::byte{ip_proto::kHopByHop};
+      std::byte* hbh = ip + kIpv6HeaderSize;
+      hbh[0] = std::byte{ip_proto::kFragment};
+      hbh[2] = std::byte{1};  // PadN covering the other 6 bytes
+      hbh[3] = std::byte{4};
+    } else {
+      ip[6] = std::byte{ip_proto::kFragment};
+    }
+    std::byte* frag = ip + kIpv6HeaderSize + ext;
+    frag[0] = std::byte{ip_proto::kUdp};
+    store_be<std::uint16_t>(frag + 2, static_cast<std::uint16_t>(off | (more ? 1 : 0)));
+    store_be<std::uint32_t>(frag + 4, 9);
+    std::copy_n(whole.begin() + static_cast<std::ptrdiff_t>(l4 + off), len, frag + 8);
+    return f;
+  };
+  send(fragment(0, 1000, true, false));
+  send(fragment(1000, datagram - 1000, false, true));
+  ASSERT_TRUE(readable(peer.get(), 2000));
+  Bytes got(65536);
+  got.resize(static_cast<std::size_t>(::recv(peer.get(), got.data(), got.size(), 0)));
+  EXPECT_EQ(got, payload);
+  EXPECT_EQ(net->counters().ip_reassembled.get(), 1u);
+}
+
 TEST_P(UsernetIpv6Test, Ipv6IsDroppedAndCountedWhileSwitchedOff) {
   UsernetConfig cfg;
   net = std::make_unique<UserNet>(*validate(cfg));
