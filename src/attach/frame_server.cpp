@@ -146,6 +146,10 @@ bool FrameServer::try_connect() {
 
 std::expected<void, std::string> FrameServer::run() {
   using Mode = FrameServerOptions::Mode;
+  const auto finish = [this]() -> std::expected<void, std::string> {
+    if (opts_.on_metrics) opts_.on_metrics();  // the last counts
+    return {};
+  };
   if (opts_.mode == Mode::stream_connect) try_connect();
   bool more = false;  // work may be waiting without an event
   for (;;) {
@@ -191,8 +195,7 @@ std::expected<void, std::string> FrameServer::run() {
           }
           if (stop) {
             log::info("vnetkit serve: stopping");
-            if (opts_.on_metrics) opts_.on_metrics();
-            return {};
+            return finish();
           }
           break;
         }
@@ -206,14 +209,9 @@ std::expected<void, std::string> FrameServer::run() {
         log::info("vnetkit serve: peer disconnected");
         end_link();
         more = false;
-        if (opts_.mode == Mode::fd) {
-          if (opts_.on_metrics) opts_.on_metrics();
-          return {};
-        }
-        if (opts_.max_connections != 0 && counters_.connections.get() >= opts_.max_connections) {
-          if (opts_.on_metrics) opts_.on_metrics();
-          return {};
-        }
+        if (opts_.mode == Mode::fd ||
+            (opts_.max_connections != 0 && counters_.connections.get() >= opts_.max_connections))
+          return finish();
         if (opts_.mode == Mode::stream_connect) arm(retry_timer_.get(), std::chrono::milliseconds(200), false);
       } else {
         watch_peer();

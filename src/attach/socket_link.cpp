@@ -11,12 +11,6 @@
 
 namespace vnk::attach {
 
-namespace {
-
-constexpr std::size_t kEthernetHeaderSize = 14;
-
-}  // namespace
-
 SocketLink::SocketLink(UniqueFd sock, Framing framing, bool connected, net::NetBackend& backend,
                        net::FrameInterceptor* interceptor, SocketLinkCounters& counters)
     : sock_(std::move(sock)),
@@ -35,7 +29,7 @@ SocketLink::SocketLink(UniqueFd sock, Framing framing, bool connected, net::NetB
 }
 
 void SocketLink::deliver(std::span<const std::byte> frame) {
-  if (frame.size() < kEthernetHeaderSize) {
+  if (frame.size() < net::kEthernetHeaderSize) {
     counters_.drop_runt.add();
     return;
   }
@@ -43,13 +37,10 @@ void SocketLink::deliver(std::span<const std::byte> frame) {
   const iovec data{const_cast<std::byte*>(frame.data()), frame.size()};
   const net::TxFrame tx{net::NetHeader{}, std::span(&data, 1), frame.size(),
                         frame.first(std::min(frame.size(), net::kTxHeadBytes))};
-  if (interceptor_ && interceptor_->intercept_tx(tx)) {
-    counters_.intercepted.add();
-    return;
-  }
-  if (backend_.transmit(tx) == net::TxResult::dropped) {
-    counters_.drop_backend.add();
-    return;
+  switch (net::transmit_through(backend_, interceptor_, tx)) {
+    case net::TxPath::intercepted: counters_.intercepted.add(); return;
+    case net::TxPath::dropped: counters_.drop_backend.add(); return;
+    case net::TxPath::sent: break;
   }
   counters_.frames_from_peer.add();
   counters_.bytes_from_peer.add(frame.size());
@@ -138,7 +129,7 @@ bool SocketLink::read_datagrams() {
 }
 
 bool SocketLink::pending() const {
-  return !closed_ && (backend_.rx_pending() || (interceptor_ && interceptor_->rx_pending()));
+  return !closed_ && net::rx_pending_through(backend_, interceptor_);
 }
 
 std::size_t SocketLink::next_frame(std::span<std::byte> space, bool backend_ready) {
@@ -146,9 +137,7 @@ std::size_t SocketLink::next_frame(std::span<std::byte> space, bool backend_read
   const std::span<const iovec> buffer(&v, 1);
   for (;;) {
     if (!backend_ready && !pending()) return 0;
-    net::RxResult r;
-    if (interceptor_ && interceptor_->rx_pending()) r = interceptor_->receive(buffer);
-    if (r.status == net::RxStatus::empty) r = backend_.receive(buffer);
+    const net::RxResult r = net::receive_through(backend_, interceptor_, buffer);
     if (r.status == net::RxStatus::empty) return 0;
     if (r.status == net::RxStatus::error) {
       counters_.drop_backend.add();

@@ -28,7 +28,7 @@ struct EngineContext {
   bool busy_polling = false;
 
   // Anything waiting to go to the guest that can be fetched without polling?
-  [[nodiscard]] bool rx_pending() const { return (interceptor && interceptor->rx_pending()) || backend->rx_pending(); }
+  [[nodiscard]] bool rx_pending() const { return rx_pending_through(*backend, interceptor); }
   // How long the next RX frame can be: the interceptor's frames go first.
   [[nodiscard]] std::size_t next_frame_bound() const {
     return interceptor && interceptor->rx_pending() ? interceptor->next_frame_bound() : backend->next_frame_bound();

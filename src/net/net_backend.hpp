@@ -117,4 +117,27 @@ class FrameInterceptor {
   [[nodiscard]] virtual std::size_t next_frame_bound() const { return kMaxFrameSize; }
 };
 
+// The two paths every consumer of a backend (the device's engines, a TAP
+// link, a frame-socket link) takes, with an optional interceptor in front.
+//
+// A frame from the consumer: the interceptor may consume it; otherwise the
+// backend takes or drops it.
+enum class TxPath { intercepted, dropped, sent };
+inline TxPath transmit_through(NetBackend& backend, FrameInterceptor* interceptor, const TxFrame& frame) {
+  if (interceptor && interceptor->intercept_tx(frame)) return TxPath::intercepted;
+  return backend.transmit(frame) == TxResult::dropped ? TxPath::dropped : TxPath::sent;
+}
+// The next frame for the consumer: the interceptor's own first, then the
+// backend's.
+inline RxResult receive_through(NetBackend& backend, FrameInterceptor* interceptor, std::span<const iovec> buffer) {
+  RxResult r;
+  if (interceptor && interceptor->rx_pending()) r = interceptor->receive(buffer);
+  if (r.status == RxStatus::empty) r = backend.receive(buffer);
+  return r;
+}
+// receive_through() has something without waiting for the backend's rx_fd().
+inline bool rx_pending_through(const NetBackend& backend, const FrameInterceptor* interceptor) {
+  return backend.rx_pending() || (interceptor && interceptor->rx_pending());
+}
+
 }  // namespace vnk::net

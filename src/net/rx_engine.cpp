@@ -78,9 +78,7 @@ RxEngine::Fill RxEngine::fill_frame(const EngineContext& ctx, QueueDrain& drain,
   const std::size_t n = iov_tail(all, kNetHeaderSize, payload_iov_);
   const std::span<const iovec> payload(payload_iov_.data(), n);
 
-  RxResult r;
-  if (ctx.interceptor && ctx.interceptor->rx_pending()) r = ctx.interceptor->receive(payload);
-  if (r.status == RxStatus::empty) r = ctx.backend->receive(payload);
+  const RxResult r = receive_through(*ctx.backend, ctx.interceptor, payload);
 
   switch (r.status) {
     case RxStatus::empty:

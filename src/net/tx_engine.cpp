@@ -52,13 +52,10 @@ void TxEngine::handle_chain(const EngineContext& ctx, virtio::DescriptorChain& c
   const std::size_t n = 1 + iov_tail(gathered->iov, kNetHeaderSize + head_len, std::span(frame_iov_).subspan(1));
   const TxFrame frame{header, std::span<const iovec>(frame_iov_.data(), n), frame_len, std::span(head_).first(head_len)};
 
-  if (ctx.interceptor && ctx.interceptor->intercept_tx(frame)) {
-    c.tx_intercepted.add();
-    return;
-  }
-  if (ctx.backend->transmit(frame) == TxResult::dropped) {
-    c.tx_drop_backend.add();
-    return;
+  switch (transmit_through(*ctx.backend, ctx.interceptor, frame)) {
+    case TxPath::intercepted: c.tx_intercepted.add(); return;
+    case TxPath::dropped: c.tx_drop_backend.add(); return;
+    case TxPath::sent: break;
   }
   c.tx_packets.add();
   c.tx_bytes.add(frame_len);

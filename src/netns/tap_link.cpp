@@ -56,13 +56,10 @@ bool TapLink::read_burst() {
     // A TAP frame is in our own buffer already: all of it is "head".
     const net::TxFrame frame{header, std::span(&data, 1), data.iov_len,
                              std::span(in_).subspan(kNetHeaderSize, std::min(data.iov_len, net::kTxHeadBytes))};
-    if (interceptor_ && interceptor_->intercept_tx(frame)) {
-      counters_.intercepted.add();
-      continue;
-    }
-    if (backend_.transmit(frame) == net::TxResult::dropped) {
-      counters_.drop_backend.add();
-      continue;
+    switch (net::transmit_through(backend_, interceptor_, frame)) {
+      case net::TxPath::intercepted: counters_.intercepted.add(); continue;
+      case net::TxPath::dropped: counters_.drop_backend.add(); continue;
+      case net::TxPath::sent: break;
     }
     counters_.frames_from_tap.add();
     counters_.bytes_from_tap.add(data.iov_len);
@@ -70,16 +67,14 @@ bool TapLink::read_burst() {
   return true;
 }
 
-bool TapLink::pending() const { return backend_.rx_pending() || (interceptor_ && interceptor_->rx_pending()); }
+bool TapLink::pending() const { return net::rx_pending_through(backend_, interceptor_); }
 
 bool TapLink::to_tap(bool backend_ready) {
   const iovec space{out_.data() + kNetHeaderSize, out_.size() - kNetHeaderSize};
   const std::span<const iovec> buffer(&space, 1);
   for (unsigned i = 0; i < kBudget; ++i, backend_ready = false) {
     if (!backend_ready && !pending()) return false;
-    net::RxResult r;
-    if (interceptor_ && interceptor_->rx_pending()) r = interceptor_->receive(buffer);
-    if (r.status == net::RxStatus::empty) r = backend_.receive(buffer);
+    const net::RxResult r = net::receive_through(backend_, interceptor_, buffer);
     if (r.status == net::RxStatus::empty) return false;
     if (r.status == net::RxStatus::error) {
       counters_.drop_backend.add();

@@ -147,7 +147,7 @@ bool DatagramFlows::open_raw_socket(int family, Refusal& why) {
     why = Refusal::prohibited;
     return false;
   }
-  const unsigned v = family == AF_INET6 ? 1 : 0;
+  const unsigned v = raw_index(family);
   const bool permitted = v == 1 ? env_.host.raw_icmp_v6 : env_.host.raw_icmp_v4;
   if (!permitted || !raw_[v].open(family, env_.epoll_fd, make_tag(TagKind::raw_icmp, 0, v))) {
     env_.counters.icmp_socket_errors.add();
@@ -162,8 +162,7 @@ bool DatagramFlows::open_raw_socket(int family, Refusal& why) {
 }
 
 DatagramFlows::Flow* DatagramFlows::open_raw_icmp(const Key& key, const SocketAddress& dst, Refusal& why) {
-  const unsigned v = dst.family() == AF_INET6 ? 1 : 0;
-  if (!raw_[v].valid() && !open_raw_socket(dst.family(), why)) return nullptr;
+  if (!raw_[raw_index(dst.family())].valid() && !open_raw_socket(dst.family(), why)) return nullptr;
   std::uint16_t id = next_raw_id_++;
   while (raw_ids_.contains(id)) id = next_raw_id_++;  // at most kMaxFlows are taken
   std::uint32_t slot = 0;
@@ -207,7 +206,7 @@ DatagramFlows::Refusal DatagramFlows::from_guest(std::uint8_t protocol, const Ip
   mark_used(*f);
   const bool icmp = is_icmp(protocol);
   if (f->raw_icmp) {
-    if (!raw_[f->peer.family() == AF_INET6 ? 1 : 0].send(f->peer, f->raw_id, payload, length)) {
+    if (!raw_[raw_index(f->peer.family())].send(f->peer, f->raw_id, payload, length)) {
       env_.counters.icmp_send_errors.add();
       return Refusal::none;
     }

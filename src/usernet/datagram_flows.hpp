@@ -125,6 +125,8 @@ class DatagramFlows {
   // An ICMP flow on the shared raw socket: a fresh identifier, the host
   // destination remembered for matching replies.
   Flow* open_raw_icmp(const Key& key, const SocketAddress& dst, Refusal& why);
+  // raw_ and raw_ready_ are indexed by family: 0 IPv4, 1 IPv6.
+  static unsigned raw_index(int family) noexcept { return family == AF_INET6 ? 1 : 0; }
   // Opens the raw ICMP socket of `family`; false when the fd budget or the kernel refuses.
   bool open_raw_socket(int family, Refusal& why);
   // A frame for the guest from the next echo reply on raw socket `v` (0

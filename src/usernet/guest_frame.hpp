@@ -11,11 +11,12 @@
 #include "base/mac_address.hpp"
 #include "packet/checksum.hpp"
 #include "packet/headers.hpp"
+#include "packet/ipv6.hpp"
 
 namespace vnk::usernet {
 
 constexpr std::size_t kEthIpv4Size = packet::kEthernetHeaderSize + packet::kIpv4HeaderSize;
-constexpr std::size_t kEthIpv6Size = packet::kEthernetHeaderSize + 40;
+constexpr std::size_t kEthIpv6Size = packet::kEthernetHeaderSize + packet::kIpv6HeaderSize;
 // Ethernet and IP headers of a frame of the family of `a`.
 [[nodiscard]] constexpr std::size_t eth_ip_size(const packet::IpAddress& a) noexcept {
   return packet::kEthernetHeaderSize + packet::ip_header_size(a);
