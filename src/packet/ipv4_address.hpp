@@ -18,6 +18,8 @@ struct Ipv4Address {
   // Dotted quad, "10.0.2.15"; nullopt on anything else.
   static std::optional<Ipv4Address> parse(std::string_view text);
   [[nodiscard]] std::string to_string() const;
+  // 224.0.0.0/4 (RFC 5771).
+  [[nodiscard]] constexpr bool is_multicast() const noexcept { return (value >> 28) == 0xe; }
   [[nodiscard]] bool in_subnet(Ipv4Address net, unsigned prefix) const noexcept {
     const std::uint32_t mask = prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix);
     return (value & mask) == (net.value & mask);

@@ -268,7 +268,7 @@ void DatagramFlows::finish_icmp_frame(std::span<const iovec> buffer, const Flow&
   store_be<std::uint16_t>(ih.data() + 2, sum.finish());
   iov_write(buffer, at, ih);
   std::array<std::byte, kEthIpv6Size> h{};
-  write_eth_ip(h, *env_.guest_mac, env_.cfg.gateway_mac,
+  write_eth_ip(h, env_.guests.mac_for(f.key.guest), env_.cfg.gateway_mac,
                IpFields{f.key.remote, f.key.guest, f.key.protocol, static_cast<std::uint16_t>(len), ip_id_++});
   iov_write(buffer, 0, std::span(h).first(at));
   env_.counters.icmp_echo_replies.add();
@@ -333,12 +333,12 @@ std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
   const bool more = o.sent + n < o.packet.size();
   std::array<std::byte, kEthIpv6Size + kFragmentHeader> h{};
   if (v4) {
-    write_eth_ipv4(h, *env_.guest_mac, env_.cfg.gateway_mac,
+    write_eth_ipv4(h, env_.guests.mac_for(o.dst), env_.cfg.gateway_mac,
                    Ipv4Fields{o.src.ipv4(), o.dst.ipv4(), o.protocol, static_cast<std::uint16_t>(n),
                               static_cast<std::uint16_t>(o.id), 64, 0,
                               static_cast<std::uint16_t>((more ? 0x2000 : 0) | o.sent / 8)});
   } else {
-    write_eth_ip(h, *env_.guest_mac, env_.cfg.gateway_mac,
+    write_eth_ip(h, env_.guests.mac_for(o.dst), env_.cfg.gateway_mac,
                  IpFields{o.src, o.dst, ip_proto::kFragment, static_cast<std::uint16_t>(kFragmentHeader + n)});
     std::byte* frag = h.data() + kEthIpv6Size;
     frag[0] = static_cast<std::byte>(o.protocol);
@@ -354,9 +354,9 @@ std::size_t DatagramFlows::next_fragment(std::span<const iovec> buffer) {
 }
 
 std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
-  if (outgoing_.pending() && env_.guest_mac) return next_fragment(buffer);
+  if (outgoing_.pending() && env_.guests.known()) return next_fragment(buffer);
   for (unsigned v = 0; v < 2; ++v) {
-    if (!raw_ready_[v] || !env_.guest_mac) continue;
+    if (!raw_ready_[v] || !env_.guests.known()) continue;
     if (const std::size_t n = next_raw_icmp_frame(buffer, v); n != 0) return n;
   }
   while (!ready_.empty()) {
@@ -365,7 +365,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       ready_.pop_front();
       continue;
     }
-    if (!env_.guest_mac) {
+    if (!env_.guests.known()) {
       // No guest to address yet: leave the datagram in the socket.
       return 0;
     }
@@ -426,7 +426,7 @@ std::size_t DatagramFlows::next_frame(std::span<const iovec> buffer) {
       Checksum payload;
       add_iov(payload, buffer, hdr, len);
       const std::size_t n_h =
-          write_udp_frame_headers(h, UdpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, f.key.remote,
+          write_udp_frame_headers(h, UdpEndpoints{env_.guests.mac_for(f.key.guest), env_.cfg.gateway_mac, f.key.remote,
                                                   f.key.remote_port, f.key.guest, f.key.guest_port},
                                   static_cast<std::uint16_t>(len), payload, ip_id_++);
       iov_write(buffer, 0, std::span(h).first(n_h));

@@ -12,6 +12,7 @@
 #include "base/mac_address.hpp"
 #include "net/net_backend.hpp"
 #include "usernet/flow_table.hpp"
+#include "usernet/guest_neighbors.hpp"
 #include "usernet/usernet_config.hpp"
 #include "usernet/usernet_counters.hpp"
 
@@ -27,7 +28,7 @@ struct FlowEnv {
   FdBudget& fds;  // sockets flows may still open (RLIMIT_NOFILE less a reserve)
   int epoll_fd;
   backend::FrameRing& control;            // frames for the guest built whole (SYN-ACK, RST)
-  const std::optional<MacAddress>& guest_mac;  // learned from the guest's frames
+  const GuestNeighbors& guests;               // the MAC each guest address is behind
   std::uint64_t (*clock)() noexcept;           // monotonic milliseconds (cfg.clock, or monotonic_ms)
   const net::RxOffloads& rx_offloads;          // what the consumer of our frames completes or cuts itself
 };

@@ -50,12 +50,12 @@ UserNet::UserNet(UsernetConfig cfg)
       ndp_(cfg_, counters_),
       reassembly_(counters_, kReassemblyHeadroom),
       replies_(kReplyQueueFrames, kReplySlot),
-      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
-      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guest_mac_, clock_, rx_offloads_}),
+      guests_(cfg_.guest_mac),
+      datagrams_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guests_, clock_, rx_offloads_}),
+      tcp_(FlowEnv{cfg_, host_, counters_, fds_, epoll_.get(), replies_, guests_, clock_, rx_offloads_}),
       work_(kMaxFrame) {
   if (!epoll_.valid() || !timer_.valid()) throw std::runtime_error("usernet: epoll/timerfd: " + std::string(std::strerror(errno)));
   epoll_add(epoll_.get(), timer_.get(), EPOLLIN, make_tag(TagKind::timer, 0, 0));
-  guest_mac_ = cfg_.guest_mac;
   icmp_available_ = datagrams_.icmp_available();
   if (!icmp_available_) {
     log::error(
@@ -146,7 +146,7 @@ net::TxResult UserNet::transmit(const net::TxFrame& frame) {
     counters_.drop_not_for_us.add();
     return net::TxResult::dropped;
   }
-  guest_mac_ = eth->src;
+  frame_src_ = eth->src;
   switch (eth->type) {
     case ethertype::kArp: handle_arp(eth->payload); break;
     case ethertype::kIpv4: handle_ipv4(frame, copied); break;
@@ -166,6 +166,7 @@ void UserNet::handle_arp(std::span<const std::byte> payload) {
     counters_.arp_ignored.add();
     return;
   }
+  guests_.saw(frame_src_);
   counters_.arp_requests.add();
   queue_reply([&](std::span<std::byte> out) {
     write_ethernet(out, arp->sender_mac, cfg_.gateway_mac, ethertype::kArp);
@@ -199,6 +200,10 @@ void UserNet::handle_ipv4(const net::TxFrame& frame, std::size_t copied) {
     counters_.drop_malformed.add();
     return;
   }
+  if (ip->src.value != 0 && ip->src != kIpv4Broadcast && ip->src != cfg_.broadcast() && !ip->src.is_multicast())
+    guests_.learn(ip->src, frame_src_);
+  else
+    guests_.saw(frame_src_);
   if (ip->protocol == ip_proto::kIcmp) {
     auto echo = parse_icmp_echo(*ip);
     if (!echo) {
@@ -249,7 +254,7 @@ void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
           return;
         }
         queue_reply([&](std::span<std::byte> out) {
-          return dhcpv6_.handle(ip.src.ipv6(), udp->src_port, *msg, *guest_mac_, out);
+          return dhcpv6_.handle(ip.src.ipv6(), udp->src_port, *msg, frame_src_, out);
         });
         return;
       }
@@ -409,6 +414,10 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
   // Flows need a source to answer: not the unspecified address (which only
   // Neighbor Discovery uses) nor one of the gateway's.
   const bool answerable = !ip->src.is_unspecified() && ip->src != cfg_.ipv6.gateway && ip->src != cfg_.ipv6.dns;
+  if (answerable)
+    guests_.learn(ip->src, frame_src_);
+  else
+    guests_.saw(frame_src_);
   if (ip->protocol != ip_proto::kIcmpv6) {
     if (!answerable) {
       counters_.ipv6_malformed.add();
@@ -426,7 +435,7 @@ void UserNet::handle_ipv6(const net::TxFrame& frame, std::size_t copied) {
     case icmpv6_type::kNeighborSolicitation:
     case icmpv6_type::kRouterAdvertisement:
     case icmpv6_type::kNeighborAdvertisement:
-      queue_reply([&](std::span<std::byte> out) { return ndp_.handle(*ip, *msg, *guest_mac_, out); });
+      queue_reply([&](std::span<std::byte> out) { return ndp_.handle(*ip, *msg, frame_src_, out); });
       return;
     case icmpv6_type::kEchoRequest: {
       auto echo = parse_icmpv6_echo(*msg);
@@ -457,7 +466,7 @@ void UserNet::queue_unreachable(const IpPacket& ip, DatagramFlows::Refusal why) 
   // Linux, like most stacks, treats "no route" and "host unreachable" as
   // soft errors a UDP socket never hears of -- the guest would wait out its
   // timeout.
-  if (why == DatagramFlows::Refusal::none || !guest_mac_) return;
+  if (why == DatagramFlows::Refusal::none) return;
   // The quote comes from the header copy ip was parsed from (host memory):
   // IPv4 quotes the header and 8 bytes (RFC 792), IPv6 as much as fits.
   const std::size_t quoted = ip.is_v4() ? std::min<std::size_t>(8, ip.payload.size()) : ip.payload.size();
@@ -467,11 +476,11 @@ void UserNet::queue_unreachable(const IpPacket& ip, DatagramFlows::Refusal why) 
       const std::size_t len = write_icmpv6_unreachable(out.subspan(kEthIpv6Size), icmpv6_unreachable::kAdminProhibited, quote);
       if (len == 0) return 0;
       counters_.icmp_unreachable_sent.add();
-      return write_icmpv6_frame(out, *guest_mac_, cfg_.gateway_mac, cfg_.ipv6.gateway, ip.src.ipv6(), 64, len);
+      return write_icmpv6_frame(out, frame_src_, cfg_.gateway_mac, cfg_.ipv6.gateway, ip.src.ipv6(), 64, len);
     }
     const std::size_t len = write_icmp_unreachable(out.subspan(kEthIpv4Size), icmp_unreachable::kAdminProhibited, quote);
     if (len == 0) return 0;
-    write_eth_ipv4(out, *guest_mac_, cfg_.gateway_mac,
+    write_eth_ipv4(out, frame_src_, cfg_.gateway_mac,
                    Ipv4Fields{cfg_.gateway, ip.src.ipv4(), ip_proto::kIcmp, static_cast<std::uint16_t>(len), 0, 64, 0});
     counters_.icmp_unreachable_sent.add();
     return kEthIpv4Size + len;

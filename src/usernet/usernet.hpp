@@ -26,6 +26,7 @@
 #include "usernet/datagram_flows.hpp"
 #include "usernet/dhcp_server.hpp"
 #include "usernet/dhcpv6_server.hpp"
+#include "usernet/guest_neighbors.hpp"
 #include "usernet/ip_reassembly.hpp"
 #include "usernet/ndp_responder.hpp"
 #include "usernet/pcap_writer.hpp"
@@ -77,7 +78,9 @@ class UserNet final : public net::NetBackend {
 
   [[nodiscard]] const UsernetConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const UsernetCounters& counters() const noexcept { return counters_; }
-  [[nodiscard]] std::optional<MacAddress> guest_mac() const noexcept { return guest_mac_; }
+  // The guest MAC seen last (or configured).
+  [[nodiscard]] std::optional<MacAddress> guest_mac() const noexcept { return guests_.last(); }
+  [[nodiscard]] const GuestNeighbors& neighbors() const noexcept { return guests_; }
   [[nodiscard]] bool leased() const noexcept { return dhcp_.leased(); }
   // False when this host lets us open neither ping sockets
   // (net.ipv4.ping_group_range) nor a raw ICMP socket (CAP_NET_RAW): guest
@@ -146,7 +149,8 @@ class UserNet final : public net::NetBackend {
   NdpResponder ndp_;
   IpReassembly reassembly_;
   backend::FrameRing replies_;
-  std::optional<MacAddress> guest_mac_;
+  GuestNeighbors guests_;
+  MacAddress frame_src_;  // the source MAC of the TX frame being handled
   DatagramFlows datagrams_;
   TcpFlows tcp_;
   void accept_forwarded(std::uint32_t index);

@@ -61,7 +61,7 @@ void TcpFlows::want_writable(Flow& f, std::uint32_t slot) {
 std::size_t TcpFlows::write_segment(std::span<std::byte> out, const Key& k, const TcpFields& t,
                                     std::size_t payload_len, const Checksum& payload_sum) noexcept {
   return write_tcp_frame_headers(
-      out, TcpEndpoints{*env_.guest_mac, env_.cfg.gateway_mac, k.remote, k.guest}, t,
+      out, TcpEndpoints{env_.guests.mac_for(k.guest), env_.cfg.gateway_mac, k.remote, k.guest}, t,
       payload_len, payload_sum, ip_id_++);
 }
 
@@ -70,7 +70,7 @@ TcpFields TcpFlows::ack_fields(const Flow& f) const noexcept {
 }
 
 void TcpFlows::queue_control(const Key& k, const TcpFields& t) {
-  if (!env_.guest_mac) return;
+  if (!env_.guests.known()) return;
   auto slot = env_.control.reserve();
   if (slot.empty()) {
     env_.counters.drop_queue_full.add();
@@ -104,7 +104,7 @@ void TcpFlows::owe_syn(Flow& f, std::uint32_t slot) {
 }
 
 void TcpFlows::queue_reset(const Key& k, std::uint32_t seq, std::uint32_t ack, bool with_ack) {
-  if (!env_.guest_mac) return;
+  if (!env_.guests.known()) return;
   queue_control(k, TcpFields{k.remote_port, k.guest_port, seq, with_ack ? ack : 0,
                              static_cast<std::uint8_t>(tcp_flag::kRst | (with_ack ? tcp_flag::kAck : 0)), 0, {}, {},
                              false, {}});

@@ -137,7 +137,7 @@ void TcpFlows::open(const Key& key, const Tcp& tcp) {
 void TcpFlows::accept_inbound(UniqueFd sock, int host_family, const IpAddress& guest_ip, std::uint16_t guest_port,
                               const IpAddress& remote_ip, std::uint16_t remote_port, std::uint64_t now_ms) {
   now_ms_ = now_ms;
-  if (!env_.guest_mac || flows_.size() >= kMaxFlows) {
+  if (!env_.guests.known() || flows_.size() >= kMaxFlows) {
     env_.counters.tcp_forward_refused.add();
     return;  // no guest to connect to yet: the host client sees the close
   }
@@ -289,7 +289,7 @@ void TcpFlows::on_event(std::uint32_t slot, std::uint16_t gen, std::uint32_t eve
 
 std::size_t TcpFlows::next_frame(std::span<const iovec> buffer, std::uint64_t now_ms, net::NetHeader& header) {
   now_ms_ = now_ms;
-  if (!env_.guest_mac) return 0;
+  if (!env_.guests.known()) return 0;
   while (!acks_.empty()) {
     const std::uint32_t slot = acks_.front();
     Flow& f = flows_[slot];
