@@ -7,6 +7,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
@@ -22,7 +23,7 @@ namespace vnk::attach {
 
 namespace {
 
-enum Tag : std::uint64_t { kListener = 1, kPeer, kBackend, kSignal, kMetrics, kRetry };
+enum Tag : std::uint64_t { kListener = 1, kBackend, kSignal, kMetrics, kRetry, kPeer0 = 16 /* + slot */ };
 
 void arm(int timer, std::chrono::milliseconds every, bool repeat) {
   itimerspec its{};
@@ -35,15 +36,35 @@ void arm(int timer, std::chrono::milliseconds every, bool repeat) {
 }  // namespace
 
 FrameServer::FrameServer(FrameServerOptions opts, net::NetBackend& backend, net::FrameInterceptor* interceptor)
-    : opts_(std::move(opts)), backend_(backend), interceptor_(interceptor) {}
+    : opts_(std::move(opts)), backend_(backend), interceptor_(interceptor) {
+  if (opts_.guests > 1 && listening()) {
+    backend::SwitchOptions so;
+    so.guest_to_guest = !opts_.isolate_guests;
+    so.max_ports = opts_.guests;
+    switch_ = std::make_unique<backend::VirtualSwitch>(backend_, interceptor_, so);
+  }
+}
+
+bool FrameServer::listening() const noexcept {
+  return opts_.mode == FrameServerOptions::Mode::stream_listen || opts_.mode == FrameServerOptions::Mode::seqpacket_listen;
+}
+
+std::size_t FrameServer::peers() const noexcept {
+  return static_cast<std::size_t>(std::ranges::count_if(peers_, [](const Peer& p) { return p.link != nullptr; }));
+}
 
 FrameServer::~FrameServer() {
   if (bound_path_ && opts_.remove_socket_on_exit) ::unlink(opts_.path.c_str());
 }
 
 std::string FrameServer::describe() const {
+  const std::string guests =
+      opts_.guests > 1 ? fmt::format(", up to {} guests{}", opts_.guests, opts_.isolate_guests ? " (isolated)" : "") : "";
   switch (opts_.mode) {
-    case FrameServerOptions::Mode::stream_listen: return fmt::format("QEMU stream framing, listening on {}", opts_.path);
+    case FrameServerOptions::Mode::stream_listen:
+      return fmt::format("QEMU stream framing, listening on {}{}", opts_.path, guests);
+    case FrameServerOptions::Mode::seqpacket_listen:
+      return fmt::format("one frame per packet, listening on {}{}", opts_.path, guests);
     case FrameServerOptions::Mode::stream_connect: return fmt::format("QEMU stream framing, connecting to {}", opts_.path);
     case FrameServerOptions::Mode::dgram: return fmt::format("one frame per datagram on {}", opts_.path);
     case FrameServerOptions::Mode::fd: return fmt::format("inherited socket fd {}", opts_.fd);
@@ -65,8 +86,9 @@ std::expected<void, std::string> FrameServer::open() {
 
   using Mode = FrameServerOptions::Mode;
   switch (opts_.mode) {
-    case Mode::stream_listen: {
-      auto l = listen_unix(opts_.path);
+    case Mode::stream_listen:
+    case Mode::seqpacket_listen: {
+      auto l = listen_unix(opts_.path, opts_.mode == Mode::stream_listen ? SOCK_STREAM : SOCK_SEQPACKET);
       if (!l) return std::unexpected(l.error());
       listener_ = std::move(*l);
       bound_path_ = true;
@@ -104,29 +126,46 @@ std::expected<void, std::string> FrameServer::open() {
 
 bool FrameServer::start_link(UniqueFd sock, SocketLink::Framing framing, bool connected) {
   const int fd = sock.get();
-  link_ = std::make_unique<SocketLink>(std::move(sock), framing, connected, backend_, interceptor_, link_counters_);
-  watching_write_ = false;
+  std::size_t slot = 0;
+  while (slot < peers_.size() && peers_[slot].link) ++slot;
+  if (slot == peers_.size()) peers_.emplace_back();
+  Peer& p = peers_[slot];
+  p.port = switch_ ? switch_->attach() : nullptr;
+  if (switch_ && p.port == nullptr) return false;
+  // With the switch, MMDS sits in front of the uplink (the switch's), so
+  // its answers reach the guest that asked.
+  net::NetBackend& backend = p.port ? static_cast<net::NetBackend&>(*p.port) : backend_;
+  p.link = std::make_unique<SocketLink>(std::move(sock), framing, connected, backend, p.port ? nullptr : interceptor_,
+                                        link_counters_);
+  p.watching_write = false;
+  bool ok = epoll_add(epoll_.get(), fd, EPOLLIN, kPeer0 + slot);
   // The backend's readiness matters only while a peer takes its frames.
-  if (!epoll_add(epoll_.get(), fd, EPOLLIN, kPeer) || !epoll_add(epoll_.get(), backend_.rx_fd(), EPOLLIN, kBackend)) {
-    epoll_del(epoll_.get(), fd);
-    link_.reset();
+  if (ok && !backend_watched_) ok = backend_watched_ = epoll_add(epoll_.get(), backend_.rx_fd(), EPOLLIN, kBackend);
+  if (!ok) {
+    end_link(slot);
     return false;
   }
   counters_.connections.add();
   return true;
 }
 
-void FrameServer::end_link() {
-  if (!link_) return;
-  epoll_del(epoll_.get(), link_->fd());
-  epoll_del(epoll_.get(), backend_.rx_fd());
-  link_.reset();
+void FrameServer::end_link(std::size_t slot) {
+  Peer& p = peers_[slot];
+  if (!p.link) return;
+  epoll_del(epoll_.get(), p.link->fd());
+  p.link.reset();
+  if (p.port) switch_->detach(p.port);
+  p.port = nullptr;
+  if (backend_watched_ && peers() == 0) {
+    epoll_del(epoll_.get(), backend_.rx_fd());
+    backend_watched_ = false;
+  }
 }
 
-void FrameServer::watch_peer() {
-  if (!link_ || link_->wants_write() == watching_write_) return;
-  watching_write_ = link_->wants_write();
-  epoll_mod(epoll_.get(), link_->fd(), EPOLLIN | (watching_write_ ? EPOLLOUT : 0u), kPeer);
+void FrameServer::watch_peer(Peer& p, std::size_t slot) {
+  if (!p.link || p.link->wants_write() == p.watching_write) return;
+  p.watching_write = p.link->wants_write();
+  epoll_mod(epoll_.get(), p.link->fd(), EPOLLIN | (p.watching_write ? EPOLLOUT : 0u), kPeer0 + slot);
 }
 
 bool FrameServer::try_connect() {
@@ -144,6 +183,45 @@ bool FrameServer::try_connect() {
   return true;
 }
 
+void FrameServer::accept_peer() {
+  UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (!c.valid()) return;
+  if (peers() >= opts_.guests) {
+    counters_.refused_full.add();
+    if (opts_.guests == 1)
+      log::warn("vnetkit serve: a second peer connected while one is served; closing it (--guests N serves several)");
+    else
+      log::warn("vnetkit serve: a peer connected while {} guests are attached (--guests); closing it", opts_.guests);
+    return;
+  }
+  const auto framing = opts_.mode == FrameServerOptions::Mode::stream_listen ? SocketLink::Framing::stream
+                                                                             : SocketLink::Framing::datagram;
+  if (start_link(std::move(c), framing, true))
+    log::info("vnetkit serve: peer connected ({} attached)", peers());
+}
+
+bool FrameServer::serve_turn(std::size_t slot, bool backend_ready) {
+  Peer& p = peers_[slot];
+  if (!p.link) return false;
+  bool more = p.link->to_peer(backend_ready);
+  more |= p.link->pending() && !p.link->wants_write();
+  if (!p.link->closed()) {
+    watch_peer(p, slot);
+    return more;
+  }
+  end_link(slot);
+  log::info("vnetkit serve: peer disconnected ({} attached)", peers());
+  using Mode = FrameServerOptions::Mode;
+  if (opts_.mode == Mode::fd) {
+    finished_ = true;
+  } else if (opts_.max_connections != 0 && counters_.connections.get() >= opts_.max_connections) {
+    finished_ = peers() == 0;  // the last of them has left
+  } else if (opts_.mode == Mode::stream_connect) {
+    arm(retry_timer_.get(), std::chrono::milliseconds(200), false);
+  }
+  return false;
+}
+
 std::expected<void, std::string> FrameServer::run() {
   using Mode = FrameServerOptions::Mode;
   const auto finish = [this]() -> std::expected<void, std::string> {
@@ -153,31 +231,26 @@ std::expected<void, std::string> FrameServer::run() {
   if (opts_.mode == Mode::stream_connect) try_connect();
   bool more = false;  // work may be waiting without an event
   for (;;) {
-    std::array<epoll_event, 8> events{};
+    std::array<epoll_event, 32> events{};
     const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), more ? 0 : -1);
     if (n < 0 && errno != EINTR) return std::unexpected(fmt::format("epoll_wait: {}", std::strerror(errno)));
     more = false;
     bool backend_ready = false;
     for (int i = 0; i < n; ++i) {
-      switch (events[i].data.u64) {
-        case kListener: {
-          UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-          if (!c.valid()) break;
-          if (link_) {
-            log::warn("vnetkit serve: a second peer connected while one is served; closing it");
-            break;
-          }
-          if (start_link(std::move(c), SocketLink::Framing::stream, true)) log::info("vnetkit serve: peer connected");
-          break;
-        }
-        case kPeer:
-          if (link_) more |= link_->from_peer();
-          break;
+      const std::uint64_t tag = events[i].data.u64;
+      if (tag >= kPeer0) {
+        // Peer → backend: one turn of at most SocketLink::kBudget frames.
+        const std::size_t slot = tag - kPeer0;
+        if (slot < peers_.size() && peers_[slot].link) more |= peers_[slot].link->from_peer();
+        continue;
+      }
+      switch (tag) {
+        case kListener: accept_peer(); break;
         case kBackend: backend_ready = true; break;
         case kRetry: {
           std::uint64_t expirations = 0;
           (void)!::read(retry_timer_.get(), &expirations, sizeof expirations);
-          if (!link_) try_connect();
+          if (peers() == 0) try_connect();
           break;
         }
         case kMetrics: {
@@ -202,21 +275,9 @@ std::expected<void, std::string> FrameServer::run() {
         default: break;
       }
     }
-    if (link_) {
-      more |= link_->to_peer(backend_ready);
-      more |= link_->pending() && !link_->wants_write();
-      if (link_->closed()) {
-        log::info("vnetkit serve: peer disconnected");
-        end_link();
-        more = false;
-        if (opts_.mode == Mode::fd ||
-            (opts_.max_connections != 0 && counters_.connections.get() >= opts_.max_connections))
-          return finish();
-        if (opts_.mode == Mode::stream_connect) arm(retry_timer_.get(), std::chrono::milliseconds(200), false);
-      } else {
-        watch_peer();
-      }
-    }
+    // Backend → peers: every peer gets a turn, each within its budget.
+    for (std::size_t slot = 0; slot < peers_.size(); ++slot) more |= serve_turn(slot, backend_ready);
+    if (finished_) return finish();
   }
 }
 

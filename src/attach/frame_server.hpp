@@ -1,22 +1,31 @@
 // Serves a NetBackend to peers that attach over a frame socket instead of
-// vhost-user (`vnetkit serve --stream/--stream-connect/--dgram/--fd`):
+// vhost-user (`vnetkit serve --stream/--stream-connect/--seqpacket/--dgram/--fd`):
 //
-//   stream listen   a Unix stream socket at a path; one peer at a time (QEMU
-//                   -netdev stream,server=off), the next after a disconnect
-//   stream connect  connects to a peer listening at a path (QEMU -netdev
-//                   stream,server=on), again after every disconnect
-//   dgram           a unixgram socket bound at a path, one frame per
-//                   datagram, answered at the sender's address (QEMU -netdev
-//                   dgram, vfkit's unixgram://)
-//   fd              an inherited socket: SOCK_STREAM gets stream framing,
-//                   SOCK_DGRAM/SOCK_SEQPACKET one frame per datagram
-//                   (socketpairs from vfkit, krunkit, a VMM); served until
-//                   its peer hangs up
+//   stream listen     a Unix stream socket at a path (QEMU -netdev
+//                     stream,server=off); one peer at a time, the next after
+//                     a disconnect -- or up to `guests` at once
+//   seqpacket listen  a Unix SOCK_SEQPACKET socket at a path, one frame per
+//                     packet (User-Mode Linux vec0:transport=bess); likewise
+//   stream connect    connects to a peer listening at a path (QEMU -netdev
+//                     stream,server=on), again after every disconnect
+//   dgram             a unixgram socket bound at a path, one frame per
+//                     datagram, answered at the sender's address (QEMU -netdev
+//                     dgram, vfkit's unixgram://)
+//   fd                an inherited socket: SOCK_STREAM gets stream framing,
+//                     SOCK_DGRAM/SOCK_SEQPACKET one frame per datagram
+//                     (socketpairs from vfkit, krunkit, a VMM); served until
+//                     its peer hangs up
 //
-// Everything runs on one thread around one epoll set: the peer's socket
+// With `guests` > 1 (listening modes) every peer is a port of a
+// VirtualSwitch in front of the backend: each guest gets its own lease and
+// flows from the one usernet, and guests reach each other at L2 unless
+// `isolate_guests`.
+//
+// Everything runs on one thread around one epoll set: the peers' sockets
 // (EPOLLOUT only while a frame waits for room), the backend's rx_fd, the
-// signals (SIGINT/SIGTERM stop) and a metrics timer. SocketLink does the
-// framing.
+// signals (SIGINT/SIGTERM stop) and a metrics timer. Each round gives every
+// ready peer one turn of at most SocketLink::kBudget frames each way.
+// SocketLink does the framing.
 #pragma once
 
 #include <chrono>
@@ -24,8 +33,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attach/socket_link.hpp"
+#include "backend/virtual_switch.hpp"
 #include "base/unique_fd.hpp"
 #include "net/net_backend.hpp"
 
@@ -33,7 +44,8 @@ namespace vnk::attach {
 
 #define VNK_FRAME_SERVER_COUNTERS(X)                                        \
   X(connections)      /* peers served (stream connections, or the fd) */    \
-  X(connect_retries)  /* connect attempts that found no listener yet */
+  X(connect_retries)  /* connect attempts that found no listener yet */     \
+  X(refused_full)     /* connections closed at once: `guests` peers were attached */
 
 struct FrameServerCounters {
   VNK_FRAME_SERVER_COUNTERS(VNK_COUNTER_FIELD)
@@ -41,13 +53,15 @@ struct FrameServerCounters {
 };
 
 struct FrameServerOptions {
-  enum class Mode { stream_listen, stream_connect, dgram, fd };
+  enum class Mode { stream_listen, seqpacket_listen, stream_connect, dgram, fd };
   Mode mode = Mode::stream_listen;
   std::string path;  // the socket's path (all but fd)
   int fd = -1;       // Mode::fd
   int signal_fd = -1;
   bool remove_socket_on_exit = true;  // a path we bound (not in the sandbox, which cannot)
-  unsigned max_connections = 0;       // stream: exit after serving this many (0: never)
+  unsigned max_connections = 0;       // listening: exit after serving this many (0: never)
+  unsigned guests = 1;                // listening: peers served at once (> 1: through a VirtualSwitch)
+  bool isolate_guests = false;        // with guests > 1: no frames between guests
   std::chrono::milliseconds metrics_interval{1000};
   std::function<void()> on_metrics;  // called every interval and at exit
 };
@@ -65,15 +79,29 @@ class FrameServer {
 
   [[nodiscard]] const SocketLinkCounters& link_counters() const noexcept { return link_counters_; }
   [[nodiscard]] const FrameServerCounters& counters() const noexcept { return counters_; }
+  // The switch in front of the backend when guests > 1, else null.
+  [[nodiscard]] const backend::VirtualSwitch* virtual_switch() const noexcept { return switch_.get(); }
+  // Peers attached now.
+  [[nodiscard]] std::size_t peers() const noexcept;
   // A short description for the log ("QEMU stream on /path", ...).
   [[nodiscard]] std::string describe() const;
 
  private:
+  struct Peer {
+    std::unique_ptr<SocketLink> link;
+    backend::SwitchPort* port = nullptr;  // with the switch
+    bool watching_write = false;
+  };
   bool start_link(UniqueFd sock, SocketLink::Framing framing, bool connected);
-  void end_link();
+  void end_link(std::size_t slot);
   // Stream connect: one attempt; false (retry later) when nobody listens yet.
   bool try_connect();
-  void watch_peer();
+  void accept_peer();
+  void watch_peer(Peer& p, std::size_t slot);
+  // One turn for the peer in `slot` after the events: backend → peer, and
+  // closing it when it hung up. True when it has work left.
+  bool serve_turn(std::size_t slot, bool backend_ready);
+  [[nodiscard]] bool listening() const noexcept;
 
   FrameServerOptions opts_;
   net::NetBackend& backend_;
@@ -81,9 +109,11 @@ class FrameServer {
   SocketLinkCounters link_counters_;
   FrameServerCounters counters_;
   UniqueFd epoll_, listener_, retry_timer_, metrics_timer_;
-  std::unique_ptr<SocketLink> link_;
-  bool watching_write_ = false;
+  std::unique_ptr<backend::VirtualSwitch> switch_;
+  std::vector<Peer> peers_;  // by slot; a slot without a link is free
+  bool backend_watched_ = false;
   bool bound_path_ = false;
+  bool finished_ = false;  // the last peer left and no other may come (fd, max_connections)
 };
 
 }  // namespace vnk::attach

@@ -34,11 +34,8 @@ std::expected<void, std::string> clear_stale_socket(const std::string& path, int
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return {};
   if (!S_ISSOCK(st.st_mode)) return std::unexpected(fmt::format("{} exists and is not a socket; not replacing it", path));
-  if (type == SOCK_STREAM) {
-    auto probe = try_connect_unix(path);
-    if (probe && probe->valid()) return std::unexpected(fmt::format("{} is in use by another server", path));
-  } else if (auto addr = unix_address(path)) {
-    UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (auto addr = unix_address(path)) {
+    UniqueFd s(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
     if (s.valid() && ::connect(s.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0)
       return std::unexpected(fmt::format("{} is in use by another server", path));
   }
@@ -59,10 +56,10 @@ std::expected<UniqueFd, std::string> bind_unix(const std::string& path, int type
 
 }  // namespace
 
-std::expected<UniqueFd, std::string> listen_unix(const std::string& path) {
-  auto fd = bind_unix(path, SOCK_STREAM);
+std::expected<UniqueFd, std::string> listen_unix(const std::string& path, int type) {
+  auto fd = bind_unix(path, type);
   if (!fd) return fd;
-  if (::listen(fd->get(), 4) != 0) return std::unexpected(fmt::format("listen {}: {}", path, errno_text(errno)));
+  if (::listen(fd->get(), 16) != 0) return std::unexpected(fmt::format("listen {}: {}", path, errno_text(errno)));
   return fd;
 }
 

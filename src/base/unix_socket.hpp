@@ -5,6 +5,8 @@
 // `-netdev dgram`).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <expected>
 #include <string>
 
@@ -12,9 +14,10 @@
 
 namespace vnk {
 
-// Binds and listens on `path`. A stale socket file left by an earlier run is
-// replaced; any other existing file is refused rather than deleted.
-std::expected<UniqueFd, std::string> listen_unix(const std::string& path);
+// Binds and listens on `path` (SOCK_STREAM, or SOCK_SEQPACKET). A stale
+// socket file left by an earlier run is replaced; a socket someone still
+// serves, or any other existing file, is refused rather than deleted.
+std::expected<UniqueFd, std::string> listen_unix(const std::string& path, int type = SOCK_STREAM);
 
 // One connection attempt to `path`. ECONNREFUSED/ENOENT (the frontend is not
 // up yet) come back as an empty fd so the caller can retry; anything else is

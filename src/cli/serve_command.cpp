@@ -31,6 +31,7 @@ struct ServeArgs {
   std::string connect_path;
   std::string stream_path;          // --stream
   std::string stream_connect_path;  // --stream-connect
+  std::string seqpacket_path;       // --seqpacket
   std::string dgram_path;           // --dgram
   int fd = -1;                      // --fd
   std::string net = "loopback";
@@ -42,6 +43,8 @@ struct ServeArgs {
   std::string metrics_path;
   unsigned metrics_interval_ms = 1000;
   unsigned max_connections = 0;
+  unsigned guests = 1;
+  bool isolate_guests = false;
   unsigned poll_us = 0;
   UsernetArgs user;  // --net user
   MmdsArgs mmds;
@@ -124,16 +127,25 @@ int run_frame_server(const ServeArgs& a) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
+  if (a.guests > 1 && a.stream_path.empty() && a.seqpacket_path.empty())
+    return fail("--guests N > 1 needs a listening frame socket (--stream PATH or --seqpacket PATH): each guest that "
+                "connects there is a port of one switch; a vhost-user socket, --stream-connect, --dgram and --fd "
+                "serve one guest");
+  if (a.guests > 1 && a.net != "user")
+    log::warn("vnetkit serve: --guests {} with --net {}: the guests share that backend through the switch, but only "
+              "--net user gives each its own lease",
+              a.guests, a.net);
   if (a.mtu || a.no_offload || a.link_down || a.poll_us != 0 || a.queue_pairs != 1 || a.mac != net::kDefaultMac.to_string())
     log::warn("vnetkit serve: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us concern the "
               "vhost-user device; over a frame socket the VMM owns the NIC, and they are ignored");
   using Mode = attach::FrameServerOptions::Mode;
   attach::FrameServerOptions opts;
   opts.mode = !a.stream_path.empty()           ? Mode::stream_listen
+              : !a.seqpacket_path.empty()      ? Mode::seqpacket_listen
               : !a.stream_connect_path.empty() ? Mode::stream_connect
               : !a.dgram_path.empty()          ? Mode::dgram
                                                : Mode::fd;
-  opts.path = a.stream_path + a.stream_connect_path + a.dgram_path;  // the one given
+  opts.path = a.stream_path + a.seqpacket_path + a.stream_connect_path + a.dgram_path;  // the one given
   opts.fd = a.fd;
   const bool connect_mode = opts.mode == Mode::stream_connect;
   // Reached by path after the sandbox is entered: the peer's listening
@@ -154,6 +166,8 @@ int run_frame_server(const ServeArgs& a) {
   opts.signal_fd = prepared->signals.get();
   opts.remove_socket_on_exit = !plan.has_value();
   opts.max_connections = a.max_connections;
+  opts.guests = a.guests;
+  opts.isolate_guests = a.isolate_guests;
   opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
   std::unique_ptr<MetricsFile> metrics;
   if (!a.metrics_path.empty()) opts.on_metrics = [&metrics] { metrics->write(); };
@@ -162,6 +176,11 @@ int run_frame_server(const ServeArgs& a) {
     metrics = std::make_unique<MetricsFile>(
         a.metrics_path, std::vector<MetricsGroup>{group_of("server", server.counters()),
                                                   group_of("link", server.link_counters()), choice.metrics});
+    if (const auto* sw = server.virtual_switch())
+      metrics->add({"switch", [sw, &server](const auto& emit) {
+                      sw->counters().for_each(emit);
+                      emit("guests_attached", server.peers());
+                    }});
     if (mmds) metrics->add(group_of("mmds", mmds->counters()));
   }
   if (auto r = server.open(); !r) return fail(r.error());
@@ -181,7 +200,8 @@ int run_serve(const ServeArgs& a) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
-  if (!a.stream_path.empty() || !a.stream_connect_path.empty() || !a.dgram_path.empty() || a.fd >= 0)
+  if (!a.stream_path.empty() || !a.seqpacket_path.empty() || !a.stream_connect_path.empty() || !a.dgram_path.empty() ||
+      a.fd >= 0)
     return run_frame_server(a);
   net::NetConfig cfg;
   auto mac = net::MacAddress::parse(a.mac);
@@ -273,7 +293,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Run the virtio-net device as a vhost-user-net backend, or serve a network over a frame socket");
   cmd->footer(
-      "One frontend is served at a time; after it disconnects the next one is accepted.\n"
+      "One frontend is served at a time; after it disconnects the next one is accepted (see --guests).\n"
       "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGINT/SIGTERM stop.\n"
       "Attach User-Mode Linux with virtio_uml.device=PATH:1, QEMU with\n"
       "  -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 -device virtio-net-pci,netdev=n0\n"
@@ -285,11 +305,14 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "Without vhost-user, a VMM or tool hands its network over a socket of plain Ethernet frames (no offloads):\n"
       "  --stream PATH      QEMU 7.2+: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"
       "  --stream-connect PATH   QEMU: -netdev stream,id=n0,server=on,addr.type=unix,addr.path=PATH\n"
+      "  --seqpacket PATH   User-Mode Linux: vec0:transport=bess,dst=PATH,src=UML_SIDE (the guest's eth is vec0)\n"
       "  --dgram PATH       QEMU: -netdev dgram,id=n0,local.type=unix,local.path=QEMU_SIDE,remote.type=unix,\n"
       "                     remote.path=PATH; vfkit: unixgram://PATH (answers go to each datagram's sender)\n"
       "  --fd N             an inherited socketpair end (krunkit, Virtualization.framework, a VMM): stream\n"
       "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET\n"
-      "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.");
+      "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.\n"
+      "With --guests N (--stream, --seqpacket) up to N guests attach at once, each a port of a learning switch in\n"
+      "front of the one backend; --net user leases GUEST_IP, GUEST_IP+1, ... by MAC and forwards reach GUEST_IP.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
@@ -299,6 +322,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   auto* stream_connect = cmd->add_option("--stream-connect", args->stream_connect_path,
                                          "Connect to a peer listening on this Unix socket with QEMU's stream framing; "
                                          "retried until it is up, and after every disconnect");
+  auto* seqpacket = cmd->add_option("--seqpacket", args->seqpacket_path,
+                                    "Listen on this Unix SOCK_SEQPACKET socket: one Ethernet frame per packet "
+                                    "(User-Mode Linux vec0:transport=bess,dst=PATH)");
   auto* dgram = cmd->add_option("--dgram", args->dgram_path,
                                 "Bind a unixgram socket here: one Ethernet frame per datagram (QEMU -netdev dgram, "
                                 "vfkit unixgram://), answered at the sender's address");
@@ -306,8 +332,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                              "Serve an inherited socket (a socketpair end): stream framing on SOCK_STREAM, one frame "
                              "per datagram on SOCK_DGRAM/SOCK_SEQPACKET; until its peer hangs up")
                  ->check(CLI::NonNegativeNumber);
-  for (auto* a : {listen, connect, stream, stream_connect, dgram, fd})
-    for (auto* b : {listen, connect, stream, stream_connect, dgram, fd})
+  for (auto* a : {listen, connect, stream, seqpacket, stream_connect, dgram, fd})
+    for (auto* b : {listen, connect, stream, seqpacket, stream_connect, dgram, fd})
       if (a != b) a->excludes(b);
   cmd->add_option("--net", args->net,
                   "Backend: loopback, socketpair:FD (one frame per datagram), tap:IFNAME (a host TAP device, created "
@@ -331,6 +357,14 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
       ->capture_default_str();
+  cmd->add_option("--guests", args->guests,
+                  "Guests served at once on one network (--stream or --seqpacket): each connection is a port of a "
+                  "switch; with --net user each gets its own DHCP lease (GUEST_IP and the next N-1 addresses) and "
+                  "flows, and guests reach each other at L2")
+      ->check(CLI::Range(1u, usernet::UsernetConfig::kMaxGuests))
+      ->capture_default_str();
+  cmd->add_flag("--isolate-guests", args->isolate_guests,
+                "With --guests: no frames from one guest to another (each still reaches the gateway)");
   cmd->add_option("--poll-us", args->poll_us,
                   "After work, busy-poll the rings this many microseconds before sleeping (0: never). Costs a core; "
                   "saves wake-ups and kicks for small frames back to back")
@@ -338,9 +372,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->callback([args, &exit_code] {
     if (args->listen_path.empty() && args->connect_path.empty() && args->stream_path.empty() &&
-        args->stream_connect_path.empty() && args->dgram_path.empty() && args->fd < 0)
-      throw CLI::RequiredError("--vhost-user PATH, --vhost-user-connect PATH, --stream PATH, --stream-connect PATH, "
-                               "--dgram PATH or --fd N");
+        args->seqpacket_path.empty() && args->stream_connect_path.empty() && args->dgram_path.empty() && args->fd < 0)
+      throw CLI::RequiredError("--vhost-user PATH, --vhost-user-connect PATH, --stream PATH, --seqpacket PATH, "
+                               "--stream-connect PATH, --dgram PATH or --fd N");
+    args->user.guests = args->guests;
     exit_code = run_serve(*args);
   });
 }

@@ -114,6 +114,7 @@ std::expected<usernet::UsernetConfig, std::string> to_usernet_config(const Usern
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     cfg.dns_upstreams = usernet::parse_resolv_conf(text);
   }
+  cfg.guests = a.guests;
   return usernet::validate(cfg);
 }
 

@@ -33,6 +33,7 @@ struct UsernetArgs {
   bool ipv6 = true;
   std::string ipv6_prefix = "fd00::/64";
   bool dhcpv6_address = false;
+  unsigned guests = 1;  // serve --guests: the DHCP pool's size
 };
 
 // Adds the options to `group`; `peer` names the other end in the help text

@@ -6,15 +6,70 @@ namespace vnk::usernet {
 
 using namespace packet;
 
-std::size_t DhcpServer::handle(const DhcpMessage& msg, std::span<std::byte> out) {
+DhcpServer::DhcpServer(const UsernetConfig& cfg, UsernetCounters& counters)
+    : cfg_(cfg), counters_(counters), pool_(cfg.guests == 0 ? 1 : cfg.guests) {}
+
+bool DhcpServer::leased() const noexcept {
+  for (const Lease& l : pool_)
+    if (l.bound) return true;
+  return false;
+}
+
+std::optional<std::size_t> DhcpServer::index_of(Ipv4Address ip) const noexcept {
+  const std::uint32_t i = ip.value - cfg_.guest.value;  // wraps for addresses below the pool
+  if (i >= pool_.size()) return std::nullopt;
+  return i;
+}
+
+std::optional<Ipv4Address> DhcpServer::lease_of(const MacAddress& mac) const noexcept {
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (pool_[i].bound && pool_[i].mac == mac) return Ipv4Address{cfg_.guest.value + static_cast<std::uint32_t>(i)};
+  return std::nullopt;
+}
+
+std::optional<std::size_t> DhcpServer::place(const MacAddress& mac, std::optional<Ipv4Address> wanted,
+                                             std::uint64_t now_ms) {
+  // One guest: its address, whoever asks.
+  if (pool_.size() == 1) {
+    if (pool_[0].mac != mac) pool_[0] = Lease{mac, 0, true, false};
+    return 0;
+  }
+  for (Lease& l : pool_)
+    if (l.held && l.expires_ms <= now_ms) l = Lease{};  // run out
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (pool_[i].held && pool_[i].mac == mac) return i;
+  std::optional<std::size_t> free;
+  if (wanted)
+    if (auto i = index_of(*wanted); i && !pool_[*i].held) free = i;
+  for (std::size_t i = 0; !free && i < pool_.size(); ++i)
+    if (!pool_[i].held) free = i;
+  if (!free) {
+    counters_.dhcp_pool_exhausted.add();
+    return std::nullopt;
+  }
+  pool_[*free] = Lease{mac, now_ms + kOfferMs, true, false};
+  return free;
+}
+
+std::optional<std::uint32_t> DhcpServer::guest_index(const MacAddress& mac, std::uint64_t now_ms) {
+  auto i = place(mac, std::nullopt, now_ms);
+  if (!i) return std::nullopt;
+  return static_cast<std::uint32_t>(*i);
+}
+
+std::size_t DhcpServer::handle(const DhcpMessage& msg, std::uint64_t now_ms, std::span<std::byte> out) {
   if (msg.op != 1) {
     counters_.dhcp_ignored.add();
     return 0;
   }
+  const auto address = [this](std::size_t i) { return Ipv4Address{cfg_.guest.value + static_cast<std::uint32_t>(i)}; };
   switch (msg.message_type) {
-    case dhcp_type::kDiscover:
+    case dhcp_type::kDiscover: {
       counters_.dhcp_discovers.add();
-      return reply(msg, dhcp_type::kOffer, out);
+      auto i = place(msg.chaddr, msg.requested_ip, now_ms);
+      if (!i) return 0;
+      return reply(msg, dhcp_type::kOffer, address(*i), out);
+    }
     case dhcp_type::kRequest: {
       counters_.dhcp_requests.add();
       // A REQUEST naming another server is the client choosing that server.
@@ -25,27 +80,30 @@ std::size_t DhcpServer::handle(const DhcpMessage& msg, std::span<std::byte> out)
       // SELECTING/INIT-REBOOT name the address in option 50; RENEWING and
       // REBINDING put it in ciaddr.
       const Ipv4Address wanted = msg.requested_ip.value_or(msg.ciaddr);
-      if (wanted != cfg_.guest) return reply(msg, dhcp_type::kNak, out);
-      leased_ = true;
-      return reply(msg, dhcp_type::kAck, out);
+      auto i = place(msg.chaddr, wanted, now_ms);
+      if (!i || address(*i) != wanted) return reply(msg, dhcp_type::kNak, kIpv4Any, out);
+      Lease& l = pool_[*i];
+      l.bound = true;
+      l.expires_ms = now_ms + std::uint64_t{cfg_.lease_seconds} * 1000;
+      return reply(msg, dhcp_type::kAck, wanted, out);
     }
     case dhcp_type::kInform:
       counters_.dhcp_informs.add();
-      return reply(msg, dhcp_type::kAck, out);
+      return reply(msg, dhcp_type::kAck, kIpv4Any, out);
     case dhcp_type::kRelease:
     case dhcp_type::kDecline:
       counters_.dhcp_releases.add();
-      leased_ = false;
+      for (Lease& l : pool_)
+        if (l.held && l.mac == msg.chaddr) l = Lease{};
       return 0;
     default: counters_.dhcp_ignored.add(); return 0;
   }
 }
 
-std::size_t DhcpServer::reply(const DhcpMessage& msg, std::uint8_t type, std::span<std::byte> out) {
+std::size_t DhcpServer::reply(const DhcpMessage& msg, std::uint8_t type, Ipv4Address yiaddr, std::span<std::byte> out) {
   if (out.size() < kUdpFrameOverhead + kDhcpFixedSize + 64) return 0;
   const bool inform = msg.message_type == dhcp_type::kInform;
   const bool nak = type == dhcp_type::kNak;
-  const Ipv4Address yiaddr = (inform || nak) ? kIpv4Any : cfg_.guest;
   DhcpWriter w(out.subspan(kUdpFrameOverhead), msg, type, yiaddr, nak ? kIpv4Any : cfg_.gateway);
   w.option_ip(dhcp_option::kServerId, cfg_.gateway);
   if (!nak) {

@@ -17,7 +17,8 @@ Dhcpv6Server::Dhcpv6Server(const UsernetConfig& cfg, UsernetCounters& counters)
 }
 
 std::size_t Dhcpv6Server::handle(const Ipv6Address& client, std::uint16_t client_port, const Dhcpv6Message& msg,
-                                 const MacAddress& guest_mac, std::span<std::byte> out) {
+                                 const MacAddress& guest_mac, std::optional<std::uint32_t> guest_index,
+                                 std::span<std::byte> out) {
   using namespace dhcpv6_type;
   const bool ours = msg.server_id && std::ranges::equal(*msg.server_id, duid_);
   const auto ignore = [&] {
@@ -63,12 +64,13 @@ std::size_t Dhcpv6Server::handle(const Ipv6Address& client, std::uint16_t client
   } else if (msg.ia_na && msg.type != kInformationRequest) {
     std::array<std::byte, 12> ia{};  // IAID, T1, T2
     store_be<std::uint32_t>(ia.data(), *msg.ia_na);
-    if (cfg_.ipv6.dhcp_address) {
+    if (cfg_.ipv6.dhcp_address && guest_index) {
       store_be<std::uint32_t>(ia.data() + 4, kPreferredSeconds / 2);
       store_be<std::uint32_t>(ia.data() + 8, kPreferredSeconds * 4 / 5);
       w.begin(dhcpv6_option::kIaNa, ia);
       std::array<std::byte, 24> addr{};
       cfg_.ipv6.guest.store(addr.data());
+      store_be<std::uint32_t>(addr.data() + 12, load_be<std::uint32_t>(addr.data() + 12) + *guest_index);
       store_be<std::uint32_t>(addr.data() + 16, kPreferredSeconds);
       store_be<std::uint32_t>(addr.data() + 20, kValidSeconds);
       w.option(dhcpv6_option::kIaAddr, addr);

@@ -2,7 +2,8 @@
 // guest configured by DHCPv6 gets the DNS address and search list
 // (stateless: Information-Request) and, with --ipv6-dhcp-address, one
 // address of its own (stateful: Solicit/Request/Renew/Rebind, Rapid Commit
-// honoured). One guest, one address, as the DHCPv4 server does.
+// honoured). Each guest gets the address at its DHCPv4 pool index
+// (UsernetConfig::ipv6.guest + index), so its two leases go together.
 //
 // Messages are validated as RFC 8415 §16 asks of a server: a Solicit or
 // Information-Request naming a server is not for us, a Request, Renew,
@@ -13,6 +14,8 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 
 #include "base/mac_address.hpp"
@@ -31,10 +34,12 @@ class Dhcpv6Server {
   Dhcpv6Server(const UsernetConfig& cfg, UsernetCounters& counters);
 
   // A client message (`ip` and `udp` parsed from it, `guest_mac` its
-  // Ethernet source). Writes the reply frame (Ethernet, IPv6, UDP, DHCPv6)
+  // Ethernet source, `guest_index` the pool index its MAC holds, nullopt
+  // when the pool is full: no address then). Writes the reply frame (Ethernet, IPv6, UDP, DHCPv6)
   // into `out` and returns its size, or 0 when none is due (counted).
   std::size_t handle(const packet::Ipv6Address& client, std::uint16_t client_port, const packet::Dhcpv6Message& msg,
-                     const MacAddress& guest_mac, std::span<std::byte> out);
+                     const MacAddress& guest_mac, std::optional<std::uint32_t> guest_index,
+                     std::span<std::byte> out);
 
  private:
   // DUID-LL (RFC 8415 §11.4) from the gateway's MAC.

@@ -243,7 +243,7 @@ void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
           counters_.drop_malformed.add();
           return;
         }
-        queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, out); });
+        queue_reply([&](std::span<std::byte> out) { return dhcp_.handle(*msg, clock_(), out); });
         return;
       }
       if (!ip.is_v4() && udp->dst_port == kDhcpv6ServerPort) {
@@ -253,8 +253,11 @@ void UserNet::handle_transport(const net::TxFrame& frame, const IpPacket& ip) {
           counters_.drop_malformed.add();
           return;
         }
+        // A stateful address is the one at the guest's DHCPv4 pool index.
+        const bool stateful = cfg_.ipv6.dhcp_address && msg->ia_na && msg->type != dhcpv6_type::kInformationRequest;
+        const auto index = stateful ? dhcp_.guest_index(frame_src_, clock_()) : std::optional<std::uint32_t>(0);
         queue_reply([&](std::span<std::byte> out) {
-          return dhcpv6_.handle(ip.src.ipv6(), udp->src_port, *msg, frame_src_, out);
+          return dhcpv6_.handle(ip.src.ipv6(), udp->src_port, *msg, frame_src_, index, out);
         });
         return;
       }

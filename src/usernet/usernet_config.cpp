@@ -27,6 +27,19 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
   if (cfg.gateway == cfg.guest || cfg.dns == cfg.guest)
     return std::unexpected(fmt::format("the guest address {} must differ from the gateway and DNS addresses",
                                        cfg.guest.to_string()));
+  if (cfg.guests < 1 || cfg.guests > UsernetConfig::kMaxGuests)
+    return std::unexpected(fmt::format("{} guests: between 1 and {} may share a network", cfg.guests,
+                                       UsernetConfig::kMaxGuests));
+  for (unsigned i = 1; i < cfg.guests; ++i) {
+    const Ipv4Address a{cfg.guest.value + i};
+    if (!a.in_subnet(cfg.network, cfg.prefix) || a == cfg.broadcast() || a == cfg.gateway || a == cfg.dns)
+      return std::unexpected(fmt::format("{} guests need the addresses {} to {}, but {} is {}", cfg.guests,
+                                         cfg.guest.to_string(), Ipv4Address{cfg.guest.value + cfg.guests - 1}.to_string(),
+                                         a.to_string(),
+                                         a == cfg.gateway ? "the gateway's"
+                                         : a == cfg.dns   ? "the DNS address"
+                                                          : "outside the network or its broadcast address"));
+  }
   if (cfg.mtu < 576 || cfg.mtu > 65520)
     return std::unexpected(fmt::format("MTU {} must be between 576 and 65520", cfg.mtu));
   if (!cfg.gateway_mac.is_unicast()) return std::unexpected("the gateway MAC must be unicast");
@@ -43,6 +56,17 @@ std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg) {
                                            a->to_string(), v6.prefix.to_string()));
     if (v6.gateway == v6.dns || v6.guest == v6.gateway || v6.guest == v6.dns)
       return std::unexpected("the IPv6 gateway, DNS and guest addresses must differ");
+    // Each guest's stateful DHCPv6 address is ipv6.guest + its pool index.
+    for (unsigned i = 1; i < cfg.guests; ++i) {
+      packet::Ipv6Address a = v6.guest;
+      std::uint32_t low = std::uint32_t{a.bytes[12]} << 24 | std::uint32_t{a.bytes[13]} << 16 |
+                          std::uint32_t{a.bytes[14]} << 8 | a.bytes[15];
+      low += i;
+      for (unsigned b = 0; b < 4; ++b) a.bytes[12 + b] = static_cast<std::uint8_t>(low >> (24 - 8 * b));
+      if (a == v6.gateway || a == v6.dns || low < i)
+        return std::unexpected(fmt::format("{} guests' DHCPv6 addresses from {} would reach {}", cfg.guests,
+                                           v6.guest.to_string(), a == v6.gateway ? "the IPv6 gateway" : "the IPv6 DNS address"));
+    }
     if (cfg.mtu < 1280) return std::unexpected(fmt::format("MTU {} is below IPv6's minimum of 1280", cfg.mtu));
   }
   return cfg;

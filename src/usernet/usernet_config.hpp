@@ -27,6 +27,12 @@ struct UsernetConfig {
   Ipv4Address gateway = Ipv4Address::of(10, 0, 2, 2);
   Ipv4Address dns = Ipv4Address::of(10, 0, 2, 3);
   Ipv4Address guest = Ipv4Address::of(10, 0, 2, 15);
+  // Guests on the link at once (vnetkit serve --guests). DHCP leases
+  // `guest` and the next guests - 1 addresses, one per client MAC; with one
+  // guest any MAC gets `guest` (a guest that comes back with a new MAC keeps
+  // its address). Forwards reach `guest`.
+  unsigned guests = 1;
+  static constexpr unsigned kMaxGuests = 64;
   // The gateway's (and DNS address's) MAC, as QEMU's slirp uses.
   MacAddress gateway_mac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
   // The guest's MAC when known before it sends a frame (a TAP device in a
@@ -97,9 +103,9 @@ struct UsernetConfig {
   [[nodiscard]] Ipv4Address broadcast() const noexcept { return Ipv4Address{network.value | ~netmask().value}; }
 };
 
-// Checks that the addresses fit together: prefix 8..30, gateway, DNS and guest
-// distinct, inside the network, and neither its network nor broadcast
-// address; MTU 576..65520. The error is a sentence for the user.
+// Checks that the addresses fit together: prefix 8..30, gateway, DNS and the
+// guests' addresses (guest .. guest + guests - 1) distinct, inside the
+// network, and neither its network nor broadcast address; MTU 576..65520. The error is a sentence for the user.
 std::expected<UsernetConfig, std::string> validate(UsernetConfig cfg);
 
 // The "nameserver" lines of a resolv.conf text, IPv4 ones first.

@@ -35,6 +35,7 @@ namespace vnk::usernet {
   X(dhcp_acks)                 /* DHCPACK sent */ \
   X(dhcp_naks)                 /* DHCPNAK sent */ \
   X(dhcp_ignored)              /* for another server, or of a type a server ignores */ \
+  X(dhcp_pool_exhausted)       /* DISCOVERs and REQUESTs from a new MAC while every guest address is held (--guests) */ \
   X(dhcpv6_solicits)           /* DHCPv6 Solicit */ \
   X(dhcpv6_requests)           /* DHCPv6 Request, Renew, Rebind, Confirm, Release, Decline */ \
   X(dhcpv6_information_requests) /* DHCPv6 Information-Request (stateless) */ \
