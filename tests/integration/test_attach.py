@@ -202,6 +202,50 @@ class AttachTest(unittest.TestCase):
         sock.send(tcp(40000, port, 1006, iss + 6, 0x14))  # RST+ACK
 
 
+class SharedNetworkTest(unittest.TestCase):
+    def test_two_uml_guests_share_one_usernet(self):
+        """`serve --seqpacket PATH --guests 2`: two Linux 6.1 guests in UML on
+        its vector driver's bess transport (one frame per SOCK_SEQPACKET
+        packet) are two ports of one switch in front of one usernet. Each gets
+        its own lease, pings the other at L2, sends it 4 MiB over TCP while
+        taking the other's 4 MiB, byte-exact, and moves 8 MiB each way with
+        the host through the gateway."""
+        web = HttpServer(8 << 20)
+        self.addCleanup(web.close)
+        serve = Serve("--net", "user", "--user-mtu", "1500", "--guests", "2", attach="--seqpacket")
+        self.addCleanup(serve.cleanup)
+        guests = []
+        for i in (1, 2):
+            vec = f"vec0:transport=bess,dst={serve.sock},src={serve.dir}/uml{i}.sock,mac=52:54:00:00:00:0{i}"
+            g = Uml(None, "pair", extra=[vec, "vnk.peers=10.0.2.15,10.0.2.16", f"vnk.http={web.port}"])
+            self.addCleanup(g.kill)
+            guests.append(g)
+        leases, blobs = [], []
+        for g in guests:
+            lease = kv(g.wait_for(r"VNK: pair-lease .*", 90).group(0))
+            leases.append(lease["address"])
+            blobs.append(kv(g.wait_for(r"VNK: pair-blob .*", 60).group(0)))
+        self.assertEqual(sorted(leases), ["10.0.2.15", "10.0.2.16"], [g.tail() for g in guests])
+        for g, other in zip(guests, reversed(blobs)):
+            g.wait_for(r"VNK: pair-ping ok", 60)
+            got = kv(g.wait_for(r"VNK: pair-got .*", 120).group(0))
+            self.assertEqual((got["bytes"], got["sha256"]), (other["bytes"], other["sha256"]), g.tail())
+            for step in ("download", "upload"):
+                r = kv(g.wait_for(rf"VNK: {step}.*", 120).group(0))
+                self.assertEqual((r.get("bytes"), r.get("sha256")), (str(8 << 20), web.sha256), g.tail())
+        for g in guests:
+            self.assertEqual(g.status(60), 0, g.tail())
+        m = serve.metrics()
+        sw = m["switch"]
+        self.assertGreater(sw["frames_between_guests"], 2 * (4 << 20) // 1514)
+        self.assertGreater(sw["frames_flooded"], 0)  # ARP requests, DHCP
+        for k in ("drop_mac_taken", "drop_too_many_macs", "drop_malformed", "drop_isolated"):
+            self.assertEqual(sw[k], 0, k)
+        self.assertEqual(m["backend"]["dhcp_acks"], 2)
+        self.assertEqual(m["server"]["connections"], 2)
+        self.assertEqual(serve.stop(), 0)
+
+
 class TapBackendTest(unittest.TestCase):
     def test_a_guest_on_a_host_tap_reaches_the_far_side(self):
         """`serve --net tap:vnktap0`: the UML guest (Linux's virtio_net, with
