@@ -41,6 +41,7 @@ FrameServer::FrameServer(FrameServerOptions opts, net::NetBackend& backend, net:
     backend::SwitchOptions so;
     so.guest_to_guest = !opts_.isolate_guests;
     so.max_ports = opts_.guests;
+    so.max_frame = opts_.max_frame;
     switch_ = std::make_unique<backend::VirtualSwitch>(backend_, interceptor_, so);
   }
 }

@@ -62,6 +62,7 @@ struct FrameServerOptions {
   unsigned max_connections = 0;       // listening: exit after serving this many (0: never)
   unsigned guests = 1;                // listening: peers served at once (> 1: through a VirtualSwitch)
   bool isolate_guests = false;        // with guests > 1: no frames between guests
+  std::size_t max_frame = 14 + 65535;  // with guests > 1: the network's MTU + 14 (the switch's queues)
   std::chrono::milliseconds metrics_interval{1000};
   std::function<void()> on_metrics;  // called every interval and at exit
 };

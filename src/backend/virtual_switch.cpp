@@ -13,8 +13,6 @@ constexpr std::size_t kEthernetHeader = 14;
 // Uplink frames one receive() looks through for its own before giving up
 // for now (the others went to their guests' queues).
 constexpr unsigned kPullTries = 16;
-// The largest frame a port queues: an Ethernet header and a 64 KiB packet.
-constexpr std::size_t kSlot = kEthernetHeader + 65535;
 
 // The frame's first `length` bytes of `buffer` into `ring`; false when full.
 bool copy_into(FrameRing& ring, std::span<const iovec> buffer, std::size_t length) {
@@ -26,8 +24,11 @@ bool copy_into(FrameRing& ring, std::span<const iovec> buffer, std::size_t lengt
 
 }  // namespace
 
-SwitchPort::SwitchPort(VirtualSwitch& sw, unsigned id, std::size_t queue_frames)
-    : switch_(sw), id_(id), from_peers_(queue_frames, kSlot), from_uplink_(queue_frames, kSlot) {}
+SwitchPort::SwitchPort(VirtualSwitch& sw, unsigned id, const SwitchOptions& o)
+    : switch_(sw),
+      id_(id),
+      from_peers_(o.queue_frames(), o.max_frame),
+      from_uplink_(o.queue_frames(), o.max_frame) {}
 
 bool SwitchPort::holds(const MacAddress& mac) const noexcept {
   return std::find(macs_.begin(), macs_.begin() + static_cast<std::ptrdiff_t>(mac_count_), mac) !=
@@ -73,7 +74,7 @@ VirtualSwitch::~VirtualSwitch() = default;
 
 SwitchPort* VirtualSwitch::attach() {
   if (ports_.size() >= options_.max_ports) return nullptr;
-  ports_.push_back(std::unique_ptr<SwitchPort>(new SwitchPort(*this, next_id_++, options_.queue_frames)));
+  ports_.push_back(std::unique_ptr<SwitchPort>(new SwitchPort(*this, next_id_++, options_)));
   return ports_.back().get();
 }
 
@@ -113,6 +114,10 @@ net::TxResult VirtualSwitch::from_port(SwitchPort& port, const net::TxFrame& fra
     return net::TxResult::dropped;
   }
   if (!learn(port, src)) return net::TxResult::dropped;
+  if (frame.length > options_.max_frame && (!dst.is_unicast() || owner(dst) != nullptr)) {
+    counters_.drop_oversize.add();
+    return net::TxResult::dropped;
+  }
   if (!dst.is_unicast()) {
     if (options_.guest_to_guest) {
       for (const auto& p : ports_) {

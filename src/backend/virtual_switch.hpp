@@ -26,6 +26,7 @@
 // frames (the frame-socket attachments need no more). One thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <memory>
@@ -48,7 +49,8 @@ namespace vnk::backend {
   X(drop_unknown_destination)  /* uplink frames for a MAC no port holds (a guest that left) */           \
   X(drop_mac_taken)            /* frames from a source MAC another guest holds */                        \
   X(drop_too_many_macs)        /* frames from a new source MAC once a port holds kMacsPerPort */         \
-  X(drop_malformed)            /* runts, multicast source MACs, uplink frames cut short */
+  X(drop_malformed)            /* runts, multicast source MACs, uplink frames cut short */ \
+  X(drop_oversize)             /* frames between guests larger than the network's MTU allows */
 
 struct SwitchCounters {
   VNK_SWITCH_COUNTERS(VNK_COUNTER_FIELD)
@@ -56,9 +58,19 @@ struct SwitchCounters {
 };
 
 struct SwitchOptions {
-  bool guest_to_guest = true;   // guests reach each other at L2
-  std::size_t queue_frames = 128;  // per queue: two per port
+  bool guest_to_guest = true;  // guests reach each other at L2
+  // The largest frame a port queues (the network's MTU + 14); larger frames
+  // between guests are dropped and counted.
+  std::size_t max_frame = 14 + 65535;
+  // What each of a port's two queues may hold: enough for a guest's whole
+  // TCP window (Linux autotunes up to 6 MiB), so a guest that is slow to
+  // read loses nothing another port pulled for it. Pages are touched only
+  // as frames fill them. Frames: queue_bytes / max_frame, at least 64.
+  std::size_t queue_bytes = std::size_t{8} << 20;
   std::size_t max_ports = 64;
+  [[nodiscard]] std::size_t queue_frames() const noexcept {
+    return std::max<std::size_t>(64, queue_bytes / (max_frame == 0 ? 1 : max_frame));
+  }
 };
 
 class VirtualSwitch;
@@ -82,7 +94,7 @@ class SwitchPort final : public net::NetBackend {
 
  private:
   friend class VirtualSwitch;
-  SwitchPort(VirtualSwitch& sw, unsigned id, std::size_t queue_frames);
+  SwitchPort(VirtualSwitch& sw, unsigned id, const SwitchOptions& options);
 
   VirtualSwitch& switch_;
   unsigned id_;

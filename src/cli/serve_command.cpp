@@ -128,13 +128,8 @@ int run_frame_server(const ServeArgs& a) {
     return 2;
   };
   if (a.guests > 1 && a.stream_path.empty() && a.seqpacket_path.empty())
-    return fail("--guests N > 1 needs a listening frame socket (--stream PATH or --seqpacket PATH): each guest that "
-                "connects there is a port of one switch; a vhost-user socket, --stream-connect, --dgram and --fd "
-                "serve one guest");
-  if (a.guests > 1 && a.net != "user")
-    log::warn("vnetkit serve: --guests {} with --net {}: the guests share that backend through the switch, but only "
-              "--net user gives each its own lease",
-              a.guests, a.net);
+    return fail("--guests N > 1 needs a listening socket (--vhost-user, --stream or --seqpacket): each guest that "
+                "connects there is a port of one switch; --stream-connect, --dgram and --fd serve one guest");
   if (a.mtu || a.no_offload || a.link_down || a.poll_us != 0 || a.queue_pairs != 1 || a.mac != net::kDefaultMac.to_string())
     log::warn("vnetkit serve: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us concern the "
               "vhost-user device; over a frame socket the VMM owns the NIC, and they are ignored");
@@ -168,6 +163,7 @@ int run_frame_server(const ServeArgs& a) {
   opts.max_connections = a.max_connections;
   opts.guests = a.guests;
   opts.isolate_guests = a.isolate_guests;
+  opts.max_frame = 14 + std::size_t{a.net == "user" ? a.user.user_mtu : std::uint16_t{65535}};
   opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
   std::unique_ptr<MetricsFile> metrics;
   if (!a.metrics_path.empty()) opts.on_metrics = [&metrics] { metrics->write(); };
@@ -200,6 +196,10 @@ int run_serve(const ServeArgs& a) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
+  if (a.guests > 1 && a.net != "user")
+    log::warn("vnetkit serve: --guests {} with --net {}: the guests share that backend through the switch, but only "
+              "--net user gives each its own lease",
+              a.guests, a.net);
   if (!a.stream_path.empty() || !a.seqpacket_path.empty() || !a.stream_connect_path.empty() || !a.dgram_path.empty() ||
       a.fd >= 0)
     return run_frame_server(a);
@@ -214,6 +214,12 @@ int run_serve(const ServeArgs& a) {
   cfg.queue_pairs = a.queue_pairs;
   cfg.link_up = !a.link_down;
   cfg.guest_offloads = !a.no_offload;
+  if (a.guests > 1 && !a.connect_path.empty())
+    return fail("--guests N > 1 needs a listening socket (--vhost-user PATH): with --vhost-user-connect vnetkit "
+                "reaches one frontend");
+  if (a.guests > 1 && a.poll_us != 0) return fail("--poll-us busy-polls one frontend's rings; it cannot go with --guests");
+  if (a.guests > 1 && !a.no_offload)
+    log::info("vnetkit serve: with --guests the devices offer no offloads: frames cross the switch whole");
   auto normalized = net::normalize(cfg);
   if (!normalized) return fail(normalized.error());
   if (normalized->queue_pairs > 1) {
@@ -244,6 +250,9 @@ int run_serve(const ServeArgs& a) {
   opts.net = *normalized;
   opts.signal_fd = prepared->signals.get();
   opts.max_connections = a.max_connections;
+  opts.guests = a.guests;
+  opts.isolate_guests = a.isolate_guests;
+  opts.max_frame = 14 + std::size_t{normalized->mtu.value_or(65535)};
   opts.poll = std::chrono::microseconds(a.poll_us);
   opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
 
@@ -264,6 +273,11 @@ int run_serve(const ServeArgs& a) {
                emit("link_up", s.link_up() ? 1 : 0);
              }},
             group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice.metrics});
+    if (const auto* sw = s.virtual_switch())
+      metrics->add({"switch", [sw, &s](const auto& emit) {
+                      sw->counters().for_each(emit);
+                      emit("guests_attached", s.frontends());
+                    }});
     if (mmds) metrics->add(group_of("mmds", mmds->counters()));
   }
   if (auto r = server->open(); !r) return fail(r.error());
@@ -311,8 +325,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "  --fd N             an inherited socketpair end (krunkit, Virtualization.framework, a VMM): stream\n"
       "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET\n"
       "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.\n"
-      "With --guests N (--stream, --seqpacket) up to N guests attach at once, each a port of a learning switch in\n"
-      "front of the one backend; --net user leases GUEST_IP, GUEST_IP+1, ... by MAC and forwards reach GUEST_IP.");
+      "With --guests N (--vhost-user, --stream, --seqpacket) up to N guests attach at once, each a port of a learning\n"
+      "switch in front of the one backend (vhost-user devices get MAC+0, MAC+1, ... and no offloads); --net user\n"
+      "leases GUEST_IP, GUEST_IP+1, ... by MAC, and forwards reach GUEST_IP.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
@@ -358,7 +373,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
       ->capture_default_str();
   cmd->add_option("--guests", args->guests,
-                  "Guests served at once on one network (--stream or --seqpacket): each connection is a port of a "
+                  "Guests served at once on one network (--vhost-user, --stream or --seqpacket): each connection is a port of a "
                   "switch; with --net user each gets its own DHCP lease (GUEST_IP and the next N-1 addresses) and "
                   "flows, and guests reach each other at L2")
       ->check(CLI::Range(1u, usernet::UsernetConfig::kMaxGuests))

@@ -37,10 +37,54 @@ bool changes_kicks(Request r) {
   return r == Request::set_vring_kick || r == Request::get_vring_base || r == Request::reset_owner;
 }
 
+// What one control message from a frontend came to.
+enum class Control {
+  handled,        // answered; the session goes on
+  kicks_changed,  // the same, and the kick fds may be others now
+  closed,         // the frontend hung up (or timed out)
+  error,          // malformed or refused: drop the frontend
+};
+
+// Reads one message from `sock`, has `session` handle it, and writes the
+// reply. Fds the session did not take are closed here, whatever happened.
+Control take_message(int sock, NetSession& session, Message& msg) {
+  auto r = read_message(sock, msg);
+  if (!r) {
+    if (r.error() == ProtocolError::io) return Control::closed;
+    log::warn("vhost-user: malformed message: {}", to_string(r.error()));
+    return Control::error;
+  }
+  const Request req = msg.request();
+  const std::uint32_t code = msg.header.request;
+  auto reply = session.handle(msg);
+  msg.fds = {};
+  msg.fd_count = 0;
+  if (!reply) return Control::error;
+  if (*reply && !write_reply(sock, code, (*reply)->payload())) return Control::closed;
+  return changes_kicks(req) ? Control::kicks_changed : Control::handled;
+}
+
+// Socket timeouts for a frontend: one that stalls mid-message or stops
+// reading replies is dropped after `timeout` instead of holding the thread.
+void set_io_timeout(int sock, std::chrono::milliseconds timeout) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
+  const timeval tv{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
+  ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options, net::NetBackend& backend, net::FrameInterceptor* interceptor)
-    : options_(std::move(options)), backend_(backend), interceptor_(interceptor) {}
+    : options_(std::move(options)), backend_(backend), interceptor_(interceptor) {
+  if (options_.guests > 1 && !options_.connect) {
+    backend::SwitchOptions so;
+    so.guest_to_guest = !options_.isolate_guests;
+    so.max_ports = options_.guests;
+    so.max_frame = options_.max_frame;
+    switch_ = std::make_unique<backend::VirtualSwitch>(backend_, interceptor_, so);
+  }
+}
 
 Server::~Server() {
   if (listener_.valid() && options_.remove_socket_on_exit) ::unlink(options_.socket_path.c_str());
@@ -151,10 +195,8 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   // A message is read whole once its first byte arrives, and a reply is
   // written whole: a frontend that stalls mid-message or stops reading is
   // dropped after io_timeout instead of holding the I/O thread.
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(options_.io_timeout).count();
-  const timeval io_timeout{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
-  ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &io_timeout, sizeof io_timeout);
-  ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &io_timeout, sizeof io_timeout);
+  set_io_timeout(sock.get(), options_.io_timeout);
+  attached_ = 1;
   epoll_add(ep, sock.get(), EPOLLIN, kTagControl);
   const int backend_fd = backend_.rx_fd();
   bool backend_armed = false;
@@ -215,29 +257,13 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
     for (int i = 0; i < n && connected; ++i) {
       const std::uint64_t tag = events[i].data.u64;
       if (tag == kTagControl) {
-        auto r = read_message(sock.get(), msg);
-        if (!r) {
-          clean = r.error() == ProtocolError::io;
-          if (!clean) log::warn("vhost-user: malformed message: {}", to_string(r.error()));
+        const Control c = take_message(sock.get(), session, msg);
+        if (c == Control::closed || c == Control::error) {
+          clean = c == Control::closed;
           connected = false;
           break;
         }
-        const Request req = msg.request();
-        const std::uint32_t code = msg.header.request;
-        auto reply = session.handle(msg);
-        // Fds the session did not take close here, whatever happened.
-        msg.fds = {};
-        msg.fd_count = 0;
-        if (!reply) {
-          clean = false;
-          connected = false;
-          break;
-        }
-        if (*reply && !write_reply(sock.get(), code, (*reply)->payload())) {
-          connected = false;
-          break;
-        }
-        if (changes_kicks(req)) sync_kicks();
+        if (c == Control::kicks_changed) sync_kicks();
         sync_backend();
       } else if (tag >= kTagKick0 && tag < kTagKick0 + NetSession::kNumQueues) {
         session.on_kick(static_cast<std::uint16_t>(tag - kTagKick0));
@@ -268,6 +294,7 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
     if (fd >= 0) epoll_del(ep, fd);
   if (backend_fd >= 0) epoll_del(ep, backend_fd);
   epoll_del(ep, sock.get());
+  attached_ = 0;
   (clean ? counters_.disconnects_clean : counters_.disconnects_error).add();
   log::info("frontend disconnected ({}); {} frames sent, {} received so far", clean ? "closed" : "protocol error",
             stats_.net.tx_packets.get(), stats_.net.rx_packets.get());
@@ -276,6 +303,7 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
 }
 
 std::expected<void, std::string> Server::run() {
+  if (switch_) return serve_many();
   while (!stopping_) {
     auto s = next_frontend();
     if (!s) return std::unexpected(s.error());
@@ -288,6 +316,173 @@ std::expected<void, std::string> Server::run() {
       ::usleep(100'000);
     }
   }
+  write_metrics();
+  return {};
+}
+
+// --- Several frontends at once (guests > 1) ---------------------------------
+//
+// One epoll set: the listener, the backend's rx_fd (one-shot, armed while
+// any session wants it), signals, the metrics timer, and per frontend its
+// socket and kick fds, tagged with its slot. Each round gives every session
+// with work one bounded turn. A port's queue may fill while another
+// session's RX pulls the uplink: such a session gets a backend turn too.
+
+namespace {
+
+constexpr std::uint64_t kTagListener = 5;
+constexpr std::uint64_t kSlotShift = 8;  // frontend tags: (slot + 1) << 8 | kind
+constexpr std::uint64_t kKindControl = 1;
+std::uint64_t frontend_tag(std::size_t slot, std::uint64_t kind) { return (slot + 1) << kSlotShift | kind; }
+
+}  // namespace
+
+struct Server::Frontend {
+  UniqueFd sock;
+  std::unique_ptr<NetSession> session;
+  backend::SwitchPort* port = nullptr;
+  std::array<int, NetSession::kNumQueues> kicks{-1, -1};
+  std::size_t slot = 0;
+  bool live = false;
+  bool ending = false;
+  bool clean = true;
+};
+
+void Server::accept_frontend(std::vector<Frontend>& all) {
+  UniqueFd s(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!s.valid()) return;
+  std::size_t slot = 0;
+  while (slot < all.size() && all[slot].live) ++slot;
+  backend::SwitchPort* port = slot < options_.guests ? switch_->attach() : nullptr;
+  if (port == nullptr) {
+    counters_.refused_full.add();
+    log::warn("vhost-user: a frontend connected while {} are served (--guests); closing it", options_.guests);
+    return;
+  }
+  if (slot == all.size()) all.emplace_back();
+  Frontend& f = all[slot];
+  f = Frontend{};
+  f.slot = slot;
+  f.port = port;
+  // Each device its own MAC: the configured one, plus the slot.
+  net::NetConfig cfg = options_.net;
+  cfg.mac.octets[5] = static_cast<std::uint8_t>(cfg.mac.octets[5] + slot);
+  cfg.guest_offloads = false;  // nothing crosses the switch but whole frames
+  f.session = std::make_unique<NetSession>(cfg, *port, nullptr, &stats_);
+  set_io_timeout(s.get(), options_.io_timeout);
+  if (!epoll_add(epoll_.get(), s.get(), EPOLLIN, frontend_tag(slot, kKindControl))) {
+    switch_->detach(port);
+    f = Frontend{};
+    return;
+  }
+  f.sock = std::move(s);
+  f.live = true;
+  ++attached_;
+  counters_.connections.add();
+  log::info("frontend connected (connection {}, MAC {}, {} attached)", counters_.connections.get(),
+            cfg.mac.to_string(), attached_);
+}
+
+void Server::end_frontend(Frontend& f) {
+  const int ep = epoll_.get();
+  for (int fd : f.kicks)
+    if (fd >= 0) epoll_del(ep, fd);
+  epoll_del(ep, f.sock.get());
+  (f.clean ? counters_.disconnects_clean : counters_.disconnects_error).add();
+  f.session.reset();  // stops its rings before its port goes
+  switch_->detach(f.port);
+  f = Frontend{};
+  --attached_;
+  log::info("frontend disconnected ({} attached); {} frames sent, {} received so far", attached_,
+            stats_.net.tx_packets.get(), stats_.net.rx_packets.get());
+  write_metrics();
+}
+
+std::expected<void, std::string> Server::serve_many() {
+  const int ep = epoll_.get();
+  epoll_add(ep, listener_.get(), EPOLLIN, kTagListener);
+  const int backend_fd = backend_.rx_fd();
+  bool backend_armed = false;
+  if (backend_fd >= 0) epoll_add(ep, backend_fd, EPOLLONESHOT, kTagBackend);
+  log::info("listening on {} for up to {} frontends", options_.socket_path, options_.guests);
+  std::vector<Frontend> all;
+  all.reserve(options_.guests);
+  Message msg;
+  const auto sync_kicks = [&](Frontend& f) {
+    for (std::uint16_t q = 0; q < NetSession::kNumQueues; ++q) {
+      if (f.kicks[q] >= 0) epoll_del(ep, f.kicks[q]);
+      f.kicks[q] = f.session->kick_fd(q);
+      if (f.kicks[q] >= 0 && !epoll_add(ep, f.kicks[q], EPOLLIN, frontend_tag(f.slot, kTagKick0 + q))) {
+        log::warn("vhost-user: kick fd of ring {} cannot be polled: {}", q, errno_text(errno));
+        f.kicks[q] = -1;
+      }
+    }
+  };
+  // Frames already waiting for a session in its port's queue (another
+  // session's RX pulled them) need no rx_fd event.
+  const auto queued_for = [](const Frontend& f) { return f.port->queued() > 0 && f.session->wants_backend(); };
+  bool more = false;
+  while (!stopping_) {
+    std::array<epoll_event, 32> events{};
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), more ? 0 : -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected("epoll_wait: " + errno_text(errno));
+    }
+    bool backend_ready = false;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t tag = events[i].data.u64;
+      if (tag == kTagListener) {
+        accept_frontend(all);
+      } else if (tag == kTagBackend) {
+        backend_armed = false;
+        backend_ready = true;
+      } else if (tag == kTagSignal) {
+        handle_signals(nullptr);
+        for (Frontend& f : all)
+          if (f.live && f.session->link_up() != options_.net.link_up) f.session->set_link_up(options_.net.link_up);
+      } else if (tag == kTagTimer) {
+        on_timer();
+      } else {
+        const std::size_t slot = (tag >> kSlotShift) - 1;
+        const std::uint64_t kind = tag & ((1u << kSlotShift) - 1);
+        if (slot >= all.size() || !all[slot].live || all[slot].ending) continue;
+        Frontend& f = all[slot];
+        if (kind == kKindControl) {
+          const Control c = take_message(f.sock.get(), *f.session, msg);
+          if (c == Control::closed || c == Control::error) {
+            f.clean = c == Control::closed;
+            f.ending = true;
+          } else if (c == Control::kicks_changed) {
+            sync_kicks(f);
+          }
+        } else if (kind >= kTagKick0 && kind < kTagKick0 + NetSession::kNumQueues) {
+          f.session->on_kick(static_cast<std::uint16_t>(kind - kTagKick0));
+        }
+      }
+    }
+    more = false;
+    bool wants_backend = false;
+    for (Frontend& f : all) {
+      if (!f.live) continue;
+      if (f.ending) {
+        end_frontend(f);
+        continue;
+      }
+      if ((backend_ready && f.session->wants_backend()) || queued_for(f)) f.session->backend_ready();
+      if (f.session->work_pending()) f.session->resume();
+      more |= f.session->work_pending() || queued_for(f);
+      wants_backend |= f.session->wants_backend();
+    }
+    if (backend_fd >= 0 && wants_backend && !backend_armed)
+      backend_armed = epoll_mod(ep, backend_fd, EPOLLIN | EPOLLONESHOT, kTagBackend);
+    if (options_.max_connections != 0 && counters_.connections.get() >= options_.max_connections && attached_ == 0)
+      break;
+  }
+  for (Frontend& f : all)
+    if (f.live) end_frontend(f);
+  if (backend_fd >= 0) epoll_del(ep, backend_fd);
+  epoll_del(ep, listener_.get());
   write_metrics();
   return {};
 }

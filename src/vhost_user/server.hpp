@@ -8,6 +8,12 @@
 // makes SET_MEM_TABLE atomic with respect to the rings for free: a memory
 // table is swapped between two drains, never during one.
 //
+// With `guests` > 1 (server mode) up to that many frontends are served at
+// once, each a port of a VirtualSwitch in front of the backend and each
+// device with its own MAC (the configured one, its last octet plus the
+// port's number): several VMs on one user-mode network. No offloads cross
+// the switch, so such devices offer none.
+//
 // Process signals arrive through a signalfd the caller blocks and passes in:
 // SIGINT/SIGTERM stop the server, SIGUSR1 sets the link down, SIGUSR2 up.
 #pragma once
@@ -16,8 +22,11 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "backend/virtual_switch.hpp"
 #include "net/net_backend.hpp"
 #include "net/net_config.hpp"
 #include "vhost_user/net_session.hpp"
@@ -39,6 +48,11 @@ struct ServerOptions {
   // epoll_wait (0: never busy-poll). Spends a core to save the frontend's
   // kicks and our wake-ups when frames arrive back to back.
   std::chrono::microseconds poll{0};
+  // Frontends served at once (server mode). > 1: through a VirtualSwitch;
+  // busy-polling (poll) is for one frontend only.
+  unsigned guests = 1;
+  bool isolate_guests = false;  // with guests > 1: no frames between guests
+  std::size_t max_frame = 14 + 65535;  // with guests > 1: the network's MTU + 14 (the switch's queues)
   // Unlink the listening socket at exit. Off in the sandbox, whose root is
   // empty; the next start replaces the stale socket.
   bool remove_socket_on_exit = true;
@@ -47,6 +61,7 @@ struct ServerOptions {
 struct ServerCounters {
 #define VNK_SERVER_COUNTERS(X)                                          \
   X(connections)         /* frontends served */                          \
+  X(refused_full)        /* frontends closed at once: `guests` attached */ \
   X(disconnects_clean)   /* frontend closed the socket */                \
   X(disconnects_error)   /* dropped for a protocol error */              \
   X(link_changes)        /* link up/down set from the host */
@@ -70,10 +85,19 @@ class Server {
   [[nodiscard]] const SessionStats& stats() const noexcept { return stats_; }
   [[nodiscard]] const ServerCounters& counters() const noexcept { return counters_; }
   [[nodiscard]] bool link_up() const noexcept { return options_.net.link_up; }
+  // The switch in front of the backend when guests > 1, else null.
+  [[nodiscard]] const backend::VirtualSwitch* virtual_switch() const noexcept { return switch_.get(); }
+  // Frontends attached now.
+  [[nodiscard]] std::size_t frontends() const noexcept { return attached_; }
 
  private:
   std::expected<UniqueFd, std::string> next_frontend();
   std::expected<void, std::string> serve(UniqueFd sock);
+  // guests > 1: every frontend a port of switch_, all on this thread.
+  std::expected<void, std::string> serve_many();
+  struct Frontend;
+  void accept_frontend(std::vector<Frontend>& all);
+  void end_frontend(Frontend& f);
   void handle_signals(NetSession* session);
   void on_timer();
   void write_metrics();
@@ -85,6 +109,8 @@ class Server {
   UniqueFd epoll_;
   UniqueFd timer_;
   bool stopping_ = false;
+  std::unique_ptr<backend::VirtualSwitch> switch_;
+  std::size_t attached_ = 0;
   SessionStats stats_;
   ServerCounters counters_;
 };

@@ -190,13 +190,14 @@ class Guest(Process):
 
 
 class Uml(Guest):
-    def __init__(self, sock, test, mem="256M", extra=()):
-        """`sock`: the vhost-user socket (virtio_uml), or None when `extra` gives the NIC (e.g. vec0:...)."""
+    def __init__(self, sock, test, mem="256M", extra=(), extra_args=()):
+        """`sock`: the vhost-user socket (virtio_uml), or None when `extra` gives the NIC (e.g. vec0:...);
+        `extra_args` are appended after `extra`."""
         kernel = shutil.which("linux.uml") or "/usr/bin/linux.uml"
         initrd = os.path.join(GUEST_DIR, "uml-initramfs.cpio.gz")
         device = [f"virtio_uml.device={sock}:1"] if sock else []
         argv = [kernel, f"mem={mem}", f"initrd={initrd}", *device, f"vnk.test={test}",
-                "con=null", "con0=null,fd:1", *extra]
+                "con=null", "con0=null,fd:1", *extra, *extra_args]
         super().__init__(argv, f"UML ({test})")
 
 

@@ -169,9 +169,9 @@ TEST_F(VirtualSwitchTest, APortHoldsABoundedNumberOfMacs) {
 }
 
 TEST_F(VirtualSwitchTest, AFloodingGuestFillsOnlyItsVictimsPeerQueue) {
-  make({.queue_frames = 32});
+  make({.max_frame = 1514, .queue_bytes = 64 * 1514});
   for (unsigned i = 0; i < 1000; ++i) send(*a, frame(kB, kA, static_cast<std::uint8_t>(i), 1514));
-  EXPECT_EQ(sw->counters().drop_queue_full.get(), 1000u - 32u);
+  EXPECT_EQ(sw->counters().drop_queue_full.get(), 1000u - 64u);
   // The victim's own traffic with the gateway still gets every other turn.
   const Bytes mine = frame(kB, kGateway, 0xee);
   uplink.pending.push_back(mine);
@@ -180,6 +180,14 @@ TEST_F(VirtualSwitchTest, AFloodingGuestFillsOnlyItsVictimsPeerQueue) {
   EXPECT_TRUE(got);
   // And the flooder's traffic to the gateway goes through.
   EXPECT_EQ(send(*a, frame(kGateway, kA, 1)), net::TxResult::sent);
+}
+
+TEST_F(VirtualSwitchTest, FramesBetweenGuestsLargerThanTheMtuAreDropped) {
+  make({.max_frame = 1514});
+  EXPECT_EQ(send(*a, frame(kB, kA, 1, 1515)), net::TxResult::dropped);
+  EXPECT_EQ(send(*a, frame(MacAddress::broadcast(), kA, 1, 1515)), net::TxResult::dropped);
+  EXPECT_EQ(send(*a, frame(kB, kA, 1, 1514)), net::TxResult::sent);
+  EXPECT_EQ(sw->counters().drop_oversize.get(), 2u);
 }
 
 TEST_F(VirtualSwitchTest, PortsAreBounded) {
