@@ -1,8 +1,11 @@
 #include "backend/virtual_switch.hpp"
 
 #include <algorithm>
+#include <cstring>
 
+#include "base/byte_order.hpp"
 #include "memory/iovec_ops.hpp"
+#include "packet/checksum.hpp"
 
 namespace vnk::backend {
 
@@ -14,21 +17,39 @@ constexpr std::size_t kEthernetHeader = 14;
 // for now (the others went to their guests' queues).
 constexpr unsigned kPullTries = 16;
 
-// The frame's first `length` bytes of `buffer` into `ring`; false when full.
-bool copy_into(FrameRing& ring, std::span<const iovec> buffer, std::size_t length) {
-  auto slot = ring.reserve();
-  if (slot.empty() || length > slot.size()) return false;
-  ring.commit(iov_read(buffer, 0, slot.first(length)));
+// The frame's first `length` bytes of `buffer`, with its header, into
+// `queue`; false when full.
+bool copy_into(FrameQueue& queue, std::span<const iovec> buffer, std::size_t length, const net::NetHeader& header) {
+  auto room = queue.reserve(length);
+  if (room.empty()) return false;
+  queue.commit(iov_read(buffer, 0, room), header);
   return true;
+}
+
+bool is_tso(const net::NetHeader& h) { return (h.gso_type & ~net::NetHeader::kGsoEcn) != net::NetHeader::kGsoNone; }
+
+// Whether a consumer that accepts `o` takes a frame with header `h`.
+bool accepts(const net::RxOffloads& o, const net::NetHeader& h) {
+  if ((h.flags & net::NetHeader::kFlagNeedsCsum) != 0 && !o.partial_csum) return false;
+  switch (h.gso_type & ~net::NetHeader::kGsoEcn) {
+    case net::NetHeader::kGsoNone: return true;
+    case net::NetHeader::kGsoTcpV4: return o.tso4;
+    case net::NetHeader::kGsoTcpV6: return o.tso6;
+    default: return false;
+  }
 }
 
 }  // namespace
 
 SwitchPort::SwitchPort(VirtualSwitch& sw, unsigned id, const SwitchOptions& o)
-    : switch_(sw),
-      id_(id),
-      from_peers_(o.queue_frames(), o.max_frame),
-      from_uplink_(o.queue_frames(), o.max_frame) {}
+    : switch_(sw), id_(id), from_peers_(o.queue_bytes), from_uplink_(o.queue_bytes) {}
+
+net::TxOffloads SwitchPort::tx_offloads() const { return switch_.uplink_.tx_offloads(); }
+
+void SwitchPort::set_rx_offloads(net::RxOffloads offloads) {
+  rx_offloads_ = offloads;
+  switch_.update_rx_offloads();
+}
 
 bool SwitchPort::holds(const MacAddress& mac) const noexcept {
   return std::find(macs_.begin(), macs_.begin() + static_cast<std::ptrdiff_t>(mac_count_), mac) !=
@@ -80,6 +101,55 @@ SwitchPort* VirtualSwitch::attach() {
 
 void VirtualSwitch::detach(SwitchPort* port) {
   std::erase_if(ports_, [port](const auto& p) { return p.get() == port; });
+  update_rx_offloads();
+}
+
+void VirtualSwitch::update_rx_offloads() {
+  net::RxOffloads all{true, true, true};
+  for (const auto& p : ports_) {
+    all.partial_csum = all.partial_csum && p->rx_offloads_.partial_csum;
+    all.tso4 = all.tso4 && p->rx_offloads_.tso4;
+    all.tso6 = all.tso6 && p->rx_offloads_.tso6;
+  }
+  if (ports_.empty()) all = {};
+  uplink_.set_rx_offloads(all);
+}
+
+void VirtualSwitch::deliver(SwitchPort& to, const net::TxFrame& frame) {
+  net::NetHeader h = frame.header;
+  h.num_buffers = 0;
+  h.gso_type &= static_cast<std::uint8_t>(~net::NetHeader::kGsoEcn);  // no GUEST_ECN: CWR on every segment
+  h.flags &= net::NetHeader::kFlagNeedsCsum;
+  const bool keep = accepts(to.rx_offloads_, h);
+  if (!keep && is_tso(h)) {
+    counters_.drop_offload.add();
+    return;
+  }
+  if (frame.length > options_.max_frame && !is_tso(h)) {
+    counters_.drop_oversize.add();
+    return;
+  }
+  auto room = to.from_peers_.reserve(frame.length);
+  if (room.empty()) {
+    counters_.drop_queue_full.add();
+    return;
+  }
+  // The head from the engine's host copy, the rest from guest memory: each
+  // byte read once.
+  std::memcpy(room.data(), frame.head.data(), frame.head.size());
+  iov_read(frame.data, frame.head.size(), room.subspan(frame.head.size()));
+  if (!keep && (h.flags & net::NetHeader::kFlagNeedsCsum) != 0) {
+    // The receiver checks every checksum: finish the sender's partial one
+    // (csum_start and csum_offset were checked against the frame by the
+    // TX engine) over the bytes just copied.
+    packet::Checksum sum;
+    sum.add(room.subspan(h.csum_start));
+    const std::size_t at = std::size_t{h.csum_start} + h.csum_offset;
+    store_be<std::uint16_t>(room.data() + at, sum.finish());
+    h = {};
+    counters_.checksums_completed.add();
+  }
+  to.from_peers_.commit(frame.length, keep ? h : net::NetHeader{});
 }
 
 SwitchPort* VirtualSwitch::owner(const MacAddress& mac) const noexcept {
@@ -114,18 +184,13 @@ net::TxResult VirtualSwitch::from_port(SwitchPort& port, const net::TxFrame& fra
     return net::TxResult::dropped;
   }
   if (!learn(port, src)) return net::TxResult::dropped;
-  if (frame.length > options_.max_frame && (!dst.is_unicast() || owner(dst) != nullptr)) {
-    counters_.drop_oversize.add();
-    return net::TxResult::dropped;
-  }
   if (!dst.is_unicast()) {
     if (options_.guest_to_guest) {
       for (const auto& p : ports_) {
         if (p.get() == &port) continue;
-        if (p->from_peers_.push(frame))
-          counters_.frames_flooded.add();
-        else
-          counters_.drop_queue_full.add();
+        const std::size_t queued = p->from_peers_.size();
+        deliver(*p, frame);
+        if (p->from_peers_.size() != queued) counters_.frames_flooded.add();
       }
     }
   } else if (SwitchPort* to = owner(dst)) {
@@ -137,10 +202,9 @@ net::TxResult VirtualSwitch::from_port(SwitchPort& port, const net::TxFrame& fra
       counters_.drop_isolated.add();
       return net::TxResult::dropped;
     }
-    if (!to->from_peers_.push(frame)) {
-      counters_.drop_queue_full.add();
-      return net::TxResult::dropped;
-    }
+    const std::size_t queued = to->from_peers_.size();
+    deliver(*to, frame);
+    if (to->from_peers_.size() == queued) return net::TxResult::dropped;
     counters_.frames_between_guests.add();
     return net::TxResult::sent;
   }
@@ -164,7 +228,7 @@ net::RxResult VirtualSwitch::pull_uplink(SwitchPort& port, std::span<const iovec
       // Router Advertisements, DHCP broadcasts: every guest gets one.
       for (const auto& p : ports_) {
         if (p.get() == &port) continue;
-        if (!whole || !copy_into(p->from_uplink_, buffer, r.written))
+        if (!whole || !copy_into(p->from_uplink_, buffer, r.written, r.header))
           counters_.drop_queue_full.add();
         else
           counters_.frames_flooded.add();
@@ -177,7 +241,7 @@ net::RxResult VirtualSwitch::pull_uplink(SwitchPort& port, std::span<const iovec
       counters_.drop_unknown_destination.add();
     } else if (!whole) {
       counters_.drop_malformed.add();  // our buffer was too small for it: it cannot be passed on whole
-    } else if (!copy_into(to->from_uplink_, buffer, r.written)) {
+    } else if (!copy_into(to->from_uplink_, buffer, r.written, r.header)) {
       counters_.drop_queue_full.add();
     }
   }

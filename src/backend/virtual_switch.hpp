@@ -22,8 +22,14 @@
 // victim's own traffic with the host. The attachments take turns on TX with
 // a budget per turn (SocketLink::kBudget).
 //
-// No offloads cross the switch: ports take and give whole, checksummed
-// frames (the frame-socket attachments need no more). One thread.
+// Offloads: a port takes what the uplink takes (usernet: partial checksums
+// and TSO), and the uplink builds for all guests what every attached port's
+// consumer accepts (RxOffloads, the intersection: vhost-user guests that
+// negotiated GUEST_CSUM/TSO get 64 KiB TSO frames; a frame-socket port
+// accepts none, so with one attached every guest gets whole frames). A
+// frame from one guest to another keeps its virtio-net header when the
+// receiver accepts it; otherwise its partial checksum is completed here, and
+// a TSO frame the receiver cannot take is dropped and counted. One thread.
 #pragma once
 
 #include <algorithm>
@@ -32,7 +38,7 @@
 #include <memory>
 #include <vector>
 
-#include "backend/frame_ring.hpp"
+#include "backend/frame_queue.hpp"
 #include "base/counter_set.hpp"
 #include "base/mac_address.hpp"
 #include "net/net_backend.hpp"
@@ -50,7 +56,9 @@ namespace vnk::backend {
   X(drop_mac_taken)            /* frames from a source MAC another guest holds */                        \
   X(drop_too_many_macs)        /* frames from a new source MAC once a port holds kMacsPerPort */         \
   X(drop_malformed)            /* runts, multicast source MACs, uplink frames cut short */ \
-  X(drop_oversize)             /* frames between guests larger than the network's MTU allows */
+  X(drop_oversize)             /* frames between guests larger than the network's MTU allows */ \
+  X(drop_offload)              /* TSO frames for a guest that does not take them */ \
+  X(checksums_completed)       /* partial checksums finished for a guest that does not take them */
 
 struct SwitchCounters {
   VNK_SWITCH_COUNTERS(VNK_COUNTER_FIELD)
@@ -59,18 +67,15 @@ struct SwitchCounters {
 
 struct SwitchOptions {
   bool guest_to_guest = true;  // guests reach each other at L2
-  // The largest frame a port queues (the network's MTU + 14); larger frames
-  // between guests are dropped and counted.
+  // The largest frame between guests without TSO (the network's MTU + 14);
+  // larger ones (but TSO frames) are dropped and counted.
   std::size_t max_frame = 14 + 65535;
-  // What each of a port's two queues may hold: enough for a guest's whole
-  // TCP window (Linux autotunes up to 6 MiB), so a guest that is slow to
-  // read loses nothing another port pulled for it. Pages are touched only
-  // as frames fill them. Frames: queue_bytes / max_frame, at least 64.
+  // What each of a port's two queues may hold (FrameQueue): enough for a
+  // guest's whole TCP window (Linux autotunes up to 6 MiB), so a guest that
+  // is slow to read loses nothing another port pulled for it. Pages are
+  // touched only as frames fill them.
   std::size_t queue_bytes = std::size_t{8} << 20;
   std::size_t max_ports = 64;
-  [[nodiscard]] std::size_t queue_frames() const noexcept {
-    return std::max<std::size_t>(64, queue_bytes / (max_frame == 0 ? 1 : max_frame));
-  }
 };
 
 class VirtualSwitch;
@@ -79,6 +84,9 @@ class SwitchPort final : public net::NetBackend {
  public:
   static constexpr std::size_t kMacsPerPort = 16;
 
+  [[nodiscard]] net::TxOffloads tx_offloads() const override;
+  // What this port's consumer accepts; the uplink gets what all accept.
+  void set_rx_offloads(net::RxOffloads offloads) override;
   net::TxResult transmit(const net::TxFrame& frame) override;
   void flush_tx() override;
   net::RxResult receive(std::span<const iovec> buffer) override;
@@ -100,8 +108,9 @@ class SwitchPort final : public net::NetBackend {
   unsigned id_;
   std::array<MacAddress, kMacsPerPort> macs_{};
   std::size_t mac_count_ = 0;
-  FrameRing from_peers_;   // frames other guests sent this one
-  FrameRing from_uplink_;  // uplink frames for this guest another port pulled
+  net::RxOffloads rx_offloads_{};
+  FrameQueue from_peers_;   // frames other guests sent this one
+  FrameQueue from_uplink_;  // uplink frames for this guest another port pulled
   bool peers_turn_ = false;
 };
 
@@ -131,6 +140,11 @@ class VirtualSwitch {
   // Where `port` may send from `src`: false (counted) when another port
   // holds it or this one holds kMacsPerPort others.
   bool learn(SwitchPort& port, const MacAddress& src);
+  // `frame` (from another guest) into `to`'s peer queue, its header kept,
+  // its checksum completed, or dropped, as `to` accepts.
+  void deliver(SwitchPort& to, const net::TxFrame& frame);
+  // Tells the uplink what every port's consumer accepts.
+  void update_rx_offloads();
 
   net::NetBackend& uplink_;
   net::FrameInterceptor* interceptor_;

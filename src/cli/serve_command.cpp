@@ -218,8 +218,6 @@ int run_serve(const ServeArgs& a) {
     return fail("--guests N > 1 needs a listening socket (--vhost-user PATH): with --vhost-user-connect vnetkit "
                 "reaches one frontend");
   if (a.guests > 1 && a.poll_us != 0) return fail("--poll-us busy-polls one frontend's rings; it cannot go with --guests");
-  if (a.guests > 1 && !a.no_offload)
-    log::info("vnetkit serve: with --guests the devices offer no offloads: frames cross the switch whole");
   auto normalized = net::normalize(cfg);
   if (!normalized) return fail(normalized.error());
   if (normalized->queue_pairs > 1) {
@@ -326,7 +324,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET\n"
       "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.\n"
       "With --guests N (--vhost-user, --stream, --seqpacket) up to N guests attach at once, each a port of a learning\n"
-      "switch in front of the one backend (vhost-user devices get MAC+0, MAC+1, ... and no offloads); --net user\n"
+      "switch in front of the one backend (vhost-user devices get MAC+0, MAC+1, ...); --net user\n"
       "leases GUEST_IP, GUEST_IP+1, ... by MAC, and forwards reach GUEST_IP.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,

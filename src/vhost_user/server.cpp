@@ -367,7 +367,6 @@ void Server::accept_frontend(std::vector<Frontend>& all) {
   // Each device its own MAC: the configured one, plus the slot.
   net::NetConfig cfg = options_.net;
   cfg.mac.octets[5] = static_cast<std::uint8_t>(cfg.mac.octets[5] + slot);
-  cfg.guest_offloads = false;  // nothing crosses the switch but whole frames
   f.session = std::make_unique<NetSession>(cfg, *port, nullptr, &stats_);
   set_io_timeout(s.get(), options_.io_timeout);
   if (!epoll_add(epoll_.get(), s.get(), EPOLLIN, frontend_tag(slot, kKindControl))) {

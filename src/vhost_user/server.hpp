@@ -11,8 +11,8 @@
 // With `guests` > 1 (server mode) up to that many frontends are served at
 // once, each a port of a VirtualSwitch in front of the backend and each
 // device with its own MAC (the configured one, its last octet plus the
-// port's number): several VMs on one user-mode network. No offloads cross
-// the switch, so such devices offer none.
+// port's number): several VMs on one user-mode network. Offloads pass
+// through the switch where every attached guest takes them.
 //
 // Process signals arrive through a signalfd the caller blocks and passes in:
 // SIGINT/SIGTERM stop the server, SIGUSR1 sets the link down, SIGUSR2 up.

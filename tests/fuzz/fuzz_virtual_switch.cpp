@@ -2,7 +2,10 @@
 // that hands back whatever frames the input gives it. The input is a list of
 // records: a control byte (bits 0-1: which port sends, or 3: the uplink
 // queues a frame; bit 2: every port takes a frame afterwards; bit 3: a port
-// leaves and another attaches), a length byte, then the frame. Source and
+// leaves and another attaches; bits 6-7: the frame's virtio-net header --
+// none, a partial checksum, TSO, or new offloads for a port's consumer), a
+// length byte, then the frame. Headers are shaped as the TX engine lets
+// them through (checksum field inside the frame). Source and
 // destination MACs come from a small set so ports learn, collide and flood.
 // Every frame a guest takes must be one that was sent (no bytes invented),
 // and queues stay within their bounds.
@@ -75,11 +78,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     at += std::min(len, size - std::min(size, at));
     const unsigned who = control & 3u;
+    const unsigned offload = control >> 6;
+    net::NetHeader h;
+    if (offload != 0 && offload != 3 && len >= 34 + 18) {
+      h.flags = net::NetHeader::kFlagNeedsCsum;
+      h.csum_start = static_cast<std::uint16_t>(14 + data[at - 1] % (len - 14 - 2));
+      h.csum_offset = static_cast<std::uint16_t>((len - 2 - h.csum_start) / 2);
+      if (offload == 2) {
+        h.gso_type = (len & 8) ? net::NetHeader::kGsoTcpV6 : net::NetHeader::kGsoTcpV4 | net::NetHeader::kGsoEcn;
+        h.gso_size = 536;
+        h.hdr_len = 54;
+      }
+    } else if (offload == 3 && who < 3 && ports[who] != nullptr) {
+      ports[who]->set_rx_offloads({(len & 1) != 0, (len & 2) != 0, (len & 4) != 0});
+    }
     if (who == 3) {
       uplink.frames.push_back(std::move(f));
     } else if (ports[who] != nullptr) {
       const iovec v{f.data(), f.size()};
-      ports[who]->transmit(net::TxFrame{net::NetHeader{}, std::span(&v, 1), f.size(),
+      ports[who]->transmit(net::TxFrame{h, std::span(&v, 1), f.size(),
                                         std::span<const std::byte>(f).first(std::min(f.size(), net::kTxHeadBytes))});
     }
     if ((control & 8u) != 0) {
@@ -92,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (p == nullptr) continue;
         const auto r = p->receive(std::span(&rv, 1));
         if (r.status == net::RxStatus::frame && (r.written > rx.size() || r.written > r.frame_len)) __builtin_trap();
-        if (p->queued() > 2 * o.queue_frames()) __builtin_trap();
+        if (p->queued() > 2 * backend::FrameQueue::kMaxFrames) __builtin_trap();
       }
     }
   }

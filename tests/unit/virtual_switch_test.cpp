@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "packet/checksum.hpp"
+
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -49,22 +51,27 @@ class FakeUplink final : public net::NetBackend {
   }
   [[nodiscard]] bool rx_pending() const override { return !pending.empty(); }
   [[nodiscard]] std::string_view name() const override { return "fake"; }
+  [[nodiscard]] net::TxOffloads tx_offloads() const override { return {true, true, true}; }
+  void set_rx_offloads(net::RxOffloads o) override { rx = o; }
+  net::RxOffloads rx{};
   std::vector<Bytes> sent;
   std::deque<Bytes> pending;
 };
 
-net::TxResult send(SwitchPort& port, const Bytes& f) {
+net::TxResult send(SwitchPort& port, const Bytes& f, const net::NetHeader& h = {}) {
   const iovec v{const_cast<std::byte*>(f.data()), f.size()};
-  return port.transmit(net::TxFrame{net::NetHeader{}, std::span(&v, 1), f.size(),
+  return port.transmit(net::TxFrame{h, std::span(&v, 1), f.size(),
                                     std::span(f).first(std::min(f.size(), net::kTxHeadBytes))});
 }
 
-// The next frame the port's guest gets, or an empty vector.
-Bytes take(SwitchPort& port) {
-  Bytes buf(65550);
+// The next frame the port's guest gets, or an empty vector; `header` gets
+// its virtio-net header.
+Bytes take(SwitchPort& port, net::NetHeader* header = nullptr) {
+  Bytes buf(70000);
   const iovec v{buf.data(), buf.size()};
   const auto r = port.receive(std::span(&v, 1));
   if (r.status != net::RxStatus::frame) return {};
+  if (header) *header = r.header;
   buf.resize(r.written);
   return buf;
 }
@@ -185,9 +192,87 @@ TEST_F(VirtualSwitchTest, AFloodingGuestFillsOnlyItsVictimsPeerQueue) {
 TEST_F(VirtualSwitchTest, FramesBetweenGuestsLargerThanTheMtuAreDropped) {
   make({.max_frame = 1514});
   EXPECT_EQ(send(*a, frame(kB, kA, 1, 1515)), net::TxResult::dropped);
-  EXPECT_EQ(send(*a, frame(MacAddress::broadcast(), kA, 1, 1515)), net::TxResult::dropped);
+  send(*a, frame(MacAddress::broadcast(), kA, 1, 1515));  // the uplink judges its own copy
   EXPECT_EQ(send(*a, frame(kB, kA, 1, 1514)), net::TxResult::sent);
   EXPECT_EQ(sw->counters().drop_oversize.get(), 2u);
+  EXPECT_EQ(take(*b).size(), 1514u);
+  EXPECT_TRUE(take(*b).empty());
+}
+
+// A TCP-over-IPv4 frame of `len` bytes from A to B whose checksum field
+// holds only the pseudo-header sum (a partial checksum), as Linux sends.
+Bytes partial_csum_frame(std::size_t len) {
+  Bytes f = frame(kB, kA, 0, len);
+  for (std::size_t i = 14; i < len; ++i) f[i] = std::byte(static_cast<std::uint8_t>(i * 13));
+  f[34 + 16] = std::byte{0x12};  // "pseudo-header sum" in the TCP checksum field
+  f[34 + 17] = std::byte{0x34};
+  return f;
+}
+net::NetHeader partial_csum() {
+  net::NetHeader h;
+  h.flags = net::NetHeader::kFlagNeedsCsum;
+  h.csum_start = 34;
+  h.csum_offset = 16;
+  return h;
+}
+
+TEST_F(VirtualSwitchTest, APartialChecksumIsFinishedForAGuestThatDoesNotTakeIt) {
+  make();
+  const Bytes f = partial_csum_frame(1000);
+  EXPECT_EQ(send(*a, f, partial_csum()), net::TxResult::sent);
+  net::NetHeader h;
+  const Bytes got = take(*b, &h);
+  ASSERT_EQ(got.size(), f.size());
+  EXPECT_EQ(h.flags, 0);
+  // The sum over the pseudo-header (its sum was in the field) and the
+  // checksummed range, the finished checksum included, is 0xffff.
+  packet::Checksum sum;
+  const Bytes pseudo{std::byte{0x12}, std::byte{0x34}};
+  sum.add(pseudo);
+  sum.add(std::span(got).subspan(34));
+  EXPECT_EQ(sum.finish(), 0);
+  EXPECT_EQ(sw->counters().checksums_completed.get(), 1u);
+}
+
+TEST_F(VirtualSwitchTest, OffloadsPassBetweenGuestsThatTakeThem) {
+  make();
+  b->set_rx_offloads({true, true, true});
+  const Bytes f = partial_csum_frame(20000);
+  net::NetHeader tso = partial_csum();
+  tso.gso_type = net::NetHeader::kGsoTcpV4 | net::NetHeader::kGsoEcn;
+  tso.gso_size = 1448;
+  tso.hdr_len = 66;
+  EXPECT_EQ(send(*a, f, tso), net::TxResult::sent);
+  net::NetHeader h;
+  EXPECT_EQ(take(*b, &h), f);  // untouched: the receiving guest completes and cuts it
+  EXPECT_EQ(h.flags, net::NetHeader::kFlagNeedsCsum);
+  EXPECT_EQ(h.gso_type, net::NetHeader::kGsoTcpV4);  // no GUEST_ECN: the bit is not passed on
+  EXPECT_EQ(h.gso_size, tso.gso_size);
+  EXPECT_EQ(h.hdr_len, tso.hdr_len);
+  EXPECT_EQ(h.csum_start, tso.csum_start);
+  EXPECT_EQ(h.csum_offset, tso.csum_offset);
+  // A guest that takes no TSO gets none: dropped and counted.
+  b->set_rx_offloads({true, false, false});
+  EXPECT_EQ(send(*a, f, tso), net::TxResult::dropped);
+  EXPECT_EQ(sw->counters().drop_offload.get(), 1u);
+}
+
+TEST_F(VirtualSwitchTest, TheUplinkBuildsWhatEveryGuestTakes) {
+  make();
+  EXPECT_FALSE(uplink.rx.partial_csum);
+  a->set_rx_offloads({true, true, true});
+  EXPECT_FALSE(uplink.rx.tso4);  // b takes none yet
+  b->set_rx_offloads({true, true, false});
+  EXPECT_TRUE(uplink.rx.partial_csum && uplink.rx.tso4);
+  EXPECT_FALSE(uplink.rx.tso6);
+  SwitchPort* c = sw->attach();  // a frame socket: takes nothing
+  sw->detach(c);
+  sw->detach(b);
+  EXPECT_TRUE(uplink.rx.tso6);
+  // TSO frames from the uplink keep their header through another port's queue.
+  net::NetHeader h;
+  uplink.pending.push_back(frame(kA, kGateway, 1, 30000));
+  EXPECT_EQ(take(*a, &h).size(), 30000u);
 }
 
 TEST_F(VirtualSwitchTest, PortsAreBounded) {
