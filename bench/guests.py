@@ -15,7 +15,9 @@ each command over HTTP from the host):
   guest→guest  iperf3 between the guests, both ways, through the switch;
   flooded      guest B's iperf3 to the host while guest A sends B UDP as fast
                as it can (iperf3 -u -b 0): B's throughput against B alone
-               (a flood must not starve it), and the switch's drops.
+               (a flood must not starve it), and the switch's drops. Both
+               guests, vnetkit and the iperf3 servers share this machine's
+               CPUs: compare with "both at once", where B also shares them.
 
 Throughput is iperf3's receiver figure, the median of RUNS runs of SECONDS.
 vnetkit's CPU-seconds per GiB over the phase is from /proc. Two guests and
