@@ -96,6 +96,7 @@ VirtualSwitch::~VirtualSwitch() = default;
 SwitchPort* VirtualSwitch::attach() {
   if (ports_.size() >= options_.max_ports) return nullptr;
   ports_.push_back(std::unique_ptr<SwitchPort>(new SwitchPort(*this, next_id_++, options_)));
+  update_rx_offloads();  // the newcomer takes none until its consumer says
   return ports_.back().get();
 }
 

@@ -266,6 +266,7 @@ TEST_F(VirtualSwitchTest, TheUplinkBuildsWhatEveryGuestTakes) {
   EXPECT_TRUE(uplink.rx.partial_csum && uplink.rx.tso4);
   EXPECT_FALSE(uplink.rx.tso6);
   SwitchPort* c = sw->attach();  // a frame socket: takes nothing
+  EXPECT_FALSE(uplink.rx.partial_csum || uplink.rx.tso4);
   sw->detach(c);
   sw->detach(b);
   EXPECT_TRUE(uplink.rx.tso6);
