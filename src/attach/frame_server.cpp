@@ -23,7 +23,7 @@ namespace vnk::attach {
 
 namespace {
 
-enum Tag : std::uint64_t { kListener = 1, kBackend, kSignal, kMetrics, kRetry, kPeer0 = 16 /* + slot */ };
+enum Tag : std::uint64_t { kListener = 1, kBackend, kSignal, kMetrics, kRetry, kSharedDgram, kPeer0 = 16 /* + slot */ };
 
 void arm(int timer, std::chrono::milliseconds every, bool repeat) {
   itimerspec its{};
@@ -37,7 +37,7 @@ void arm(int timer, std::chrono::milliseconds every, bool repeat) {
 
 FrameServer::FrameServer(FrameServerOptions opts, net::NetBackend& backend, net::FrameInterceptor* interceptor)
     : opts_(std::move(opts)), backend_(backend), interceptor_(interceptor) {
-  if (opts_.guests > 1 && listening()) {
+  if (opts_.guests > 1 && multi_peer()) {
     backend::SwitchOptions so;
     so.guest_to_guest = !opts_.isolate_guests;
     so.max_ports = opts_.guests;
@@ -46,8 +46,9 @@ FrameServer::FrameServer(FrameServerOptions opts, net::NetBackend& backend, net:
   }
 }
 
-bool FrameServer::listening() const noexcept {
-  return opts_.mode == FrameServerOptions::Mode::stream_listen || opts_.mode == FrameServerOptions::Mode::seqpacket_listen;
+bool FrameServer::multi_peer() const noexcept {
+  using Mode = FrameServerOptions::Mode;
+  return opts_.mode == Mode::stream_listen || opts_.mode == Mode::seqpacket_listen || opts_.mode == Mode::dgram;
 }
 
 std::size_t FrameServer::peers() const noexcept {
@@ -67,7 +68,7 @@ std::string FrameServer::describe() const {
     case FrameServerOptions::Mode::seqpacket_listen:
       return fmt::format("one frame per packet, listening on {}{}", opts_.path, guests);
     case FrameServerOptions::Mode::stream_connect: return fmt::format("QEMU stream framing, connecting to {}", opts_.path);
-    case FrameServerOptions::Mode::dgram: return fmt::format("one frame per datagram on {}", opts_.path);
+    case FrameServerOptions::Mode::dgram: return fmt::format("one frame per datagram on {}{}", opts_.path, guests);
     case FrameServerOptions::Mode::fd: return fmt::format("inherited socket fd {}", opts_.fd);
   }
   return {};
@@ -102,6 +103,14 @@ std::expected<void, std::string> FrameServer::open() {
       auto s = bind_unix_dgram(opts_.path);
       if (!s) return std::unexpected(s.error());
       bound_path_ = true;
+      if (switch_) {
+        // Several senders: the server reads and sorts by address.
+        shared_dgram_ = std::move(*s);
+        dgram_in_.resize(SocketLink::kDatagramBatch * StreamDeframer::kMaxFrame);
+        if (!epoll_add(epoll_.get(), shared_dgram_.get(), EPOLLIN, kSharedDgram))
+          return std::unexpected(fmt::format("epoll: {}", std::strerror(errno)));
+        return {};
+      }
       if (!start_link(std::move(*s), SocketLink::Framing::datagram, false))
         return std::unexpected(fmt::format("epoll: {}", std::strerror(errno)));
       return {};
@@ -125,29 +134,31 @@ std::expected<void, std::string> FrameServer::open() {
   return {};
 }
 
-bool FrameServer::start_link(UniqueFd sock, SocketLink::Framing framing, bool connected) {
+FrameServer::Peer* FrameServer::start_link(UniqueFd sock, SocketLink::Framing framing, bool connected, bool reads) {
   const int fd = sock.get();
   std::size_t slot = 0;
   while (slot < peers_.size() && peers_[slot].link) ++slot;
   if (slot == peers_.size()) peers_.emplace_back();
   Peer& p = peers_[slot];
+  p = Peer{};
   p.port = switch_ ? switch_->attach() : nullptr;
-  if (switch_ && p.port == nullptr) return false;
+  if (switch_ && p.port == nullptr) return nullptr;
   // With the switch, MMDS sits in front of the uplink (the switch's), so
   // its answers reach the guest that asked.
   net::NetBackend& backend = p.port ? static_cast<net::NetBackend&>(*p.port) : backend_;
   p.link = std::make_unique<SocketLink>(std::move(sock), framing, connected, backend, p.port ? nullptr : interceptor_,
                                         link_counters_);
   p.watching_write = false;
-  bool ok = epoll_add(epoll_.get(), fd, EPOLLIN, kPeer0 + slot);
+  p.reads = reads;
+  bool ok = epoll_add(epoll_.get(), fd, reads ? EPOLLIN : 0u, kPeer0 + slot);
   // The backend's readiness matters only while a peer takes its frames.
   if (ok && !backend_watched_) ok = backend_watched_ = epoll_add(epoll_.get(), backend_.rx_fd(), EPOLLIN, kBackend);
   if (!ok) {
     end_link(slot);
-    return false;
+    return nullptr;
   }
   counters_.connections.add();
-  return true;
+  return &p;
 }
 
 void FrameServer::end_link(std::size_t slot) {
@@ -166,7 +177,7 @@ void FrameServer::end_link(std::size_t slot) {
 void FrameServer::watch_peer(Peer& p, std::size_t slot) {
   if (!p.link || p.link->wants_write() == p.watching_write) return;
   p.watching_write = p.link->wants_write();
-  epoll_mod(epoll_.get(), p.link->fd(), EPOLLIN | (p.watching_write ? EPOLLOUT : 0u), kPeer0 + slot);
+  epoll_mod(epoll_.get(), p.link->fd(), (p.reads ? EPOLLIN : 0u) | (p.watching_write ? EPOLLOUT : 0u), kPeer0 + slot);
 }
 
 bool FrameServer::try_connect() {
@@ -199,6 +210,71 @@ void FrameServer::accept_peer() {
                                                                              : SocketLink::Framing::datagram;
   if (start_link(std::move(c), framing, true))
     log::info("vnetkit serve: peer connected ({} attached)", peers());
+}
+
+FrameServer::Peer* FrameServer::sender(const sockaddr_storage& address, socklen_t len) {
+  for (Peer& p : peers_)
+    if (p.link && !p.reads && p.address_len == len && std::memcmp(&p.address, &address, len) == 0) return &p;
+  // A new sender: a place of its own, or that of one silent for kDgramIdle.
+  const auto now = std::chrono::steady_clock::now();
+  if (peers() >= opts_.guests) {
+    auto idle = std::ranges::find_if(peers_, [&](const Peer& p) { return p.link && now - p.last_heard > kDgramIdle; });
+    if (idle == peers_.end()) {
+      counters_.refused_full.add();
+      return nullptr;
+    }
+    log::info("vnetkit serve: a dgram peer silent for {} s gives its place to a new one", kDgramIdle.count());
+    end_link(static_cast<std::size_t>(idle - peers_.begin()));
+  }
+  // Its link sends through its own descriptor of the shared socket (EPOLLOUT
+  // is watched per peer); only the server reads.
+  UniqueFd own(::fcntl(shared_dgram_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!own.valid()) return nullptr;
+  Peer* p = start_link(std::move(own), SocketLink::Framing::datagram, false, /*reads=*/false);
+  if (p == nullptr) return nullptr;
+  p->address = address;
+  p->address_len = len;
+  p->link->set_peer(address, len);
+  log::info("vnetkit serve: a new dgram peer ({} attached)", peers());
+  return p;
+}
+
+void FrameServer::read_shared_dgram() {
+  constexpr std::size_t kBatch = SocketLink::kDatagramBatch;
+  constexpr unsigned kRounds = 4;  // at most 64 datagrams per turn
+  std::array<mmsghdr, kBatch> msgs{};
+  std::array<iovec, kBatch> iov{};
+  std::array<sockaddr_storage, kBatch> from{};
+  for (unsigned round = 0; round < kRounds; ++round) {
+    for (std::size_t k = 0; k < kBatch; ++k) {
+      iov[k] = iovec{dgram_in_.data() + k * StreamDeframer::kMaxFrame, StreamDeframer::kMaxFrame};
+      msgs[k] = mmsghdr{};
+      msgs[k].msg_hdr.msg_iov = &iov[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      msgs[k].msg_hdr.msg_name = &from[k];
+      msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+    }
+    const int n = ::recvmmsg(shared_dgram_.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) break;
+    const auto now = std::chrono::steady_clock::now();
+    for (int k = 0; k < n; ++k) {
+      const mmsghdr& m = msgs[static_cast<std::size_t>(k)];
+      if (m.msg_hdr.msg_namelen <= sizeof(sa_family_t)) {
+        counters_.dgram_unnamed.add();
+        continue;
+      }
+      Peer* p = sender(from[static_cast<std::size_t>(k)], m.msg_hdr.msg_namelen);
+      if (p == nullptr) continue;
+      p->last_heard = now;
+      if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        link_counters_.drop_runt.add();  // (oversize: no Ethernet frame is this long)
+        continue;
+      }
+      p->link->deliver_frame(std::span(dgram_in_).subspan(static_cast<std::size_t>(k) * StreamDeframer::kMaxFrame, m.msg_len));
+    }
+    backend_.flush_tx();
+    if (static_cast<std::size_t>(n) < kBatch) break;
+  }
 }
 
 bool FrameServer::serve_turn(std::size_t slot, bool backend_ready) {
@@ -242,11 +318,12 @@ std::expected<void, std::string> FrameServer::run() {
       if (tag >= kPeer0) {
         // Peer → backend: one turn of at most SocketLink::kBudget frames.
         const std::size_t slot = tag - kPeer0;
-        if (slot < peers_.size() && peers_[slot].link) more |= peers_[slot].link->from_peer();
+        if (slot < peers_.size() && peers_[slot].link && peers_[slot].reads) more |= peers_[slot].link->from_peer();
         continue;
       }
       switch (tag) {
         case kListener: accept_peer(); break;
+        case kSharedDgram: read_shared_dgram(); break;
         case kBackend: backend_ready = true; break;
         case kRetry: {
           std::uint64_t expirations = 0;

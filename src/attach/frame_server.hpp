@@ -16,10 +16,12 @@
 //                     (socketpairs from vfkit, krunkit, a VMM); served until
 //                     its peer hangs up
 //
-// With `guests` > 1 (listening modes) every peer is a port of a
-// VirtualSwitch in front of the backend: each guest gets its own lease and
-// flows from the one usernet, and guests reach each other at L2 unless
-// `isolate_guests`.
+// With `guests` > 1 (listening modes, and dgram: each sender address is a
+// peer) every peer is a port of a VirtualSwitch in front of the backend:
+// each guest gets its own lease and flows from the one usernet, and guests
+// reach each other at L2 unless `isolate_guests`. On the shared dgram socket
+// the server reads and sorts datagrams by sender; a sender silent for
+// kDgramIdle gives its place to a new one when all are taken.
 //
 // Everything runs on one thread around one epoll set: the peers' sockets
 // (EPOLLOUT only while a frame waits for room), the backend's rx_fd, the
@@ -45,7 +47,8 @@ namespace vnk::attach {
 #define VNK_FRAME_SERVER_COUNTERS(X)                                        \
   X(connections)      /* peers served (stream connections, or the fd) */    \
   X(connect_retries)  /* connect attempts that found no listener yet */     \
-  X(refused_full)     /* connections closed at once: `guests` peers were attached */
+  X(refused_full)     /* connections closed at once, or new dgram senders ignored: `guests` peers were attached */ \
+  X(dgram_unnamed)    /* datagrams on a shared dgram socket from a sender with no address to answer */
 
 struct FrameServerCounters {
   VNK_FRAME_SERVER_COUNTERS(VNK_COUNTER_FIELD)
@@ -92,8 +95,19 @@ class FrameServer {
     std::unique_ptr<SocketLink> link;
     backend::SwitchPort* port = nullptr;  // with the switch
     bool watching_write = false;
+    bool reads = true;  // false: a sender of the shared dgram socket, read by the server
+    sockaddr_storage address{};
+    socklen_t address_len = 0;
+    std::chrono::steady_clock::time_point last_heard{};
   };
-  bool start_link(UniqueFd sock, SocketLink::Framing framing, bool connected);
+  static constexpr std::chrono::seconds kDgramIdle{60};
+  // The new peer's place, or nullptr (epoll failed, or the switch is full).
+  Peer* start_link(UniqueFd sock, SocketLink::Framing framing, bool connected, bool reads = true);
+  // guests > 1 on --dgram: reads the shared socket and hands each datagram
+  // to its sender's link (a new one for a new sender).
+  void read_shared_dgram();
+  [[nodiscard]] Peer* sender(const sockaddr_storage& address, socklen_t len);
+  [[nodiscard]] bool multi_peer() const noexcept;
   void end_link(std::size_t slot);
   // Stream connect: one attempt; false (retry later) when nobody listens yet.
   bool try_connect();
@@ -102,7 +116,6 @@ class FrameServer {
   // One turn for the peer in `slot` after the events: backend → peer, and
   // closing it when it hung up. True when it has work left.
   bool serve_turn(std::size_t slot, bool backend_ready);
-  [[nodiscard]] bool listening() const noexcept;
 
   FrameServerOptions opts_;
   net::NetBackend& backend_;
@@ -110,6 +123,8 @@ class FrameServer {
   SocketLinkCounters link_counters_;
   FrameServerCounters counters_;
   UniqueFd epoll_, listener_, retry_timer_, metrics_timer_;
+  UniqueFd shared_dgram_;              // guests > 1 on --dgram
+  std::vector<std::byte> dgram_in_;    // its receive slots
   std::unique_ptr<backend::VirtualSwitch> switch_;
   std::vector<Peer> peers_;  // by slot; a slot without a link is free
   bool backend_watched_ = false;

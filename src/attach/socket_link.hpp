@@ -73,6 +73,15 @@ class SocketLink {
              net::FrameInterceptor* interceptor, SocketLinkCounters& counters);
 
   [[nodiscard]] int fd() const noexcept { return sock_.get(); }
+  // Datagram, unconnected: frames go to `peer` from now on (a sender the
+  // owner tells apart on a shared unixgram socket it reads itself).
+  void set_peer(const sockaddr_storage& peer, socklen_t len) noexcept {
+    peer_ = peer;
+    peer_len_ = len;
+  }
+  // A frame the owner read for this link's peer: handed on as from_peer()
+  // hands on what it reads (the owner calls the backend's flush_tx()).
+  void deliver_frame(std::span<const std::byte> frame) { deliver(frame); }
   // Peer → backend: reads until EAGAIN or the budget. True when it stopped
   // at the budget (more may be waiting).
   bool from_peer();

@@ -127,9 +127,9 @@ int run_frame_server(const ServeArgs& a) {
     fmt::print(stderr, "vnetkit serve: {}\n", why);
     return 2;
   };
-  if (a.guests > 1 && a.stream_path.empty() && a.seqpacket_path.empty())
-    return fail("--guests N > 1 needs a listening socket (--vhost-user, --stream or --seqpacket): each guest that "
-                "connects there is a port of one switch; --stream-connect, --dgram and --fd serve one guest");
+  if (a.guests > 1 && a.stream_path.empty() && a.seqpacket_path.empty() && a.dgram_path.empty())
+    return fail("--guests N > 1 needs a socket guests come to (--vhost-user, --stream, --seqpacket or --dgram): each "
+                "guest there is a port of one switch; --stream-connect and --fd serve one guest");
   if (a.mtu || a.no_offload || a.link_down || a.poll_us != 0 || a.queue_pairs != 1 || a.mac != net::kDefaultMac.to_string())
     log::warn("vnetkit serve: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us concern the "
               "vhost-user device; over a frame socket the VMM owns the NIC, and they are ignored");
@@ -323,9 +323,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "  --fd N             an inherited socketpair end (krunkit, Virtualization.framework, a VMM): stream\n"
       "                     framing on SOCK_STREAM, one frame per datagram on SOCK_DGRAM/SOCK_SEQPACKET\n"
       "There the VMM owns the NIC: --mac, --mtu, --queue-pairs, --no-offload, --link-down and --poll-us do not apply.\n"
-      "With --guests N (--vhost-user, --stream, --seqpacket) up to N guests attach at once, each a port of a learning\n"
-      "switch in front of the one backend (vhost-user devices get MAC+0, MAC+1, ...); --net user\n"
-      "leases GUEST_IP, GUEST_IP+1, ... by MAC, and forwards reach GUEST_IP.");
+      "With --guests N (--vhost-user, --stream, --seqpacket; --dgram: per sender address) up to N guests attach at\n"
+      "once, each a port of a learning switch in front of the one backend (vhost-user devices get MAC+0, MAC+1,\n"
+      "...); --net user leases GUEST_IP, GUEST_IP+1, ... by MAC, and forwards reach GUEST_IP.");
   auto* listen = cmd->add_option("--vhost-user", args->listen_path, "Listen on this Unix socket (server mode)");
   auto* connect = cmd->add_option("--vhost-user-connect", args->connect_path,
                                   "Connect to a frontend listening on this Unix socket (client mode); retried until it is up");
@@ -371,7 +371,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
       ->capture_default_str();
   cmd->add_option("--guests", args->guests,
-                  "Guests served at once on one network (--vhost-user, --stream or --seqpacket): each connection is a port of a "
+                  "Guests served at once on one network (--vhost-user, --stream, --seqpacket, or --dgram by sender address): "
+                  "each is a port of a "
                   "switch; with --net user each gets its own DHCP lease (GUEST_IP and the next N-1 addresses) and "
                   "flows, and guests reach each other at L2")
       ->check(CLI::Range(1u, usernet::UsernetConfig::kMaxGuests))

@@ -253,6 +253,75 @@ class SharedNetworkTest(unittest.TestCase):
         self.two_guests(serve, lambda i: (None, [
             f"vec0:transport=bess,dst={serve.sock},src={serve.dir}/uml{i}.sock,mac=52:54:00:00:00:0{i}"]))
 
+    def test_dgram_senders_are_guests_of_their_own(self):
+        """`serve --dgram PATH --guests 2`: two unixgram peers (the test on raw
+        frames, as QEMU -netdev dgram or vfkit would send) on the one socket
+        are two guests: each gets its own DHCP offer, an ARP request from one
+        for the other's address reaches the other, and its unicast answer
+        comes back. A third sender while both are attached is not answered."""
+        serve = Serve("--net", "user", "--no-ipv6", "--guests", "2", attach="--dgram")
+        self.addCleanup(serve.cleanup)
+        os.chmod(serve.dir, 0o755)  # the sandbox's user (nobody) answers our sockets there
+
+        def peer(i):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            path = os.path.join(serve.dir, f"peer{i}.sock")
+            s.bind(path)
+            os.chmod(path, 0o777)
+            s.settimeout(5)
+            self.addCleanup(s.close)
+            return s, bytes([0x52, 0x54, 0, 0, 0, i])
+
+        def discover(sock, mac, xid):
+            bootp = (struct.pack("!BBBBIHH4s4s4s4s16s", 1, 1, 6, 0, xid, 0, 0x8000, bytes(4), bytes(4), bytes(4),
+                                 bytes(4), mac + bytes(10)) + bytes(192) + b"\x63\x82\x53\x63" + b"\x35\x01\x01\xff")
+            udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes(4), b"\xff" * 4)
+            ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
+            sock.sendto(b"\xff" * 6 + mac + b"\x08\x00" + ip + udp, serve.sock)
+
+        def offer_for(sock, xid):
+            while True:
+                f = sock.recv(70000)
+                if f[12:14] == b"\x08\x00" and f[23] == 17 and struct.unpack("!I", f[14 + 28 + 4:14 + 28 + 8])[0] == xid:
+                    return bytes(f[14 + 28 + 16:14 + 28 + 20])
+
+        def arp(sock, op, src_mac, src_ip, dst_mac, dst_ip, eth_dst):
+            sock.sendto(eth_dst + src_mac + b"\x08\x06" +
+                        struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, src_mac, src_ip, dst_mac, dst_ip), serve.sock)
+
+        def next_arp(sock):
+            while True:
+                f = sock.recv(70000)
+                if f[12:14] == b"\x08\x06":
+                    return f
+
+        (a, mac_a), (b, mac_b) = peer(1), peer(2)
+        discover(a, mac_a, 0xa)
+        discover(b, mac_b, 0xb)
+        ip_a, ip_b = offer_for(a, 0xa), offer_for(b, 0xb)
+        self.assertEqual(sorted([ip_a, ip_b]), [bytes([10, 0, 2, 15]), bytes([10, 0, 2, 16])])
+        # A asks who has B's address: the broadcast reaches B, B's answer A.
+        arp(a, 1, mac_a, ip_a, bytes(6), ip_b, b"\xff" * 6)
+        req = next_arp(b)
+        self.assertEqual((req[6:12], req[38:42]), (mac_a, ip_b))
+        arp(b, 2, mac_b, ip_b, mac_a, ip_a, mac_a)
+        reply = next_arp(a)
+        self.assertEqual((reply[6:12], struct.unpack("!H", reply[20:22])[0], reply[28:32]), (mac_b, 2, ip_b))
+        # A third sender finds both places taken.
+        c, mac_c = peer(3)
+        discover(c, mac_c, 0xc)
+        c.settimeout(1)
+        with self.assertRaises(socket.timeout):
+            offer_for(c, 0xc)
+        m = serve.metrics()
+        self.assertEqual(m["server"]["connections"], 2)
+        self.assertGreaterEqual(m["server"]["refused_full"], 1)
+        self.assertEqual(m["switch"]["frames_between_guests"], 1)
+        self.assertGreaterEqual(m["switch"]["frames_flooded"], 1)
+        self.assertEqual(m["backend"]["dhcp_offers"], 2)
+        self.assertEqual(serve.stop(), 0)
+
     def test_two_uml_guests_over_vhost_user_share_one_usernet(self):
         """`serve --vhost-user PATH --guests 2`: two virtio_uml frontends on one
         socket, each its own device (MAC+0, MAC+1) and port, with their
