@@ -103,6 +103,54 @@ TEST_F(ServerTest, RepliesThenServesTheNextFrontendAfterAMalformedOne) {
   EXPECT_EQ(open_fd_count(), fds_before);
 }
 
+// --guests 2: two frontends are served at the same time, each a device of
+// its own (its MAC is the configured one plus its place); a third waits
+// for nothing -- it is closed at once -- and once both leave the server
+// ends (max_connections) with no descriptor left open.
+TEST_F(ServerTest, SeveralFrontendsAtOnceEachItsOwnDevice) {
+  const int fds_before = open_fd_count();
+  {
+    backend::LoopbackBackend loopback;
+    ServerOptions opts;
+    opts.socket_path = path;
+    opts.max_connections = 2;
+    opts.guests = 2;
+    Server server(opts, loopback);
+    ASSERT_TRUE(server.open());
+    ASSERT_NE(server.virtual_switch(), nullptr);
+    std::thread io([&] { EXPECT_TRUE(server.run()); });
+    const auto config_mac = [](int fd) {
+      // GET_CONFIG for the 6-byte MAC at offset 0 (needs no feature).
+      std::array<std::byte, 12 + 6> payload{};
+      store_le<std::uint32_t>(payload.data() + 4, 6);
+      EXPECT_TRUE(write_message(fd, Header{static_cast<std::uint32_t>(Request::get_config), kVersion, 18}, payload));
+      Message reply;
+      EXPECT_TRUE(read_message(fd, reply));
+      return MacAddress::load(reply.storage.data() + 12);
+    };
+    UniqueFd a = connect_to(path), b = connect_to(path);
+    ASSERT_TRUE(a.valid() && b.valid());
+    // Both answer, interleaved: neither waits for the other to leave.
+    const MacAddress mac_a = config_mac(a.get());
+    const MacAddress mac_b = config_mac(b.get());
+    EXPECT_NE(mac_a, mac_b);
+    EXPECT_EQ(mac_a.octets[5] + 1, mac_b.octets[5]);
+    EXPECT_EQ(config_mac(a.get()), mac_a);
+    // A third is closed at once.
+    UniqueFd c = connect_to(path);
+    ASSERT_TRUE(c.valid());
+    char byte;
+    EXPECT_EQ(::read(c.get(), &byte, 1), 0);
+    EXPECT_EQ(server.counters().refused_full.get(), 1u);
+    a.reset();
+    b.reset();
+    io.join();
+    EXPECT_EQ(server.counters().connections.get(), 2u);
+    EXPECT_EQ(server.counters().disconnects_clean.get(), 2u);
+  }
+  EXPECT_EQ(open_fd_count(), fds_before);
+}
+
 TEST_F(ServerTest, AFrontendThatStallsMidMessageIsDropped) {
   backend::LoopbackBackend loopback;
   ServerOptions opts;
