@@ -152,7 +152,10 @@ FrameServer::Peer* FrameServer::start_link(UniqueFd sock, SocketLink::Framing fr
   p.reads = reads;
   bool ok = epoll_add(epoll_.get(), fd, reads ? EPOLLIN : 0u, kPeer0 + slot);
   // The backend's readiness matters only while a peer takes its frames.
-  if (ok && !backend_watched_) ok = backend_watched_ = epoll_add(epoll_.get(), backend_.rx_fd(), EPOLLIN, kBackend);
+  if (ok && !backend_watched_) {
+    ok = backend_watched_ = epoll_add(epoll_.get(), backend_.rx_fd(), EPOLLIN, kBackend);
+    backend_polled_ = true;
+  }
   if (!ok) {
     end_link(slot);
     return nullptr;
@@ -356,6 +359,15 @@ std::expected<void, std::string> FrameServer::run() {
     // Backend → peers: every peer gets a turn, each within its budget.
     for (std::size_t slot = 0; slot < peers_.size(); ++slot) more |= serve_turn(slot, backend_ready);
     if (finished_) return finish();
+    // The backend's rx_fd is level-triggered and stays readable while host
+    // data waits: poll it only while some peer's socket takes frames, or
+    // the loop would spin while every peer's socket is full (EPOLLOUT wakes
+    // us when one drains).
+    const bool want = std::ranges::any_of(peers_, [](const Peer& p) { return p.link && !p.link->wants_write(); });
+    if (backend_watched_ && want != backend_polled_) {
+      epoll_mod(epoll_.get(), backend_.rx_fd(), want ? EPOLLIN : 0u, kBackend);
+      backend_polled_ = want;
+    }
   }
 }
 

@@ -127,7 +127,8 @@ class FrameServer {
   std::vector<std::byte> dgram_in_;    // its receive slots
   std::unique_ptr<backend::VirtualSwitch> switch_;
   std::vector<Peer> peers_;  // by slot; a slot without a link is free
-  bool backend_watched_ = false;
+  bool backend_watched_ = false;  // registered with the epoll set (while a peer is attached)
+  bool backend_polled_ = false;   // and asked for EPOLLIN: while some peer's socket takes frames
   bool bound_path_ = false;
   bool finished_ = false;  // the last peer left and no other may come (fd, max_connections)
 };
