@@ -155,8 +155,18 @@ class Helper {
       fmt::print(stderr, "vnetkit netns: warning: /etc/resolv.conf left as it is: {}\n", why);
     };
     if (skip_resolv_conf_) return warn("no private mount namespace");
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      // In a chroot (and some containers) / is not a mount point, so its
+      // mounts cannot be made private here, and a bind mount over
+      // /etc/resolv.conf could propagate to the host's mount namespace.
+      if (errno == EINVAL)
+        return warn(
+            "/ is not a mount point here (a chroot?), so vnetkit cannot give the command its own resolv.conf "
+            "without the change reaching the host's mounts. DNS in the namespace asks this resolv.conf's servers, "
+            "not usernet's DNS address (10.0.2.3 unless --dns); make the chroot's directory a mount point before "
+            "entering it (mount --bind DIR DIR), or point the command's resolver at usernet's DNS address yourself");
       return warn(fmt::format("making mounts private: {}", std::strerror(errno)));
+    }
     const char* dir = std::getenv("TMPDIR");
     std::string path = fmt::format("{}/vnetkit-resolv.XXXXXX", dir != nullptr && *dir != 0 ? dir : "/tmp");
     const int fd = ::mkstemp(path.data());
