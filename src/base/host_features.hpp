@@ -30,7 +30,8 @@ struct HostFeatures {
 inline constexpr const char* kUserNamespaceHint =
     "unprivileged user namespaces may be disabled: check sysctl user.max_user_namespaces (must be > 0), "
     "kernel.unprivileged_userns_clone (Debian kernels before 6.x) and "
-    "kernel.apparmor_restrict_unprivileged_userns (Ubuntu), or run as root";
+    "kernel.apparmor_restrict_unprivileged_userns (Ubuntu); in a chroot the kernel allows none at all; "
+    "or run as root";
 
 // Probes the kernel now (a few sockets opened and closed), honouring
 // VNETKIT_PRETEND_MISSING.
