@@ -5,6 +5,7 @@
 #include "base/fd_limit.hpp"
 #include "base/log.hpp"
 #include "cli/demo_command.hpp"
+#include "cli/doctor_command.hpp"
 #include "cli/netns_command.hpp"
 #include "cli/serve_command.hpp"
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   vnk::cli::add_serve_command(app, exit_code);
   vnk::cli::add_netns_command(app, exit_code);
   vnk::cli::add_demo_command(app, exit_code);
+  vnk::cli::add_doctor_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }
