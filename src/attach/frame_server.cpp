@@ -362,8 +362,9 @@ std::expected<void, std::string> FrameServer::run() {
     // The backend's rx_fd is level-triggered and stays readable while host
     // data waits: poll it only while some peer's socket takes frames, or
     // the loop would spin while every peer's socket is full (EPOLLOUT wakes
-    // us when one drains).
-    const bool want = std::ranges::any_of(peers_, [](const Peer& p) { return p.link && !p.link->wants_write(); });
+    // us when one drains) or no peer has said where frames go yet.
+    const bool want = std::ranges::any_of(
+        peers_, [](const Peer& p) { return p.link && !p.link->wants_write() && p.link->can_send(); });
     if (backend_watched_ && want != backend_polled_) {
       epoll_mod(epoll_.get(), backend_.rx_fd(), want ? EPOLLIN : 0u, kBackend);
       backend_polled_ = want;

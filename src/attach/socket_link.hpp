@@ -96,6 +96,11 @@ class SocketLink {
   [[nodiscard]] bool wants_write() const noexcept {
     return framing_ == Framing::stream ? out_begin_ < out_end_ : dgram_sent_ < dgram_count_;
   }
+  // Frames may go to the peer: false for an unconnected datagram socket
+  // until the first datagram names where answers go.
+  [[nodiscard]] bool can_send() const noexcept {
+    return framing_ == Framing::stream || connected_ || peer_len_ != 0;
+  }
   // The peer hung up or broke the framing: the owner closes the link.
   [[nodiscard]] bool closed() const noexcept { return closed_; }
 
