@@ -116,7 +116,7 @@ void VirtualSwitch::update_rx_offloads() {
   uplink_.set_rx_offloads(all);
 }
 
-void VirtualSwitch::deliver(SwitchPort& to, const net::TxFrame& frame) {
+bool VirtualSwitch::deliver(SwitchPort& to, const net::TxFrame& frame) {
   net::NetHeader h = frame.header;
   h.num_buffers = 0;
   h.gso_type &= static_cast<std::uint8_t>(~net::NetHeader::kGsoEcn);  // no GUEST_ECN: CWR on every segment
@@ -124,16 +124,16 @@ void VirtualSwitch::deliver(SwitchPort& to, const net::TxFrame& frame) {
   const bool keep = accepts(to.rx_offloads_, h);
   if (!keep && is_tso(h)) {
     counters_.drop_offload.add();
-    return;
+    return false;
   }
   if (frame.length > options_.max_frame && !is_tso(h)) {
     counters_.drop_oversize.add();
-    return;
+    return false;
   }
   auto room = to.from_peers_.reserve(frame.length);
   if (room.empty()) {
     counters_.drop_queue_full.add();
-    return;
+    return false;
   }
   // The head from the engine's host copy, the rest from guest memory: each
   // byte read once.
@@ -151,6 +151,7 @@ void VirtualSwitch::deliver(SwitchPort& to, const net::TxFrame& frame) {
     counters_.checksums_completed.add();
   }
   to.from_peers_.commit(frame.length, keep ? h : net::NetHeader{});
+  return true;
 }
 
 SwitchPort* VirtualSwitch::owner(const MacAddress& mac) const noexcept {
@@ -189,9 +190,7 @@ net::TxResult VirtualSwitch::from_port(SwitchPort& port, const net::TxFrame& fra
     if (options_.guest_to_guest) {
       for (const auto& p : ports_) {
         if (p.get() == &port) continue;
-        const std::size_t queued = p->from_peers_.size();
-        deliver(*p, frame);
-        if (p->from_peers_.size() != queued) counters_.frames_flooded.add();
+        if (deliver(*p, frame)) counters_.frames_flooded.add();
       }
     }
   } else if (SwitchPort* to = owner(dst)) {
@@ -203,9 +202,7 @@ net::TxResult VirtualSwitch::from_port(SwitchPort& port, const net::TxFrame& fra
       counters_.drop_isolated.add();
       return net::TxResult::dropped;
     }
-    const std::size_t queued = to->from_peers_.size();
-    deliver(*to, frame);
-    if (to->from_peers_.size() == queued) return net::TxResult::dropped;
+    if (!deliver(*to, frame)) return net::TxResult::dropped;
     counters_.frames_between_guests.add();
     return net::TxResult::sent;
   }
@@ -229,7 +226,9 @@ net::RxResult VirtualSwitch::pull_uplink(SwitchPort& port, std::span<const iovec
       // Router Advertisements, DHCP broadcasts: every guest gets one.
       for (const auto& p : ports_) {
         if (p.get() == &port) continue;
-        if (!whole || !copy_into(p->from_uplink_, buffer, r.written, r.header))
+        if (!whole)
+          counters_.drop_malformed.add();  // our buffer was too small for it: it cannot be passed on whole
+        else if (!copy_into(p->from_uplink_, buffer, r.written, r.header))
           counters_.drop_queue_full.add();
         else
           counters_.frames_flooded.add();

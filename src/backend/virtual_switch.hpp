@@ -141,8 +141,9 @@ class VirtualSwitch {
   // holds it or this one holds kMacsPerPort others.
   bool learn(SwitchPort& port, const MacAddress& src);
   // `frame` (from another guest) into `to`'s peer queue, its header kept,
-  // its checksum completed, or dropped, as `to` accepts.
-  void deliver(SwitchPort& to, const net::TxFrame& frame);
+  // its checksum completed, or dropped (counted), as `to` accepts. True
+  // when it was queued.
+  bool deliver(SwitchPort& to, const net::TxFrame& frame);
   // Tells the uplink what every port's consumer accepts.
   void update_rx_offloads();
 

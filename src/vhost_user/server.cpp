@@ -64,6 +64,21 @@ Control take_message(int sock, NetSession& session, Message& msg) {
   return changes_kicks(req) ? Control::kicks_changed : Control::handled;
 }
 
+// Registers the session's kick eventfds with `ep` in place of those in
+// `registered`, ring q tagged `tag0 + q` (after a request that may have
+// changed them).
+void sync_kick_fds(int ep, const NetSession& session, std::array<int, NetSession::kNumQueues>& registered,
+                   std::uint64_t tag0) {
+  for (std::uint16_t q = 0; q < NetSession::kNumQueues; ++q) {
+    if (registered[q] >= 0) epoll_del(ep, registered[q]);
+    registered[q] = session.kick_fd(q);
+    if (registered[q] >= 0 && !epoll_add(ep, registered[q], EPOLLIN, tag0 + q)) {
+      log::warn("vhost-user: kick fd of ring {} cannot be polled: {}", q, errno_text(errno));
+      registered[q] = -1;
+    }
+  }
+}
+
 // Socket timeouts for a frontend: one that stalls mid-message or stops
 // reading replies is dropped after `timeout` instead of holding the thread.
 void set_io_timeout(int sock, std::chrono::milliseconds timeout) {
@@ -204,16 +219,6 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
   std::array<int, NetSession::kNumQueues> kick_registered{};
   kick_registered.fill(-1);
 
-  auto sync_kicks = [&] {
-    for (std::uint16_t q = 0; q < NetSession::kNumQueues; ++q) {
-      if (kick_registered[q] >= 0) epoll_del(ep, kick_registered[q]);
-      kick_registered[q] = session.kick_fd(q);
-      if (kick_registered[q] >= 0 && !epoll_add(ep, kick_registered[q], EPOLLIN, kTagKick0 + q)) {
-        log::warn("vhost-user: kick fd of ring {} cannot be polled: {}", q, errno_text(errno));
-        kick_registered[q] = -1;
-      }
-    }
-  };
   auto sync_backend = [&] {
     if (backend_fd < 0 || backend_armed || !session.wants_backend()) return;
     backend_armed = epoll_mod(ep, backend_fd, EPOLLIN | EPOLLONESHOT, kTagBackend);
@@ -263,7 +268,7 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
           connected = false;
           break;
         }
-        if (c == Control::kicks_changed) sync_kicks();
+        if (c == Control::kicks_changed) sync_kick_fds(ep, session, kick_registered, kTagKick0);
         sync_backend();
       } else if (tag >= kTagKick0 && tag < kTagKick0 + NetSession::kNumQueues) {
         session.on_kick(static_cast<std::uint16_t>(tag - kTagKick0));
@@ -407,16 +412,6 @@ std::expected<void, std::string> Server::serve_many() {
   std::vector<Frontend> all;
   all.reserve(options_.guests);
   Message msg;
-  const auto sync_kicks = [&](Frontend& f) {
-    for (std::uint16_t q = 0; q < NetSession::kNumQueues; ++q) {
-      if (f.kicks[q] >= 0) epoll_del(ep, f.kicks[q]);
-      f.kicks[q] = f.session->kick_fd(q);
-      if (f.kicks[q] >= 0 && !epoll_add(ep, f.kicks[q], EPOLLIN, frontend_tag(f.slot, kTagKick0 + q))) {
-        log::warn("vhost-user: kick fd of ring {} cannot be polled: {}", q, errno_text(errno));
-        f.kicks[q] = -1;
-      }
-    }
-  };
   // Frames already waiting for a session in its port's queue (another
   // session's RX pulled them) need no rx_fd event.
   const auto queued_for = [](const Frontend& f) { return f.port->queued() > 0 && f.session->wants_backend(); };
@@ -453,7 +448,7 @@ std::expected<void, std::string> Server::serve_many() {
             f.clean = c == Control::closed;
             f.ending = true;
           } else if (c == Control::kicks_changed) {
-            sync_kicks(f);
+            sync_kick_fds(ep, *f.session, f.kicks, frontend_tag(f.slot, kTagKick0));
           }
         } else if (kind >= kTagKick0 && kind < kTagKick0 + NetSession::kNumQueues) {
           f.session->on_kick(static_cast<std::uint16_t>(kind - kTagKick0));
