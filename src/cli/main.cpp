@@ -1,5 +1,6 @@
 // vnetkit: networking for virtual machines.
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 
 #include "base/fd_limit.hpp"
@@ -16,6 +17,12 @@ int main(int argc, char** argv) {
   std::string level;
   app.add_option("--log-level", level, "debug, info (default), warn or error; also VNETKIT_LOG")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  // Options of the program itself may also follow the command
+  // (`vnetkit serve --config FILE`).
+  app.fallthrough();
+  auto* config = app.set_config("--config", "", "Read options from this TOML or INI file: top-level keys, and each command's in its own section ([serve], [netns]); the command line wins, an unknown key is an error")
+      ->check(CLI::ExistingFile);
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.parse_complete_callback([&level] {
     using vnk::log::Level;
     // A command tells its user what it is doing: info unless asked otherwise.
@@ -36,6 +43,18 @@ int main(int argc, char** argv) {
   vnk::cli::add_netns_command(app, exit_code);
   vnk::cli::add_demo_command(app, exit_code);
   vnk::cli::add_doctor_command(app, exit_code);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse serve.bogus": name the file and
+    // what a key must be.
+    std::fprintf(stderr,
+                 "vnetkit: %s: %s (a key is a long option without its dashes; a command's keys go in its section, "
+                 "e.g. [serve])\n",
+                 config->as<std::string>().c_str(), e.what());
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
   return exit_code;
 }
