@@ -23,7 +23,7 @@ namespace vnk::attach {
 
 namespace {
 
-enum Tag : std::uint64_t { kListener = 1, kBackend, kSignal, kMetrics, kRetry, kSharedDgram, kPeer0 = 16 /* + slot */ };
+enum Tag : std::uint64_t { kListener = 1, kBackend, kSignal, kMetrics, kRetry, kSharedDgram, kAux, kPeer0 = 16 /* + slot */ };
 
 void arm(int timer, std::chrono::milliseconds every, bool repeat) {
   itimerspec its{};
@@ -83,6 +83,7 @@ std::expected<void, std::string> FrameServer::open() {
   bool ok = epoll_add(epoll_.get(), retry_timer_.get(), EPOLLIN, kRetry) &&
             epoll_add(epoll_.get(), metrics_timer_.get(), EPOLLIN, kMetrics);
   if (opts_.signal_fd >= 0) ok = ok && epoll_add(epoll_.get(), opts_.signal_fd, EPOLLIN, kSignal);
+  if (opts_.aux_fd >= 0) ok = ok && epoll_add(epoll_.get(), opts_.aux_fd, EPOLLIN, kAux);
   if (!ok) return std::unexpected(fmt::format("epoll: {}", std::strerror(errno)));
   if (opts_.on_metrics) arm(metrics_timer_.get(), opts_.metrics_interval, true);
 
@@ -340,11 +341,16 @@ std::expected<void, std::string> FrameServer::run() {
           if (opts_.on_metrics) opts_.on_metrics();
           break;
         }
+        case kAux:
+          if (opts_.on_aux) opts_.on_aux();
+          break;
         case kSignal: {
           signalfd_siginfo si{};
           bool stop = false;
           while (::read(opts_.signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
             if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) stop = true;
+            else if (si.ssi_signo != SIGUSR1 && si.ssi_signo != SIGUSR2 && opts_.on_signal)
+              opts_.on_signal(static_cast<int>(si.ssi_signo));
             else log::info("vnetkit serve: signal {}: there is no link state to change on a frame socket", si.ssi_signo);
           }
           if (stop) {

@@ -68,6 +68,13 @@ struct FrameServerOptions {
   std::size_t max_frame = 14 + 65535;  // with guests > 1: the network's MTU + 14 (the switch's queues)
   std::chrono::milliseconds metrics_interval{1000};
   std::function<void()> on_metrics;  // called every interval and at exit
+  // Another fd the loop watches for its owner (the metrics HTTP endpoint):
+  // on_aux() runs on the loop's thread whenever it is readable.
+  int aux_fd = -1;
+  std::function<void()> on_aux;
+  // Signals in signal_fd that the server does not handle itself
+  // (SIGTTIN/SIGTTOU: the log level).
+  std::function<void(int)> on_signal;
 };
 
 class FrameServer {

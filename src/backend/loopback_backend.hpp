@@ -14,10 +14,10 @@
 
 namespace vnk::backend {
 
-#define VNK_LOOPBACK_COUNTERS(X) \
-  X(frames_queued)               \
-  X(frames_delivered)            \
-  X(drops_ring_full)
+#define VNK_LOOPBACK_COUNTERS(X)                                            \
+  X(frames_queued)    /* frames from the guest kept for its RX queue */       \
+  X(frames_delivered) /* frames handed back to the guest */                  \
+  X(drops_ring_full)  /* frames dropped: the guest posted no RX buffers in time */
 
 struct LoopbackCounters {
   VNK_LOOPBACK_COUNTERS(VNK_COUNTER_FIELD)

@@ -11,11 +11,30 @@ namespace vnk::log {
 
 enum class Level { debug, info, warn, error };
 
+// Where messages go:
+//   terminal  stderr with time stamps (in colour on a terminal);
+//   journal   stderr as systemd's journal reads it: one line per message with
+//             its priority as a "<N>" prefix (sd-daemon(3)), no time stamp;
+//   syslog    syslog(3), facility daemon, connected at prepare() so it keeps
+//             working in the sandbox.
+// automatic: journal when stderr is the journal (JOURNAL_STREAM names it, as
+// systemd sets for a service), else terminal.
+enum class Target { automatic, terminal, journal, syslog };
+
 void write(Level level, std::string_view message);
 [[nodiscard]] bool enabled(Level level) noexcept;
 void set_level(Level level);
-// Sets the logger up now: it asks whether stderr is a terminal and loads the
-// time zone, which the sandbox forbids later.
+[[nodiscard]] Level level() noexcept;
+[[nodiscard]] std::string_view to_string(Level level) noexcept;
+// One step more (debug-wards) or less verbose; returns the new level.
+Level more_verbose() noexcept;
+Level less_verbose() noexcept;
+// Before the first message (later calls change nothing).
+void set_target(Target target);
+// The target in effect: automatic resolved.
+[[nodiscard]] Target target();
+// Sets the logger up now: it asks whether stderr is a terminal, loads the
+// time zone and connects to syslog, which the sandbox forbids later.
 void prepare();
 
 template <typename... Args>

@@ -9,21 +9,30 @@
 #include "cli/doctor_command.hpp"
 #include "cli/netns_command.hpp"
 #include "cli/serve_command.hpp"
+#include "cli/stats_command.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"vnetkit: a hardened virtio-net device and user-mode networking for VMs"};
+  CLI::App app{"vnetkit: a hardened virtio-net device and user-mode networking for VMs", "vnetkit"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vnetkit ") + VNETKIT_VERSION);
   std::string level;
-  app.add_option("--log-level", level, "debug, info (default), warn or error; also VNETKIT_LOG")
+  app.add_option("--log-level", level, "debug, info (default), warn or error; also VNETKIT_LOG. SIGTTIN logs more, SIGTTOU less")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  std::string target = "auto";
+  app.add_option("--log-target", target,
+                 "Where log messages go: auto (the journal when stderr is systemd's journal, else stderr), "
+                 "stderr, journal (stderr with <N> priority prefixes) or syslog")
+      ->check(CLI::IsMember({"auto", "stderr", "journal", "syslog"}))
+      ->capture_default_str();
   // Options of the program itself may also follow the command
   // (`vnetkit serve --config FILE`).
   app.fallthrough();
-  auto* config = app.set_config("--config", "", "Read options from this TOML or INI file: top-level keys, and each command's in its own section ([serve], [netns]); the command line wins, an unknown key is an error")
-      ->check(CLI::ExistingFile);
+  auto* config = app.set_config("--config", "",
+                                "Read options from this TOML or INI file: top-level keys, and each command's in its "
+                                "own section ([serve], [netns]); the command line wins, an unknown key is an error")
+                     ->check(CLI::ExistingFile);
   app.allow_config_extras(CLI::config_extras_mode::error);
-  app.parse_complete_callback([&level] {
+  app.parse_complete_callback([&level, &target] {
     using vnk::log::Level;
     // A command tells its user what it is doing: info unless asked otherwise.
     if (level.empty() && std::getenv("VNETKIT_LOG") == nullptr) level = "info";
@@ -31,6 +40,11 @@ int main(int argc, char** argv) {
     if (level == "info") vnk::log::set_level(Level::info);
     if (level == "warn") vnk::log::set_level(Level::warn);
     if (level == "error") vnk::log::set_level(Level::error);
+    using Target = vnk::log::Target;
+    vnk::log::set_target(target == "stderr"    ? Target::terminal
+                         : target == "journal" ? Target::journal
+                         : target == "syslog"  ? Target::syslog
+                                               : Target::automatic);
     // Every guest flow holds a host socket: take all the open files the
     // hard limit allows (desktops start programs with a soft 1024).
     vnk::raise_fd_limit();
@@ -43,6 +57,7 @@ int main(int argc, char** argv) {
   vnk::cli::add_netns_command(app, exit_code);
   vnk::cli::add_demo_command(app, exit_code);
   vnk::cli::add_doctor_command(app, exit_code);
+  vnk::cli::add_stats_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ConfigError& e) {

@@ -7,23 +7,17 @@
 #include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "base/log.hpp"
 
 namespace vnk::cli {
 
-MetricsFile::MetricsFile(std::string path, std::vector<MetricsGroup> groups)
-    : path_(std::move(path)), groups_(std::move(groups)) {}
+MetricsFile::MetricsFile(std::string path, std::vector<MetricsGroup> groups, MetricsFormat format, std::string device)
+    : path_(std::move(path)), groups_(std::move(groups)), format_(format), device_(std::move(device)) {}
 
 bool MetricsFile::write() const {
-  nlohmann::ordered_json doc;
-  for (const MetricsGroup& g : groups_) {
-    nlohmann::ordered_json& section = doc[g.name];
-    section = nlohmann::ordered_json::object();
-    g.visit([&](std::string_view name, std::uint64_t value) { section[std::string(name)] = value; });
-  }
-  const std::string text = doc.dump(2) + "\n";
+  const std::string text =
+      format_ == MetricsFormat::prometheus ? render_prometheus(groups_, device_) : render_json(groups_);
   const bool ok = file_.valid() ? write_in_place(text) : replace_by_rename(text);
   if (!ok && !warned_) {
     log::warn("cannot write metrics to {}: {} (further failures are not reported)", path_, std::strerror(errno));
@@ -40,8 +34,8 @@ std::expected<void, std::string> MetricsFile::keep_open() {
 
 bool MetricsFile::write_in_place(const std::string& text) const {
   std::string padded = text;
-  // Spaces before the final newline: still one JSON document.
-  if (padded.size() < longest_) padded.insert(padded.size() - 1, longest_ - padded.size(), ' ');
+  // Empty lines after the text: ignored by JSON and Prometheus readers.
+  if (padded.size() < longest_) padded.append(longest_ - padded.size(), '\n');
   longest_ = padded.size();
   const ssize_t n = ::pwrite(file_.get(), padded.data(), padded.size(), 0);
   if (n == static_cast<ssize_t>(padded.size())) return true;

@@ -15,7 +15,7 @@
 
 #include "base/epoll_ops.hpp"
 #include "base/log.hpp"
-#include "cli/metrics_file.hpp"
+#include "cli/metrics_options.hpp"
 #include "cli/mmds_options.hpp"
 #include "cli/sandbox_options.hpp"
 #include "cli/signal_fd.hpp"
@@ -40,13 +40,12 @@ struct NetnsArgs {
   std::string mac = net::kDefaultMac.to_string();
   UsernetArgs user;
   MmdsArgs mmds;
-  std::string metrics_path;
-  unsigned metrics_interval_ms = 1000;
+  MetricsArgs metrics;
   bool no_offload = false;
   SandboxArgs sandbox;
 };
 
-enum Tag : std::uint64_t { kTap, kBackend, kSignal, kExit, kMetrics };
+enum Tag : std::uint64_t { kTap, kBackend, kSignal, kExit, kMetrics, kMetricsHttp };
 
 std::string resolv_conf_for(const usernet::UsernetConfig& cfg) {
   std::string text = "# written by vnetkit netns: queries go to usernet's DNS address\nnameserver " + cfg.dns.to_string() + "\n";
@@ -86,8 +85,10 @@ int run_netns(const NetnsArgs& a) {
   std::unique_ptr<usernet::UserNet> backend = std::move(*started);
   auto mmds = open_mmds(a.mmds);
   if (!mmds) return fail(mmds.error());
-  auto signals = block_signals({SIGINT, SIGTERM, SIGHUP, SIGQUIT});
+  auto signals = block_signals({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTTIN, SIGTTOU});
   if (!signals) return fail(signals.error());
+  auto metrics = MetricsExport::open(a.metrics, a.ifname);
+  if (!metrics) return fail(metrics.error());
 
   auto child = netns::spawn_namespace(request);
   if (!child) {
@@ -105,17 +106,16 @@ int run_netns(const NetnsArgs& a) {
   UniqueFd exit_fd = std::move(child->pidfd);
   if (!child->runs_command && a.pid > 0) exit_fd.reset(static_cast<int>(::syscall(SYS_pidfd_open, a.pid, 0)));
 
-  std::unique_ptr<MetricsFile> metrics;
+  (*metrics)->add(group_of("tap", link.counters()));
+  (*metrics)->add(group_of("backend", backend->counters()));
+  if (*mmds) (*metrics)->add(group_of("mmds", (*mmds)->counters()));
   UniqueFd metrics_timer;
-  if (!a.metrics_path.empty()) {
-    metrics = std::make_unique<MetricsFile>(
-        a.metrics_path,
-        std::vector<MetricsGroup>{group_of("tap", link.counters()), group_of("backend", backend->counters())});
-    if (*mmds) metrics->add(group_of("mmds", (*mmds)->counters()));
+  if ((*metrics)->writes_file()) {
     metrics_timer.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    const auto ms = (*metrics)->interval().count();
     itimerspec its{};
-    its.it_interval.tv_sec = its.it_value.tv_sec = a.metrics_interval_ms / 1000;
-    its.it_interval.tv_nsec = its.it_value.tv_nsec = static_cast<long>(a.metrics_interval_ms % 1000) * 1'000'000;
+    its.it_interval.tv_sec = its.it_value.tv_sec = ms / 1000;
+    its.it_interval.tv_nsec = its.it_value.tv_nsec = static_cast<long>(ms % 1000) * 1'000'000;
     ::timerfd_settime(metrics_timer.get(), 0, &its, nullptr);
   }
 
@@ -125,12 +125,12 @@ int run_netns(const NetnsArgs& a) {
             epoll_add(epoll.get(), signals->get(), EPOLLIN, kSignal);
   if (exit_fd.valid()) ok = ok && epoll_add(epoll.get(), exit_fd.get(), EPOLLIN, kExit);
   if (metrics_timer.valid()) ok = ok && epoll_add(epoll.get(), metrics_timer.get(), EPOLLIN, kMetrics);
+  if ((*metrics)->http_fd() >= 0) ok = ok && epoll_add(epoll.get(), (*metrics)->http_fd(), EPOLLIN, kMetricsHttp);
   if (!ok) return fail(fmt::format("epoll: {}", std::strerror(errno)));
 
   if (plan->has_value()) {
     // From here on only open files are reachable.
-    if (metrics)
-      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (auto r = (*metrics)->keep_open(); !r) return fail(r.error());
     if (*mmds) (*mmds)->store().pin_file();
   }
   if (auto r = enter_planned_sandbox(*plan); !r) return fail(r.error());
@@ -156,7 +156,11 @@ int run_netns(const NetnsArgs& a) {
         case kSignal: {
           signalfd_siginfo si{};
           while (::read(signals->get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-            if (!child->runs_command) {
+            if (si.ssi_signo == SIGTTIN || si.ssi_signo == SIGTTOU) {
+              // Sent to us (kill): the log level. The terminal's reach the
+              // command by itself.
+              if (si.ssi_code != SI_KERNEL) change_log_level(static_cast<int>(si.ssi_signo));
+            } else if (!child->runs_command) {
               log::info("vnetkit netns: signal {}, stopping", si.ssi_signo);
               running = false;
             } else if (si.ssi_code != SI_KERNEL) {
@@ -175,16 +179,17 @@ int run_netns(const NetnsArgs& a) {
         case kMetrics: {
           std::uint64_t expirations = 0;
           (void)!::read(metrics_timer.get(), &expirations, sizeof expirations);
-          metrics->write();
+          (*metrics)->tick();
           break;
         }
+        case kMetricsHttp: (*metrics)->on_http_ready(); break;
         default: break;
       }
     }
     more |= link.to_tap(backend_ready);
     more |= link.pending();
   }
-  if (metrics) metrics->write();
+  (*metrics)->tick();
   return exit_code;
 }
 
@@ -215,10 +220,7 @@ void add_netns_command(CLI::App& app, int& exit_code) {
   add_sandbox_options(*cmd, args->sandbox);
   cmd->add_flag("--no-offload", args->no_offload,
                 "Exchange only whole, checksummed frames of at most the MTU with the namespace (no TUNSETOFFLOAD)");
-  cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
-  cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")
-      ->check(CLI::Range(10u, 3'600'000u))
-      ->capture_default_str();
+  add_metrics_options(*cmd, args->metrics);
   cmd->add_option("command", args->command, "The command to run inside, after --");
   cmd->positionals_at_end();
   cmd->callback([args, &exit_code] {

@@ -12,7 +12,7 @@
 #include "backend/loopback_backend.hpp"
 #include "backend/socketpair_backend.hpp"
 #include "base/log.hpp"
-#include "cli/metrics_file.hpp"
+#include "cli/metrics_options.hpp"
 #include "cli/mmds_options.hpp"
 #include "cli/sandbox_options.hpp"
 #include "cli/signal_fd.hpp"
@@ -40,8 +40,7 @@ struct ServeArgs {
   std::uint16_t queue_pairs = 1;
   bool link_down = false;
   bool no_offload = false;
-  std::string metrics_path;
-  unsigned metrics_interval_ms = 1000;
+  MetricsArgs metrics;
   unsigned max_connections = 0;
   unsigned guests = 1;
   bool isolate_guests = false;
@@ -50,6 +49,17 @@ struct ServeArgs {
   MmdsArgs mmds;
   SandboxArgs sandbox;
 };
+
+// The switch's counters with the number of guests attached (`attached`).
+MetricsGroup switch_group(const backend::VirtualSwitch& sw, std::function<std::size_t()> attached) {
+  MetricsGroup g = group_of("switch", sw.counters());
+  g.visit = [&sw, attached = std::move(attached)](const auto& emit) {
+    sw.counters().for_each(emit);
+    emit("guests_attached", attached());
+  };
+  g.gauges = {{"guests_attached", "guests attached to the switch now"}};
+  return g;
+}
 
 // The backend chosen with --net, with its counters for --metrics.
 struct BackendChoice {
@@ -105,9 +115,12 @@ struct Prepared {
   BackendChoice choice;
   std::unique_ptr<mmds::MmdsInterceptor> mmds;
   UniqueFd signals;
+  std::unique_ptr<MetricsExport> metrics;
 };
 
-std::expected<Prepared, std::string> prepare(const ServeArgs& a, bool connect_mode, std::vector<std::string> visible) {
+// `device`: what the Prometheus samples are labelled with by default.
+std::expected<Prepared, std::string> prepare(const ServeArgs& a, bool connect_mode, std::vector<std::string> visible,
+                                             std::string device) {
   auto plan = plan_sandbox(a.sandbox, {sandbox::Profile::serve, connect_mode, a.net.starts_with("tap:")},
                            std::move(visible));
   if (!plan) return std::unexpected(plan.error());
@@ -115,9 +128,23 @@ std::expected<Prepared, std::string> prepare(const ServeArgs& a, bool connect_mo
   if (!choice) return std::unexpected(choice.error());
   auto mmds = open_mmds(a.mmds);
   if (!mmds) return std::unexpected(mmds.error());
-  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2});
+  auto signals = block_signals({SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU});
   if (!signals) return std::unexpected(signals.error());
-  return Prepared{std::move(*plan), std::move(*choice), std::move(*mmds), std::move(*signals)};
+  auto metrics = MetricsExport::open(a.metrics, std::move(device));
+  if (!metrics) return std::unexpected(metrics.error());
+  return Prepared{std::move(*plan), std::move(*choice), std::move(*mmds), std::move(*signals), std::move(*metrics)};
+}
+
+// The options every way of serving passes its server from Prepared.
+template <typename Options>
+void hook_up(Options& opts, Prepared& p) {
+  opts.signal_fd = p.signals.get();
+  opts.on_signal = change_log_level;
+  MetricsExport* m = p.metrics.get();
+  opts.metrics_interval = m->interval();
+  if (m->writes_file()) opts.on_metrics = [m] { m->tick(); };
+  opts.aux_fd = m->http_fd();
+  if (opts.aux_fd >= 0) opts.on_aux = [m] { m->on_http_ready(); };
 }
 
 // --stream, --stream-connect, --dgram, --fd: the peer attaches over a
@@ -153,36 +180,27 @@ int run_frame_server(const ServeArgs& a) {
     opts.path = std::filesystem::absolute(opts.path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(opts.path).parent_path().string());
   }
-  auto prepared = prepare(a, connect_mode, std::move(visible));
+  auto prepared = prepare(a, connect_mode, std::move(visible), opts.mode == Mode::fd ? fmt::format("fd:{}", a.fd) : opts.path);
   if (!prepared) return fail(prepared.error());
   auto& plan = prepared->plan;
   auto& choice = prepared->choice;
   auto& mmds = prepared->mmds;
-  opts.signal_fd = prepared->signals.get();
+  auto& metrics = *prepared->metrics;
+  hook_up(opts, *prepared);
   opts.remove_socket_on_exit = !plan.has_value();
   opts.max_connections = a.max_connections;
   opts.guests = a.guests;
   opts.isolate_guests = a.isolate_guests;
   opts.max_frame = 14 + std::size_t{a.net == "user" ? a.user.user_mtu : std::uint16_t{65535}};
-  opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
-  std::unique_ptr<MetricsFile> metrics;
-  if (!a.metrics_path.empty()) opts.on_metrics = [&metrics] { metrics->write(); };
   attach::FrameServer server(std::move(opts), *choice.backend, mmds.get());
-  if (!a.metrics_path.empty()) {
-    metrics = std::make_unique<MetricsFile>(
-        a.metrics_path, std::vector<MetricsGroup>{group_of("server", server.counters()),
-                                                  group_of("link", server.link_counters()), choice.metrics});
-    if (const auto* sw = server.virtual_switch())
-      metrics->add({"switch", [sw, &server](const auto& emit) {
-                      sw->counters().for_each(emit);
-                      emit("guests_attached", server.peers());
-                    }});
-    if (mmds) metrics->add(group_of("mmds", mmds->counters()));
-  }
+  metrics.add(group_of("server", server.counters()));
+  metrics.add(group_of("link", server.link_counters()));
+  metrics.add(choice.metrics);
+  if (const auto* sw = server.virtual_switch()) metrics.add(switch_group(*sw, [&server] { return server.peers(); }));
+  if (mmds) metrics.add(group_of("mmds", mmds->counters()));
   if (auto r = server.open(); !r) return fail(r.error());
   if (plan.has_value()) {
-    if (metrics)
-      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (auto r = metrics.keep_open(); !r) return fail(r.error());
     if (mmds) mmds->store().pin_file();
   }
   if (auto r = enter_planned_sandbox(plan); !r) return fail(r.error());
@@ -235,54 +253,43 @@ int run_serve(const ServeArgs& a) {
     socket_path = std::filesystem::absolute(socket_path, ec).lexically_normal().string();
     visible.push_back(std::filesystem::path(socket_path).parent_path().string());
   }
-  auto prepared = prepare(a, connect_mode, std::move(visible));
+  auto prepared = prepare(a, connect_mode, std::move(visible), socket_path);
   if (!prepared) return fail(prepared.error());
   auto& plan = prepared->plan;
   auto& choice = prepared->choice;
   auto& mmds = prepared->mmds;
+  auto& metrics = *prepared->metrics;
 
   vhost_user::ServerOptions opts;
+  hook_up(opts, *prepared);
   opts.connect = connect_mode;
   opts.socket_path = socket_path;
   opts.remove_socket_on_exit = !plan.has_value();
   opts.net = *normalized;
-  opts.signal_fd = prepared->signals.get();
   opts.max_connections = a.max_connections;
   opts.guests = a.guests;
   opts.isolate_guests = a.isolate_guests;
   opts.max_frame = 14 + std::size_t{normalized->mtu.value_or(65535)};
   opts.poll = std::chrono::microseconds(a.poll_us);
-  opts.metrics_interval = std::chrono::milliseconds(a.metrics_interval_ms);
 
-  std::unique_ptr<vhost_user::Server> server;
-  std::unique_ptr<MetricsFile> metrics;
-  if (!a.metrics_path.empty()) {
-    opts.on_metrics = [&metrics] { metrics->write(); };
-  }
-  server = std::make_unique<vhost_user::Server>(std::move(opts), *choice.backend, mmds.get());
-  if (!a.metrics_path.empty()) {
-    const vhost_user::Server& s = *server;
-    metrics = std::make_unique<MetricsFile>(
-        a.metrics_path,
-        std::vector<MetricsGroup>{
-            {"server",
-             [&s](const auto& emit) {
-               s.counters().for_each(emit);
-               emit("link_up", s.link_up() ? 1 : 0);
-             }},
-            group_of("vhost_user", s.stats().session), group_of("net", s.stats().net), choice.metrics});
-    if (const auto* sw = s.virtual_switch())
-      metrics->add({"switch", [sw, &s](const auto& emit) {
-                      sw->counters().for_each(emit);
-                      emit("guests_attached", s.frontends());
-                    }});
-    if (mmds) metrics->add(group_of("mmds", mmds->counters()));
-  }
+  auto server = std::make_unique<vhost_user::Server>(std::move(opts), *choice.backend, mmds.get());
+  const vhost_user::Server& s = *server;
+  MetricsGroup server_group = group_of("server", s.counters());
+  server_group.visit = [&s](const auto& emit) {
+    s.counters().for_each(emit);
+    emit("link_up", s.link_up() ? 1 : 0);
+  };
+  server_group.gauges = {{"link_up", "1 while the device's link is up (SIGUSR1 sets it down, SIGUSR2 up)"}};
+  metrics.add(std::move(server_group));
+  metrics.add(group_of("vhost_user", s.stats().session));
+  metrics.add(group_of("net", s.stats().net));
+  metrics.add(choice.metrics);
+  if (const auto* sw = s.virtual_switch()) metrics.add(switch_group(*sw, [&s] { return s.frontends(); }));
+  if (mmds) metrics.add(group_of("mmds", mmds->counters()));
   if (auto r = server->open(); !r) return fail(r.error());
   if (plan.has_value()) {
     // From here on only open files are reachable.
-    if (metrics)
-      if (auto r = metrics->keep_open(); !r) return fail(r.error());
+    if (auto r = metrics.keep_open(); !r) return fail(r.error());
     if (mmds) mmds->store().pin_file();
   }
   if (auto r = enter_planned_sandbox(plan); !r) return fail(r.error());
@@ -364,10 +371,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   add_mmds_options(*cmd, args->mmds);
   add_sandbox_options(*cmd, args->sandbox);
   cmd->add_flag("--link-down", args->link_down, "Start with the link down (SIGUSR2 brings it up)");
-  cmd->add_option("--metrics", args->metrics_path, "Write counters as JSON to this file (rewritten atomically)");
-  cmd->add_option("--metrics-interval", args->metrics_interval_ms, "Milliseconds between metrics writes")
-      ->check(CLI::Range(10u, 3'600'000u))
-      ->capture_default_str();
+  add_metrics_options(*cmd, args->metrics);
   cmd->add_option("--max-connections", args->max_connections, "Exit after serving this many frontends (0: never)")
       ->capture_default_str();
   cmd->add_option("--guests", args->guests,

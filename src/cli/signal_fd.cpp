@@ -6,6 +6,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "base/log.hpp"
+
 namespace vnk::cli {
 
 std::expected<UniqueFd, std::string> block_signals(std::initializer_list<int> signals) {
@@ -17,6 +19,13 @@ std::expected<UniqueFd, std::string> block_signals(std::initializer_list<int> si
   if (!fd.valid()) return std::unexpected(std::string("signalfd: ") + std::strerror(errno));
   std::signal(SIGPIPE, SIG_IGN);
   return fd;
+}
+
+void change_log_level(int signo) {
+  if (signo != SIGTTIN && signo != SIGTTOU) return;
+  const log::Level l = signo == SIGTTIN ? log::more_verbose() : log::less_verbose();
+  // Said whatever the new level, since someone asked for it.
+  log::write(log::Level::warn, fmt::format("log level is now {} ({})", log::to_string(l), signo == SIGTTIN ? "SIGTTIN" : "SIGTTOU"));
 }
 
 }  // namespace vnk::cli

@@ -14,4 +14,8 @@ namespace vnk::cli {
 // SIGPIPE (a peer closing a socket is an error return, not a death).
 std::expected<UniqueFd, std::string> block_signals(std::initializer_list<int> signals);
 
+// SIGTTIN logs more (one level towards debug), SIGTTOU less: what a serving
+// command does with them. Says the new level. Other signals are ignored.
+void change_log_level(int signo);
+
 }  // namespace vnk::cli

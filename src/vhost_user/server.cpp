@@ -27,6 +27,7 @@ enum Tag : std::uint64_t {
   kTagBackend = 2,
   kTagSignal = 3,
   kTagTimer = 4,
+  kTagAux = 5,
   kTagKick0 = 16,  // + queue index
 };
 
@@ -120,6 +121,8 @@ std::expected<void, std::string> Server::open() {
     epoll_add(epoll_.get(), timer_.get(), EPOLLIN, kTagTimer);
   }
   if (options_.signal_fd >= 0) epoll_add(epoll_.get(), options_.signal_fd, EPOLLIN, kTagSignal);
+  if (options_.aux_fd >= 0 && !epoll_add(epoll_.get(), options_.aux_fd, EPOLLIN, kTagAux))
+    return std::unexpected("epoll_ctl: " + errno_text(errno));
   if (!options_.connect) {
     auto l = listen_unix(options_.socket_path);
     if (!l) return std::unexpected(l.error());
@@ -156,9 +159,15 @@ void Server::handle_signals(NetSession* session) {
         if (session) session->set_link_up(up);
         break;
       }
-      default: break;
+      default:
+        if (options_.on_signal) options_.on_signal(static_cast<int>(si.ssi_signo));
+        break;
     }
   }
+}
+
+void Server::on_aux() {
+  if (options_.on_aux) options_.on_aux();
 }
 
 // Waits for the next frontend: accept() in server mode, connect() with retry
@@ -185,6 +194,7 @@ std::expected<UniqueFd, std::string> Server::next_frontend() {
       switch (events[i].data.u64) {
         case kTagSignal: handle_signals(nullptr); break;
         case kTagTimer: on_timer(); break;
+        case kTagAux: on_aux(); break;
         case kTagControl: {
           UniqueFd s(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
           if (s.valid()) {
@@ -281,6 +291,8 @@ std::expected<void, std::string> Server::serve(UniqueFd sock) {
         handle_signals(&session);
       } else if (tag == kTagTimer) {
         on_timer();
+      } else if (tag == kTagAux) {
+        on_aux();
       }
     }
     if (connected && session.work_pending()) {
@@ -437,6 +449,8 @@ std::expected<void, std::string> Server::serve_many() {
           if (f.live && f.session->link_up() != options_.net.link_up) f.session->set_link_up(options_.net.link_up);
       } else if (tag == kTagTimer) {
         on_timer();
+      } else if (tag == kTagAux) {
+        on_aux();
       } else {
         const std::size_t slot = (tag >> kSlotShift) - 1;
         const std::uint64_t kind = tag & ((1u << kSlotShift) - 1);

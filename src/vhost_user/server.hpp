@@ -40,6 +40,13 @@ struct ServerOptions {
   int signal_fd = -1;                                  // signalfd, or -1
   std::function<void()> on_metrics;                    // called every metrics_interval and at each disconnect
   std::chrono::milliseconds metrics_interval{1000};
+  // Another fd the loop watches for its owner (the metrics HTTP endpoint):
+  // on_aux() runs on the loop's thread whenever it is readable.
+  int aux_fd = -1;
+  std::function<void()> on_aux;
+  // Signals in signal_fd that the server does not handle itself
+  // (SIGTTIN/SIGTTOU: the log level).
+  std::function<void(int)> on_signal;
   // A frontend that stalls mid-message or stops reading replies is dropped
   // after this long.
   std::chrono::milliseconds io_timeout{5000};
@@ -100,6 +107,7 @@ class Server {
   void end_frontend(Frontend& f);
   void handle_signals(NetSession* session);
   void on_timer();
+  void on_aux();
   void write_metrics();
 
   ServerOptions options_;
