@@ -313,7 +313,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       "serve", "Run the virtio-net device as a vhost-user-net backend, or serve a network over a frame socket");
   cmd->footer(
       "One frontend is served at a time; after it disconnects the next one is accepted (see --guests).\n"
-      "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGINT/SIGTERM stop.\n"
+      "Signals: SIGUSR1 sets the link down, SIGUSR2 sets it up, SIGTTIN/SIGTTOU log more/less, SIGINT/SIGTERM stop.\n"
       "Attach User-Mode Linux with virtio_uml.device=PATH:1, QEMU with\n"
       "  -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0 -device virtio-net-pci,netdev=n0\n"
       "and shared guest memory (-object memory-backend-memfd,id=m,size=...,share=on -numa node,memdev=m).\n"
