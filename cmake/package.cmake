@@ -7,7 +7,6 @@
 set(CPACK_PACKAGE_NAME vnetkit)
 set(CPACK_PACKAGE_VENDOR "vnetkit")
 set(CPACK_PACKAGE_CONTACT "vnetkit developers <vnetkit@localhost>")
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "hardened virtio-net device and user-mode networking for VMs and namespaces")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
@@ -26,20 +25,21 @@ set(CPACK_DEBIAN_PROGRAM_PACKAGE_SECTION net)
 # user-mode-linux runs the bundled demo guest; QEMU attaches over vhost-user.
 set(CPACK_DEBIAN_PROGRAM_PACKAGE_RECOMMENDS "iproute2")
 set(CPACK_DEBIAN_PROGRAM_PACKAGE_SUGGESTS "user-mode-linux, qemu-system-x86")
-set(CPACK_COMPONENT_PROGRAM_DESCRIPTION
+# The first line of each description is the package's summary.
+set(CPACK_DEBIAN_PROGRAM_DESCRIPTION
     "hardened virtio-net device and user-mode networking for VMs and namespaces
- vnetkit serves a user-mode NAT network (DHCP, DNS, ICMP, UDP, TCP through
- the host's sockets, no root) to virtual machines over vhost-user, QEMU's
- stream and datagram sockets, or a TAP device in a network namespace.")
+vnetkit serves a user-mode NAT network (DHCP, DNS, ICMP, UDP, TCP through
+the host's sockets, no root) to virtual machines over vhost-user, QEMU's
+stream and datagram sockets, or a TAP device in a network namespace.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME vnetkit-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_SHLIBDEPS OFF)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libfmt-dev, libspdlog-dev")
-set(CPACK_COMPONENT_DEV_DESCRIPTION
+set(CPACK_DEBIAN_DEV_DESCRIPTION
     "vnetkit's virtio-net device model, to embed in a VMM
- Static libraries and headers of the virtio-net device (virtio 1.2,
- virtio-MMIO transport) and its backends, with a CMake package
- (find_package(vnetkit)) and a pkg-config file.")
+Static libraries and headers of the virtio-net device (virtio 1.2,
+virtio-MMIO transport) and its backends, with a CMake package
+(find_package(vnetkit)) and a pkg-config file.")
 
 include(CPack)

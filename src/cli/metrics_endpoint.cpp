@@ -130,32 +130,46 @@ void MetricsEndpoint::on_client(Client& c, std::uint32_t events) {
   }
 }
 
-void MetricsEndpoint::answer(Client& c) {
+MetricsRequest classify_request(std::string_view head) {
+  using Kind = MetricsRequest::Kind;
   // Request line: METHOD SP TARGET SP HTTP/x.y
-  const std::string_view head(c.in);
   const std::string_view line = head.substr(0, head.find_first_of("\r\n"));
   const auto sp1 = line.find(' ');
   const auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || !line.substr(sp2 + 1).starts_with("HTTP/1.")) {
-    counters_.bad_requests.add();
-    c.out = response("400 Bad Request", "text/plain", "malformed request\n", false);
-  } else {
-    const std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    target = target.substr(0, target.find('?'));
-    const bool head_only = method == "HEAD";
-    if (method != "GET" && !head_only) {
+  if (sp2 == std::string_view::npos || !line.substr(sp2 + 1).starts_with("HTTP/1.")) return {Kind::malformed, false};
+  const std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  target = target.substr(0, target.find('?'));
+  const bool head_only = method == "HEAD";
+  if (method != "GET" && !head_only) return {Kind::bad_method, false};
+  if (target == "/metrics") return {Kind::metrics, head_only};
+  if (target == "/") return {Kind::index, head_only};
+  return {Kind::not_found, head_only};
+}
+
+void MetricsEndpoint::answer(Client& c) {
+  using Kind = MetricsRequest::Kind;
+  const MetricsRequest r = classify_request(c.in);
+  switch (r.kind) {
+    case Kind::malformed:
+      counters_.bad_requests.add();
+      c.out = response("400 Bad Request", "text/plain", "malformed request\n", false);
+      break;
+    case Kind::bad_method:
       counters_.bad_requests.add();
       c.out = response("405 Method Not Allowed\r\nAllow: GET, HEAD", "text/plain", "only GET and HEAD\n", false);
-    } else if (target == "/metrics") {
+      break;
+    case Kind::metrics:
       counters_.scrapes.add();
-      c.out = response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_(), head_only);
-    } else if (target == "/") {
-      c.out = response("200 OK", "text/plain; charset=utf-8", "vnetkit: metrics at /metrics\n", head_only);
-    } else {
+      c.out = response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_(), r.head_only);
+      break;
+    case Kind::index:
+      c.out = response("200 OK", "text/plain; charset=utf-8", "vnetkit: metrics at /metrics\n", r.head_only);
+      break;
+    case Kind::not_found:
       counters_.not_found.add();
-      c.out = response("404 Not Found", "text/plain", "not found: try /metrics\n", head_only);
-    }
+      c.out = response("404 Not Found", "text/plain", "not found: try /metrics\n", r.head_only);
+      break;
   }
   c.in.clear();
   flush(c);

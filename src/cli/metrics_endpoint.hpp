@@ -40,6 +40,15 @@ struct MetricsHttpCounters {
   VNK_COUNTER_FOR_EACH(VNK_METRICS_HTTP_COUNTERS)
 };
 
+// What a request head asks for: the part of the handler that reads the
+// client's bytes (fuzz_metrics_text).
+struct MetricsRequest {
+  enum class Kind { metrics, index, not_found, bad_method, malformed };
+  Kind kind = Kind::malformed;
+  bool head_only = false;  // HEAD: the status and headers only
+};
+[[nodiscard]] MetricsRequest classify_request(std::string_view head);
+
 class MetricsEndpoint {
  public:
   static constexpr std::size_t kMaxClients = 16;

@@ -51,9 +51,16 @@ std::expected<MetricsSample, std::string> parse_prometheus(std::string_view text
     if (name_end == std::string_view::npos) return std::unexpected(fmt::format("line {}: no value", line_no));
     std::string_view rest = line.substr(name_end);
     if (rest.front() == '{') {
-      const auto close = rest.find('}');
-      if (close == std::string_view::npos) return std::unexpected(fmt::format("line {}: unclosed labels", line_no));
-      rest = rest.substr(close + 1);
+      // Label values are quoted and may hold } , or an escaped quote.
+      std::size_t i = 1;
+      bool quoted = false;
+      for (; i < rest.size(); ++i) {
+        if (quoted && rest[i] == '\\') ++i;
+        else if (rest[i] == '"') quoted = !quoted;
+        else if (!quoted && rest[i] == '}') break;
+      }
+      if (i >= rest.size()) return std::unexpected(fmt::format("line {}: unclosed labels", line_no));
+      rest = rest.substr(i + 1);
     }
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
     rest = rest.substr(0, rest.find(' '));
