@@ -150,16 +150,50 @@ class InstallTest(unittest.TestCase):
             r = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", debs["vnetkit"]],
                                capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # The packaged program, from where the package puts it.
-        root = os.path.join(self.tmp, "deb-root")
-        run(["dpkg-deb", "-x", debs["vnetkit"], root])
-        packaged = os.path.join(root, "usr/bin/vnetkit")
-        self.assertIn("vnetkit ", run([packaged, "--version"]).stdout)
-        r = run([packaged, "netns", "--log-level", "warn", "--", "sh", "-c", "ip -4 -o addr show dev tap0; ip route"],
-                timeout=60)
-        self.assertIn("10.0.2.15/24", r.stdout)
-        self.assertIn("default via 10.0.2.2", r.stdout)
+        # The packaged program, from where the package puts it. As root: a
+        # real `dpkg -i` (dependencies checked against what this machine
+        # has) into a throwaway overlay of / in a mount namespace of its
+        # own, so this machine's / is untouched.
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            r = run(["unshare", "-m", "--propagation", "private", "bash", "-c", OVERLAY_INSTALL, "install",
+                     debs["vnetkit"]], timeout=180)
+            out = r.stdout
+            self.assertIn("Setting up vnetkit (", out)
+            self.assertIn("installed at /usr/bin/vnetkit", out)
+            self.assertIn("/usr/share/man/man1/vnetkit-serve.1", out)
+        else:
+            root = os.path.join(self.tmp, "deb-root")
+            run(["dpkg-deb", "-x", debs["vnetkit"], root])
+            packaged = os.path.join(root, "usr/bin/vnetkit")
+            out = run([packaged, "--version"]).stdout
+            out += run([packaged, "netns", "--log-level", "warn", "--", "sh", "-c",
+                        "ip -4 -o addr show dev tap0; ip route"], timeout=60).stdout
+        self.assertRegex(out, r"vnetkit \d+\.\d+\.\d+")
+        self.assertIn("10.0.2.15/24", out)
+        self.assertIn("default via 10.0.2.2", out)
 
+
+# $1: the .deb. Installs it with dpkg into an overlay of / (writes go to a
+# tmpfs) and runs the installed program there.
+OVERLAY_INSTALL = r"""
+set -euo pipefail
+t=$(mktemp -d /tmp/vnk-overlay.XXXXXX)
+trap 'umount -R "$t" 2>/dev/null || umount -l "$t"; rmdir "$t"' EXIT
+mount -t tmpfs none "$t"
+mkdir "$t/upper" "$t/work" "$t/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
+mount -t proc proc "$t/root/proc"
+mount --rbind /dev "$t/root/dev"
+mount --rbind /sys "$t/root/sys"
+mount -t tmpfs none "$t/root/tmp"
+cp "$1" "$t/root/tmp/"
+chroot "$t/root" sh -c '
+  dpkg -i /tmp/*.deb
+  echo "installed at $(command -v vnetkit)"
+  vnetkit --version
+  man -w vnetkit-serve
+  vnetkit netns --log-level warn -- sh -c "ip -4 -o addr show dev tap0; ip route"'
+"""
 
 if __name__ == "__main__":
     unittest.main()
