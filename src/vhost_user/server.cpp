@@ -28,6 +28,7 @@ enum Tag : std::uint64_t {
   kTagSignal = 3,
   kTagTimer = 4,
   kTagAux = 5,
+  kTagListener = 6,  // serve_many(); serve_one() watches the listener as kTagControl
   kTagKick0 = 16,  // + queue index
 };
 
@@ -347,7 +348,6 @@ std::expected<void, std::string> Server::run() {
 
 namespace {
 
-constexpr std::uint64_t kTagListener = 5;
 constexpr std::uint64_t kSlotShift = 8;  // frontend tags: (slot + 1) << 8 | kind
 constexpr std::uint64_t kKindControl = 1;
 std::uint64_t frontend_tag(std::size_t slot, std::uint64_t kind) { return (slot + 1) << kSlotShift | kind; }
