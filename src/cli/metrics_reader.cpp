@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
@@ -65,11 +66,16 @@ std::expected<MetricsSample, std::string> parse_prometheus(std::string_view text
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
     rest = rest.substr(0, rest.find(' '));
     double value = 0;
+    if (rest.starts_with('+')) rest.remove_prefix(1);  // "+Inf" (from_chars takes no sign)
     auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), value);
     if (ec != std::errc{} || end != rest.data() + rest.size())
       return std::unexpected(fmt::format("line {}: '{}' is not a number", line_no, rest));
     const std::string name = from_prometheus_name(line.substr(0, name_end));
-    if (name != "build_info") out[name] = value < 0 ? 0 : static_cast<std::uint64_t>(value);
+    // Counters are whole and non-negative; anything else (NaN, -1, 1e30,
+    // +Inf) is clamped into range rather than converted out of it.
+    constexpr double kMax = 18446744073709549568.0;  // the largest double below 2^64
+    const std::uint64_t whole = !(value > 0) ? 0 : value >= kMax ? UINT64_MAX : static_cast<std::uint64_t>(value);
+    if (name != "build_info") out[name] = whole;
   }
   return out;
 }

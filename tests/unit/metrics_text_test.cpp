@@ -57,6 +57,12 @@ TEST(MetricsReader, BothFormatsMapToGroupDotCounter) {
   EXPECT_FALSE(parse_metrics("vnetkit_x{device=\"a\" 1\n"));
   EXPECT_FALSE(parse_metrics("vnetkit_x twelve\n"));
   EXPECT_FALSE(parse_metrics("[1, 2]"));
+  // Out-of-range values are clamped, never converted out of range (found by fuzz_metrics_text).
+  auto odd = parse_metrics("vnetkit_a 1e30\nvnetkit_b -3\nvnetkit_c nan\nvnetkit_d +Inf\n");
+  ASSERT_TRUE(odd) << odd.error();
+  EXPECT_EQ(odd->at("a"), UINT64_MAX);
+  EXPECT_EQ(odd->at("b"), 0u);
+  EXPECT_EQ(odd->at("c"), 0u);
 }
 
 TEST(MetricsEndpoint, RequestHeads) {
