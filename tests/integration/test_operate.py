@@ -220,8 +220,8 @@ class StatsTest(unittest.TestCase):
         port = http.wait_for(r"port (\d+)", 10).group(1)
         metrics = self.d.file("metrics.json")
         ns = Process([VNETKIT, "netns", "--metrics", metrics, "--metrics-interval", "100", "--metrics-listen", "0",
-                      "--", "sh", "-c", f"for i in $(seq 40); do wget -q -O /dev/null http://10.0.2.2:{port}/blob; "
-                                        "done; wget -q -O /dev/null http://169.254.169.254/ || true; sleep 1"],
+                      "--", "sh", "-c", f"for i in $(seq 40); do curl -s -o /dev/null http://10.0.2.2:{port}/blob; "
+                                        "done; curl -s -m 3 -o /dev/null http://169.254.169.254/ || true; sleep 1"],
                      "vnetkit netns")
         self.addCleanup(ns.kill)
         where = ns.wait_for(r"Prometheus at http://([0-9.:]+)/metrics", 10).group(1)
