@@ -214,7 +214,7 @@ class StatsTest(unittest.TestCase):
         blob = self.d.file("blob")
         with open(blob, "wb") as f:
             f.write(os.urandom(8 << 20))
-        http = Process([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", self.d.path],
+        http = Process([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", self.d.path],
                        "http.server")
         self.addCleanup(http.kill)
         port = http.wait_for(r"port (\d+)", 10).group(1)
