@@ -1,7 +1,8 @@
 // ICMP or ICMPv6 echo through one raw socket per family, for hosts that do
 // not permit ping sockets (a closed net.ipv4.ping_group_range: the default in a new network
-// namespace, in most containers, on hosts without systemd) while the process
-// holds CAP_NET_RAW (root, or root in a container).
+// namespace, in most containers, and on Debian 12, whose systemd leaves it closed)
+// while the process holds CAP_NET_RAW (root, root in a container, or the
+// vnetkit-serve@ unit's ambient capability).
 //
 // A ping socket gives each flow its own identifier and only its own
 // replies. A raw socket sees every ICMP message the host receives, so here
