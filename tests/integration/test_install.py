@@ -290,7 +290,7 @@ if [[ -z $c ]]; then
 fi
 sock=/proc/$c/root/run/vnetkit/ci/net.sock
 for _ in $(seq 150); do [[ -S $sock ]] && break; sleep 0.2; done
-inside() { nsenter -t "$c" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+inside() { nsenter -t "$c" -a -r -w -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 echo "== state"
 inside systemctl is-active vnetkit-serve@ci.service || true
 inside systemctl show -p User --value vnetkit-serve@ci.service | sed 's/^/User=/'
