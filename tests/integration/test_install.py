@@ -197,7 +197,8 @@ class InstallTest(unittest.TestCase):
         # a throwaway overlay of /, booted with systemd as PID 1 in a
         # container (systemd-nspawn, its own network namespace with only lo)
         # up to a target that wants vnetkit-serve@ci. A UML guest (Linux 6.1)
-        # attaches to the instance's socket from outside and takes a lease.
+        # attaches to the instance's socket from outside, takes a lease and
+        # pings the gateway.
         initrd = os.path.join(GUEST_DIR, "uml-initramfs.cpio.gz")
         r = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", UNIT_BOOT, "unit",
                             self.debs()["vnetkit"], initrd], capture_output=True, text=True, timeout=240)
@@ -234,26 +235,30 @@ class InstallTest(unittest.TestCase):
         self.assertEqual(sorted(section("stopped").split()), ["ExecMainStatus=0", "Result=success"])
 
 
+# A throwaway overlay of / at $r, its writes going to a tmpfs; a script that
+# starts something in it redefines on_exit to end it before the unmount.
+OVERLAY_ROOT = r"""
+set -euo pipefail
+t=$(mktemp -d /tmp/vnk-overlay.XXXXXX)
+on_exit() { :; }
+trap 'on_exit; umount -R "$t" 2> /dev/null || umount -l "$t"; rmdir "$t"' EXIT
+mount -t tmpfs none "$t"
+mkdir "$t/upper" "$t/work" "$t/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
+r=$t/root
+"""
+
 # $1: the .deb, $2: the UML guest's initramfs. Boots the unit under systemd
 # (see test_unit_runs_under_systemd) and prints sections "== NAME".
-UNIT_BOOT = r"""
-set -euo pipefail
-t=$(mktemp -d /tmp/vnk-unit.XXXXXX)
+UNIT_BOOT = OVERLAY_ROOT + r"""
 ns=""
-cleanup() {
+on_exit() {
   if [[ -n $ns ]] && kill -0 "$ns" 2> /dev/null; then
     kill -TERM "$ns"  # nspawn asks the container's systemd to power off
     for _ in $(seq 100); do kill -0 "$ns" 2> /dev/null || break; sleep 0.2; done
     kill -KILL "$ns" 2> /dev/null || true
   fi
-  umount -R "$t" 2> /dev/null || umount -l "$t"
-  rmdir "$t"
 }
-trap cleanup EXIT
-mount -t tmpfs none "$t"
-mkdir "$t/upper" "$t/work" "$t/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
-r=$t/root
 cp "$1" "$r/tmp/"
 mount -t proc proc "$r/proc"
 chroot "$r" dpkg -i "/tmp/$(basename "$1")" > /dev/null
@@ -313,19 +318,13 @@ echo "== end"
 
 # $1: the .deb. Installs it with dpkg into an overlay of / (writes go to a
 # tmpfs) and runs the installed program there.
-OVERLAY_INSTALL = r"""
-set -euo pipefail
-t=$(mktemp -d /tmp/vnk-overlay.XXXXXX)
-trap 'umount -R "$t" 2>/dev/null || umount -l "$t"; rmdir "$t"' EXIT
-mount -t tmpfs none "$t"
-mkdir "$t/upper" "$t/work" "$t/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
-mount -t proc proc "$t/root/proc"
-mount --rbind /dev "$t/root/dev"
-mount --rbind /sys "$t/root/sys"
-mount -t tmpfs none "$t/root/tmp"
-cp "$1" "$t/root/tmp/"
-chroot "$t/root" sh -c '
+OVERLAY_INSTALL = OVERLAY_ROOT + r"""
+mount -t proc proc "$r/proc"
+mount --rbind /dev "$r/dev"
+mount --rbind /sys "$r/sys"
+mount -t tmpfs none "$r/tmp"
+cp "$1" "$r/tmp/"
+chroot "$r" sh -c '
   dpkg -i /tmp/*.deb
   echo "installed at $(command -v vnetkit)"
   vnetkit --version
